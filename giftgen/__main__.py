@@ -1,0 +1,3 @@
+from giftgen.cli import main
+
+main()

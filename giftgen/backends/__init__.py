@@ -1,0 +1,38 @@
+"""Generation backends behind one small protocol; one module per backend, imported only when chosen.
+
+See ``giftgen.backends.base`` for the protocol. ``BackendSettings`` holds the settings every command that loads
+a model shares (chain, score, eval); command configs inherit from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from giftgen.config import setting
+
+BACKENDS: dict[str, str] = {
+    "transformers": "giftgen.backends.hf",
+    "vllm": "giftgen.backends.vllm",
+    "openai": "giftgen.backends.openai",
+    "fake": "giftgen.backends.fake",
+}
+
+
+@dataclass
+class BackendSettings:
+    model: str | None = setting(None, "Model: a Hub id or a local folder (for openai: the served model name).",
+                                flag="-m", envvar="GIFTGEN_MODEL")
+    backend: str = setting("transformers", "Backend that runs the model.", choices=tuple(BACKENDS),
+                           envvar="GIFTGEN_BACKEND")
+    device: str = setting("auto", "transformers: device (auto, cpu, cuda, cuda:1, mps).")
+    dtype: str = setting("auto", "transformers/vllm: weight dtype.", choices=("auto", "bfloat16", "float16", "float32"))
+    batch_size: int = setting(16, "transformers: prompts per generate() call (each expanded to n samples).")
+    tensor_parallel_size: int = setting(1, "vllm: tensor-parallel GPUs.")
+    gpu_memory_utilization: float = setting(0.9, "vllm: share of GPU memory to reserve.")
+    max_model_len: int | None = setting(None, "vllm: context length (default: the model's).")
+    base_url: list[str] = setting([], "openai: server URL(s), e.g. http://127.0.0.1:8000/v1; several spread load.",
+                                  envvar="GIFTGEN_BASE_URL")
+    api_key_env: str = setting("OPENAI_API_KEY", "openai: name of the environment variable holding the API key.")
+    concurrency: int = setting(16, "openai: requests in flight at once (per server).")
+    request_timeout: float = setting(120.0, "openai: seconds before a request is retried.")
+    max_retries: int = setting(5, "openai: retries on 429/5xx/timeouts, with exponential backoff.")

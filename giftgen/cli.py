@@ -1,0 +1,269 @@
+"""The `giftgen` command line: thin Click commands over the library's stage functions.
+
+Each command parses its settings (a config dataclass, see ``giftgen.config``), reads rows, calls one library
+function and writes rows. Records go to stdout, everything else to stderr. Errors meet one boundary
+(``GiftgenGroup.invoke``): a one-line message, exit code 2 for bad input or settings, no traceback unless
+``--debug`` or ``GIFTGEN_DEBUG=1``. Nothing heavy (torch, transformers, datasets, trl, peft, vllm) is imported
+until a command needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from giftgen import __version__
+from giftgen.chain import ChainConfig
+from giftgen.config import click_options, dump_yaml, from_click, load_recipe
+from giftgen.errors import GiftgenError, NotImplementedStage
+from giftgen.evaluate import EvalConfig
+from giftgen.finetune import FinetuneConfig
+from giftgen.records import PipeClosed, RowWriter, read_rows, records_stream, reset_records_stream
+from giftgen.score import ScoreConfig
+from giftgen.seeds import SOURCES, SeedsConfig
+from giftgen.selection import SelectConfig
+from giftgen.verify import VerifyConfig
+
+
+class GiftgenGroup(click.Group):
+    """A Click group whose ``invoke`` is the error boundary of every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PipeClosed:
+            _quiet_stdout()
+            ctx.exit(0)
+        except GiftgenError as e:
+            if ctx.params.get("debug") or os.environ.get("GIFTGEN_DEBUG"):
+                raise
+            click.echo(f"Error: {e}", err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def _quiet_stdout() -> None:
+    # The reader went away: point the record stream at /dev/null so interpreter shutdown flushes quietly.
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, records_stream().fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+@click.group(cls=GiftgenGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="giftgen")
+@click.option("--recipe", type=click.Path(dir_okay=False), envvar="GIFTGEN_RECIPE", show_envvar=True,
+              help="YAML recipe: each command takes its defaults from its section; flags override.")
+@click.option("--debug", is_flag=True, help="Show tracebacks (also: GIFTGEN_DEBUG=1).")
+@click.pass_context
+def main(ctx: click.Context, recipe: str | None, debug: bool) -> None:
+    """giftgen: GiFT (Gibbs Fine-Tuning) for code LLMs.
+
+    Stages read and write Hugging Face datasets (JSONL on stdin/stdout by default) and compose with pipes:
+
+    \b
+        giftgen seeds mbpp --path mbpp-sanitized.json > seeds.jsonl
+        giftgen chain seeds.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o chain.jsonl
+        giftgen verify chain.jsonl --keep passed | giftgen score - --model M | giftgen select - -o sft.jsonl
+        giftgen finetune sft.jsonl --model M --output-dir out/round-1
+    """
+    reset_records_stream()
+    ctx.obj = {"recipe": load_recipe(recipe) if recipe else {}}
+
+
+# --------------------------------------------------------------------------------------------------- shared options
+
+
+def io_options(fn: Callable, split: bool = True) -> Callable:
+    """-o/--output, --push-to-hub, --split: the same for every command that writes rows."""
+    if split:
+        fn = click.option("--split", default=None, help="Split of a Hub dataset or a saved DatasetDict to read.")(fn)
+    fn = click.option("--push-to-hub", metavar="ORG/NAME", default=None,
+                      help="Also push the rows to this Hub dataset (token: HF_TOKEN or `hf auth login`).")(fn)
+    fn = click.option("-o", "--output", default=None, metavar="PATH",
+                      help="Write rows to PATH: .jsonl, .jsonl.gz, .parquet, or a directory (save_to_disk). "
+                           "Default: JSONL on stdout.")(fn)
+    return fn
+
+
+def config_options(cls: type) -> Callable[[Callable], Callable]:
+    def decorate(fn: Callable) -> Callable:
+        fn = click_options(cls)(fn)
+        return click.option("--print-config", is_flag=True,
+                            help="Print the resolved settings as a recipe section and exit.")(fn)
+
+    return decorate
+
+
+def resolve_config(ctx: click.Context, cls: type, params: dict[str, Any]) -> Any:
+    """The command's settings, or print them and exit when --print-config was given."""
+    config = from_click(cls, ctx, params)
+    if params.get("print_config"):
+        stream = records_stream()
+        stream.write(dump_yaml(cls.command, config).encode())
+        stream.flush()
+        ctx.exit(0)
+    return config
+
+
+def write_rows(rows: Any, output: str | None, push_to_hub: str | None) -> int:
+    with RowWriter(output, push_to_hub) as writer:
+        writer.write_many(rows)
+    return writer.count
+
+
+def not_implemented(stage: str, issue: int) -> None:
+    raise NotImplementedStage(f"`giftgen {stage}` is not implemented yet (tracked in issue #{issue})")
+
+
+# --------------------------------------------------------------------------------------------------- commands
+
+
+@main.command()
+@click.argument("source", type=click.Choice(list(SOURCES)), metavar="SOURCE")
+@lambda fn: io_options(fn, split=False)
+@config_options(SeedsConfig)
+@click.pass_context
+def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str | None, **params: Any) -> None:
+    """Write the seed problems of SOURCE in giftgen's seed schema.
+
+    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic. Without --path the benchmark loads from the
+    Hugging Face Hub; with --path, from a local file in the benchmark's published format.
+
+    \b
+        giftgen seeds mbpp --path mbpp-sanitized.json --split train > seeds.jsonl
+        giftgen seeds humaneval --path HumanEval.jsonl.gz -o humaneval.parquet
+        giftgen seeds generic --path my_problems.jsonl | giftgen chain - --model M
+    """
+    config = resolve_config(ctx, SeedsConfig, params)
+    from itertools import islice
+
+    from giftgen.progress import Progress
+    from giftgen.seeds import load_seeds
+
+    rows = load_seeds(source, config.path, config.split)
+    if config.limit is not None:
+        rows = islice(rows, config.limit)
+    with Progress("seeds", quiet=True) as progress:
+        write_rows(progress.track(rows), output, push_to_hub)
+
+
+@main.command()
+@click.argument("input", metavar="INPUT")
+@io_options
+@click.option("--limit", type=int, default=None, help="Copy only the first N rows.")
+def convert(input: str, output: str | None, push_to_hub: str | None, split: str | None, limit: int | None) -> None:
+    """Copy a dataset from one form to another, with the same code every stage uses.
+
+    INPUT is - (JSONL on stdin), a .jsonl/.jsonl.gz/.json/.parquet file, a save_to_disk directory or a Hub
+    dataset id (with --split).
+
+    \b
+        giftgen convert chain.jsonl -o chain.parquet
+        giftgen convert chain.jsonl --push-to-hub me/gift-mbpp-chain
+        giftgen convert me/gift-mbpp-chain --split train -o chain-dir
+    """
+    from itertools import islice
+
+    rows = read_rows(input, split)
+    if limit is not None:
+        rows = islice(rows, limit)
+    write_rows(rows, output, push_to_hub)
+
+
+def _stage_command(name: str, cls: type, summary: str) -> Callable[[Callable], Callable]:
+    """The shared decoration of a row-in, row-out stage: INPUT, I/O options and the config's options."""
+
+    def decorate(fn: Callable) -> Callable:
+        fn = click.pass_context(fn)
+        fn = config_options(cls)(fn)
+        fn = io_options(fn)
+        fn = click.argument("input", metavar="INPUT")(fn)
+        return main.command(name, short_help=summary)(fn)
+
+    return decorate
+
+
+@_stage_command("chain", ChainConfig, "Run the Gibbs chain (or RFT / RFT+RD) over seed problems.")
+def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+          **params: Any) -> None:
+    """Run the Gibbs chain of GiFT over seed problems and write one row per sampled code.
+
+    \b
+        giftgen chain seeds.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o chain.jsonl
+        giftgen chain seeds.jsonl --model M --mode rft --steps 20 -n 3
+    """
+    resolve_config(ctx, ChainConfig, params)
+    not_implemented("chain", 4)
+
+
+@_stage_command("verify", VerifyConfig, "Run each row's code against its tests in the sandbox.")
+def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+           **params: Any) -> None:
+    """Run each row's `code` against its problem's tests in the sandbox and add the verdict.
+
+    \b
+        giftgen verify chain.jsonl --keep passed -o verified.jsonl
+        giftgen chain seeds.jsonl --model M | giftgen verify - | giftgen score - --model M
+    """
+    resolve_config(ctx, VerifyConfig, params)
+    not_implemented("verify", 3)
+
+
+@_stage_command("score", ScoreConfig, "Add the perplexity of each code under a model.")
+def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+          **params: Any) -> None:
+    """Add the perplexity of each row's code under a model (the student, in distillation).
+
+    \b
+        giftgen score verified.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o scored.jsonl
+    """
+    resolve_config(ctx, ScoreConfig, params)
+    not_implemented("score", 5)
+
+
+@_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")
+def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+           **params: Any) -> None:
+    """Draw K codes per problem with weights softmax(T * PPL) and write TRL prompt-completion rows.
+
+    \b
+        giftgen select scored.jsonl -T 2 -k 8 -o sft.jsonl
+    """
+    resolve_config(ctx, SelectConfig, params)
+    not_implemented("select", 5)
+
+
+@_stage_command("finetune", FinetuneConfig, "Fine-tune a model on selected rows with TRL.")
+def finetune(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+             **params: Any) -> None:
+    """Fine-tune a model (full or LoRA) on prompt-completion rows with TRL's SFTTrainer.
+
+    \b
+        giftgen finetune sft.jsonl --model deepseek-ai/deepseek-coder-6.7b-base --output-dir out/round-1
+    """
+    resolve_config(ctx, FinetuneConfig, params)
+    not_implemented("finetune", 5)
+
+
+@_stage_command("eval", EvalConfig, "Measure pass@1 / pass@k of a model on seed rows.")
+def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
+             **params: Any) -> None:
+    """Measure greedy pass@1 (and sampled pass@k) of a model on seed rows, through the sandbox.
+
+    \b
+        giftgen eval mbppplus.jsonl --model out/round-1 -o results.jsonl
+    """
+    resolve_config(ctx, EvalConfig, params)
+    not_implemented("eval", 5)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""One dataclass per command: the single source of each setting's name, help, choices and default.
+
+A field ``max_new_tokens`` is the CLI flag ``--max-new-tokens`` and the recipe key ``max_new_tokens``; both are
+generated from the dataclass, so they cannot drift. Settings resolve in this order, later winning:
+the dataclass default, the recipe's section for the command (``giftgen --recipe FILE CMD``), then flags given
+on the command line (or their environment variables). Unknown recipe sections and keys are errors.
+
+Declare a setting with ``setting(default, "help", choices=..., flag="-n", envvar="GIFTGEN_MODEL")``. Command
+config classes register themselves with ``@command_config("name")``. Each stage module defines its own next to
+its code; those modules import nothing heavy at module level, so that ``giftgen --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from giftgen.errors import ConfigError
+
+CONFIGS: dict[str, type] = {}
+
+
+def setting(
+    default: Any,
+    help: str,
+    *,
+    choices: tuple[str, ...] | None = None,
+    flag: str | None = None,
+    envvar: str | None = None,
+    secret: bool = False,
+) -> Any:
+    """A dataclass field with CLI metadata. ``flag`` adds a short alias; ``secret`` hides the value in output."""
+    meta = {"help": help, "choices": choices, "flag": flag, "envvar": envvar, "secret": secret}
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def command_config(name: str) -> Callable[[type], type]:
+    def register(cls: type) -> type:
+        cls = dataclass(cls)
+        cls.command = name
+        CONFIGS[name] = cls
+        return cls
+
+    return register
+
+
+# --------------------------------------------------------------------------------------------------- types
+
+
+def _field_type(cls: type, f: dataclasses.Field) -> tuple[type, bool, bool]:
+    """(base type, optional, is list) of a field."""
+    hint = typing.get_type_hints(cls)[f.name]
+    optional = False
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(hint))
+        hint = args[0]
+        origin = typing.get_origin(hint)
+    if origin in (list, tuple):
+        return typing.get_args(hint)[0], optional, True
+    return hint, optional, False
+
+
+def coerce(cls: type, name: str, value: Any, where: str) -> Any:
+    """Check and convert one recipe value to the field's type; errors name ``where`` it came from."""
+    f = next(f for f in fields(cls) if f.name == name)
+    base, optional, is_list = _field_type(cls, f)
+    if value is None:
+        if optional or f.default is None:
+            return None
+        raise ConfigError(f"{where}: {name} cannot be null")
+    if is_list:
+        items = value if isinstance(value, list) else [value]
+        return [_coerce_scalar(base, f, v, where) for v in items]
+    return _coerce_scalar(base, f, value, where)
+
+
+def _coerce_scalar(base: type, f: dataclasses.Field, value: Any, where: str) -> Any:
+    ok = (
+        (base is bool and isinstance(value, bool))
+        or (base is int and isinstance(value, int) and not isinstance(value, bool))
+        or (base is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+        or (base is str and isinstance(value, (str, int, float)) and not isinstance(value, bool))
+    )
+    if not ok:
+        raise ConfigError(f"{where}: {f.name} must be {base.__name__}, got {value!r}")
+    value = base(value)
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {f.name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------- recipes
+
+
+def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a recipe and check every section and key strictly. Returns {command: {key: value}}."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no such recipe: {path}")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping of command sections (chain:, verify:, ...)")
+    recipe: dict[str, dict[str, Any]] = {}
+    for section, values in data.items():
+        if section not in CONFIGS:
+            raise ConfigError(
+                f"{path}: unknown section {section!r}; valid sections: {', '.join(sorted(CONFIGS))}"
+            )
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: section {section!r} must be a mapping of settings")
+        cls = CONFIGS[section]
+        valid = {f.name for f in fields(cls)}
+        for key in values:
+            if key not in valid:
+                raise ConfigError(
+                    f"{path}: unknown key {key!r} in section {section!r}; valid keys: {', '.join(sorted(valid))}"
+                )
+        recipe[section] = {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
+    return recipe
+
+
+def resolve(cls: type, recipe_section: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """Build a config: dataclass defaults, then the recipe's section, then explicit overrides."""
+    values: dict[str, Any] = {}
+    values.update(recipe_section or {})
+    values.update(overrides or {})
+    config = cls(**values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def to_dict(config: Any, *, reveal: bool = False) -> dict[str, Any]:
+    """The config as plain data (for --print-config, cards and run directories); secrets are masked."""
+    out = {}
+    for f in fields(config):
+        value = getattr(config, f.name)
+        if f.metadata.get("secret") and value and not reveal:
+            value = "***"
+        out[f.name] = value
+    return out
+
+
+def dump_yaml(section: str, config: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump({section: to_dict(config)}, sort_keys=False)
+
+
+# --------------------------------------------------------------------------------------------------- click
+
+
+def click_options(cls: type) -> Callable[[Callable], Callable]:
+    """Decorate a Click command with one option per field of ``cls``."""
+    import click
+
+    def decorate(fn: Callable) -> Callable:
+        for f in reversed(fields(cls)):
+            base, optional, is_list = _field_type(cls, f)
+            meta = f.metadata
+            names = ["--" + f.name.replace("_", "-")]
+            if meta.get("flag"):
+                names.append(meta["flag"])
+            default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+            kwargs: dict[str, Any] = {
+                "help": meta.get("help", ""),
+                "envvar": meta.get("envvar"),
+                "show_envvar": bool(meta.get("envvar")),
+            }
+            if meta.get("choices"):
+                kwargs["type"] = click.Choice(meta["choices"])
+            elif base in (int, float, str):
+                kwargs["type"] = base
+            if base is bool and not is_list:
+                names = [f"--{f.name.replace('_', '-')}/--no-{f.name.replace('_', '-')}"]
+                kwargs["default"] = default
+                kwargs["show_default"] = True
+            elif is_list:
+                kwargs["multiple"] = True
+                kwargs["default"] = tuple(default)
+                kwargs["show_default"] = bool(default)
+            else:
+                kwargs["default"] = default
+                kwargs["show_default"] = default is not None and not meta.get("secret")
+            fn = click.option(*names, f.name, **kwargs)(fn)
+        return fn
+
+    return decorate
+
+
+def from_click(cls: type, ctx: Any, params: Mapping[str, Any]) -> Any:
+    """Resolve ``cls`` from the recipe in ``ctx.obj`` and the options the user actually gave."""
+    from click.core import ParameterSource
+
+    explicit = {}
+    for f in fields(cls):
+        source = ctx.get_parameter_source(f.name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            value = params[f.name]
+            explicit[f.name] = list(value) if isinstance(value, tuple) else value
+    recipe = (ctx.obj or {}).get("recipe") or {}
+    try:
+        return resolve(cls, recipe.get(cls.command), explicit)
+    except TypeError as e:
+        raise ConfigError(str(e)) from None

@@ -1,0 +1,432 @@
+"""Rows in, rows out: every dataset form that giftgen commands read and write, implemented once.
+
+Inputs (``read_rows``): ``-`` (JSONL on stdin, only when asked for explicitly), ``.jsonl``, ``.jsonl.gz``,
+``.json`` (a JSON list), ``.parquet``, a ``Dataset.save_to_disk`` directory, or a Hugging Face Hub dataset id.
+Outputs (``RowWriter``): stdout as JSONL (the default), ``.jsonl``, ``.jsonl.gz``, ``.parquet``, a
+``save_to_disk`` directory, and ``push_to_hub``. JSONL is streamed both ways; the other forms stream rows into a
+temporary JSONL file first so that memory stays constant, and convert it on close.
+
+Rows are plain ``dict``s. Stages add columns and pass every other column through untouched. A stage declares
+the columns it needs with ``require``; a missing column is an ``InputError`` that names the command producing it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from giftgen.errors import InputError
+
+# Which command produces each column a stage may need: the hint of a missing-column error.
+PRODUCERS: dict[str, str] = {
+    "problem_id": "giftgen seeds",
+    "description": "giftgen seeds",
+    "reference": "giftgen seeds",
+    "entry_point": "giftgen seeds",
+    "prompt_head": "giftgen seeds",
+    "tests": "giftgen seeds",
+    "source": "giftgen seeds",
+    "split": "giftgen seeds",
+    "code": "giftgen chain",
+    "gen_description": "giftgen chain",
+    "raw": "giftgen chain",
+    "status": "giftgen verify",
+    "passed": "giftgen verify",
+    "nll": "giftgen score",
+    "ppl": "giftgen score",
+    "prompt": "giftgen select",
+    "completion": "giftgen select",
+}
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".gz", ".txt", ".csv")
+_TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
+
+
+class PipeClosed(Exception):
+    """The reader of our stdout went away (``| head``): stop quietly."""
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+
+def read_rows(source: str | os.PathLike, split: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the rows of ``source`` one at a time, in order.
+
+    ``split`` selects a split of a Hub dataset or of a ``DatasetDict`` saved to disk; elsewhere it is ignored.
+    """
+    name = os.fspath(source)
+    if name == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError(
+                "refusing to read rows from a terminal",
+                hint="pipe JSONL in (`giftgen seeds mbpp | giftgen verify -`) or give a file",
+            )
+        stream = getattr(sys.stdin, "buffer", sys.stdin)
+        yield from _read_jsonl(stream, "<stdin>")
+        return
+    path = Path(name)
+    if path.is_dir():
+        yield from _read_disk(path, split)
+        return
+    if path.is_file():
+        suffixes = "".join(path.suffixes[-2:]).lower()
+        if suffixes.endswith(".jsonl.gz") or suffixes.endswith(".json.gz"):
+            with gzip.open(path, "rb") as f:
+                yield from _read_jsonl(f, name)
+        elif path.suffix.lower() == ".jsonl":
+            with open(path, "rb") as f:
+                yield from _read_jsonl(f, name)
+        elif path.suffix.lower() == ".json":
+            yield from _read_json_list(path)
+        elif path.suffix.lower() == ".parquet":
+            yield from _read_parquet(path)
+        else:
+            raise InputError(
+                f"cannot tell the format of {name}",
+                hint="use .jsonl, .jsonl.gz, .json, .parquet or a save_to_disk directory",
+            )
+        return
+    if name.lower().endswith(_FILE_SUFFIXES) or not _HUB_ID.match(name):
+        raise InputError(f"no such file: {name}")
+    yield from _read_hub(name, split)
+
+
+def _read_jsonl(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
+    for lineno, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise InputError(f"{name}, line {lineno}: invalid JSON ({e})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{name}, line {lineno}: expected a JSON object, got {_type_name(row)}")
+        yield row
+
+
+def _read_json_list(path: Path) -> Iterator[dict[str, Any]]:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{path}: invalid JSON ({e})") from None
+    if not isinstance(data, list):
+        raise InputError(f"{path}: expected a JSON list of objects, got {_type_name(data)}")
+    for i, row in enumerate(data):
+        if not isinstance(row, dict):
+            raise InputError(f"{path}, item {i}: expected a JSON object, got {_type_name(row)}")
+        yield row
+
+
+def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a broken file
+        raise InputError(f"{path}: not a readable parquet file ({e})") from None
+    for batch in pf.iter_batches(batch_size=1024):
+        yield from batch.to_pylist()
+
+
+def _read_disk(path: Path, split: str | None) -> Iterator[dict[str, Any]]:
+    if not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
+        raise InputError(f"{path} is a directory but not a dataset saved with save_to_disk")
+    from datasets import DatasetDict, load_from_disk
+
+    ds = load_from_disk(str(path))
+    if isinstance(ds, DatasetDict):
+        ds = _pick_split(ds, split, str(path))
+    yield from ds
+
+
+def _read_hub(name: str, split: str | None) -> Iterator[dict[str, Any]]:
+    from datasets import load_dataset
+
+    try:
+        ds = load_dataset(name, split=split or "train", streaming=True)
+    except Exception as e:  # offline, missing repo, missing split: all end the same way for the user
+        raise InputError(
+            f"no such file, and the Hub dataset {name!r} could not be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
+    yield from ds
+
+
+def _pick_split(dd: Mapping[str, Any], split: str | None, name: str) -> Any:
+    if split is None:
+        if len(dd) == 1:
+            return next(iter(dd.values()))
+        raise InputError(f"{name} has splits {sorted(dd)}", hint="choose one with --split")
+    if split not in dd:
+        raise InputError(f"{name} has no split {split!r}; it has {sorted(dd)}")
+    return dd[split]
+
+
+# --------------------------------------------------------------------------------------------------- checking
+
+
+def require(row: Mapping[str, Any], columns: Mapping[str, type | tuple[type, ...]], index: int, stage: str) -> None:
+    """Check that ``row`` (the ``index``-th, counting from 1) has ``columns`` with the declared types.
+
+    ``None`` is accepted for any column whose declared types include ``type(None)``.
+    """
+    for column, types in columns.items():
+        if column not in row:
+            producer = PRODUCERS.get(column)
+            hint = f"it is produced by `{producer}`" if producer else None
+            raise InputError(f"`giftgen {stage}`: row {index} has no column {column!r}", hint=hint)
+        value = row[column]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
+            expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(types) if t is not type(None))
+            raise InputError(
+                f"`giftgen {stage}`: row {index}, column {column!r}: expected {expected}, got {_type_name(value)}"
+            )
+
+
+def _as_tuple(types: type | tuple[type, ...]) -> tuple[type, ...]:
+    return types if isinstance(types, tuple) else (types,)
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+
+def stdout_records() -> IO[bytes]:
+    """Return a private binary stream onto the real stdout, and point file descriptor 1 at stderr.
+
+    Libraries print to stdout (vLLM logs, trainer status lines); after this call their output lands on stderr
+    and stdout carries records only. Under a test runner whose ``sys.stdout`` has no file descriptor, the
+    runner's stream is returned unchanged.
+    """
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, io.UnsupportedOperation, ValueError):
+        return sys.stdout.buffer
+    sys.stdout.flush()
+    private = os.dup(fd)
+    os.dup2(sys.stderr.fileno(), fd)
+    return os.fdopen(private, "wb")
+
+
+_records_stream: IO[bytes] | None = None
+
+
+def records_stream() -> IO[bytes]:
+    """The process-wide record stream (see ``stdout_records``), created on first use."""
+    global _records_stream
+    if _records_stream is None:
+        _records_stream = stdout_records()
+    return _records_stream
+
+
+def reset_records_stream() -> None:
+    """Forget the record stream (tests run many commands in one process)."""
+    global _records_stream
+    _records_stream = None
+
+
+def dumps(row: Mapping[str, Any]) -> bytes:
+    return json.dumps(row, ensure_ascii=False, default=_json_default).encode() + b"\n"
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays come out of datasets and pandas
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot write a value of type {type(value).__name__} to JSON")
+
+
+class RowWriter:
+    """Write rows to stdout (``output=None`` or ``"-"``), a file, a ``save_to_disk`` directory and/or the Hub.
+
+    Use as a context manager; rows are committed on a clean exit. JSONL outputs are written as they come,
+    flushed per row, so a reader downstream sees them at once and a crash loses at most the current row.
+    ``append=True`` continues an existing ``.jsonl`` file (resume), after cutting off a partial last line.
+    """
+
+    def __init__(
+        self,
+        output: str | os.PathLike | None = None,
+        push_to_hub: str | None = None,
+        *,
+        append: bool = False,
+        split: str = "train",
+        private: bool | None = None,
+        card: str | None = None,
+    ):
+        self.output = None if output is None or os.fspath(output) == "-" else Path(output)
+        self.push_to_hub = push_to_hub
+        self.split = split
+        self.private = private
+        self.card = card
+        self.count = 0
+        self._stream: IO[bytes] | None = None
+        self._tmp: Path | None = None
+        kind = self._kind()
+        if kind == "stdout":
+            self._stream = records_stream() if push_to_hub is None else None
+        elif kind == "jsonl":
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            if append:
+                truncate_partial_line(self.output)
+            self._stream = open(self.output, "ab" if append else "wb")
+        elif kind == "jsonl.gz":
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = gzip.open(self.output, "ab" if append else "wb")
+        if kind in ("parquet", "disk") or push_to_hub is not None:
+            fd, tmp = tempfile.mkstemp(prefix="giftgen-", suffix=".jsonl")
+            os.close(fd)
+            self._tmp = Path(tmp)
+            self._tmp_stream: IO[bytes] | None = open(self._tmp, "wb")
+        else:
+            self._tmp_stream = None
+
+    def _kind(self) -> str:
+        if self.output is None:
+            return "stdout"
+        name = self.output.name.lower()
+        if name.endswith(".jsonl"):
+            return "jsonl"
+        if name.endswith(".jsonl.gz"):
+            return "jsonl.gz"
+        if name.endswith(".parquet"):
+            return "parquet"
+        if self.output.suffix == "":
+            return "disk"
+        raise InputError(
+            f"cannot tell which format to write {self.output}",
+            hint="use .jsonl, .jsonl.gz, .parquet, or a directory name (save_to_disk)",
+        )
+
+    def write(self, row: Mapping[str, Any]) -> None:
+        line = dumps(row)
+        if self._stream is not None:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except BrokenPipeError:
+                raise PipeClosed() from None
+        if self._tmp_stream is not None:
+            self._tmp_stream.write(line)
+        self.count += 1
+
+    def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        for row in rows:
+            self.write(row)
+
+    def close(self, commit: bool = True) -> None:
+        if self._stream is not None and self._kind() != "stdout":
+            self._stream.close()
+        elif self._stream is not None:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                raise PipeClosed() from None
+        self._stream = None
+        if self._tmp_stream is None:
+            return
+        self._tmp_stream.close()
+        self._tmp_stream = None
+        try:
+            if commit:
+                self._convert()
+        finally:
+            self._tmp.unlink(missing_ok=True)
+
+    def _convert(self) -> None:
+        from datasets import Dataset
+
+        tmp = self._tmp
+
+        def rows() -> Iterator[dict[str, Any]]:
+            with open(tmp, "rb") as f:
+                yield from _read_jsonl(f, str(tmp))
+
+        if self.count == 0:
+            ds = Dataset.from_list([])
+        else:
+            ds = Dataset.from_generator(rows, cache_dir=tempfile.mkdtemp(prefix="giftgen-cache-"))
+        kind = self._kind()
+        if kind == "parquet":
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            ds.to_parquet(str(self.output))
+        elif kind == "disk":
+            ds.save_to_disk(str(self.output))
+        if self.push_to_hub is not None:
+            push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=self.card)
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(commit=exc_type is None)
+
+
+def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool | None = None,
+                 card: str | None = None, config_name: str = "default") -> None:
+    """Push ``ds`` to the Hub. The token comes from ``HF_TOKEN`` or the saved login, never from giftgen."""
+    try:
+        ds.push_to_hub(repo_id, split=split, private=private, config_name=config_name)
+        if card is not None:
+            from huggingface_hub import DatasetCard
+
+            DatasetCard(card).push_to_hub(repo_id)
+    except Exception as e:
+        from giftgen.errors import GiftgenError
+
+        raise GiftgenError(
+            f"could not push to the Hub dataset {repo_id!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+            hint="log in with `hf auth login` or set HF_TOKEN",
+        ) from None
+
+
+def truncate_partial_line(path: Path) -> None:
+    """Cut a half-written last line off a JSONL file (a run killed mid-write), so appending stays valid."""
+    if not path.exists():
+        return
+    with open(path, "rb+") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        if size == 0:
+            return
+        f.seek(size - 1)
+        if f.read(1) == b"\n":
+            return
+        # walk back to the last newline
+        pos = size - 1
+        chunk = 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            f.seek(start)
+            data = f.read(pos - start)
+            idx = data.rfind(b"\n")
+            if idx >= 0:
+                f.truncate(start + idx + 1)
+                return
+            pos = start
+        f.truncate(0)
+
+
+def read_existing(path: Path) -> list[dict[str, Any]]:
+    """Rows already in a JSONL output (for resume), after cutting off a partial last line."""
+    if not path.exists():
+        return []
+    truncate_partial_line(path)
+    with open(path, "rb") as f:
+        return list(_read_jsonl(f, str(path)))
