@@ -186,7 +186,10 @@ def require(row: Mapping[str, Any], columns: Mapping[str, type | tuple[type, ...
             raise InputError(f"`giftgen {stage}`: row {index} has no column {column!r}", hint=hint)
         value = row[column]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
-            expected = " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(types) if t is not type(None))
+            names = [_TYPE_NAMES.get(t, t.__name__) for t in _as_tuple(types) if t is not type(None)]
+            if "integer" in names and "number" in names:
+                names.remove("integer")
+            expected = " or ".join(names)
             raise InputError(
                 f"`giftgen {stage}`: row {index}, column {column!r}: expected {expected}, got {_type_name(value)}"
             )
