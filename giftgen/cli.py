@@ -113,8 +113,17 @@ def resolve_config(ctx: click.Context, cls: type, params: dict[str, Any]) -> Any
     return config
 
 
-def write_rows(rows: Any, output: str | None, push_to_hub: str | None) -> int:
-    with RowWriter(output, push_to_hub) as writer:
+def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: str = "convert",
+               model: str | None = None) -> int:
+    """Write ``rows``; with --push-to-hub, push them with a dataset card recording the command."""
+    card = None
+    if push_to_hub:
+        from giftgen.card import dataset_card
+
+        def card(count: int) -> str:
+            return dataset_card(stage=stage, num_rows=count, model=model)
+
+    with RowWriter(output, push_to_hub, card=card) as writer:
         writer.write_many(rows)
     return writer.count
 

@@ -19,7 +19,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -271,7 +271,7 @@ class RowWriter:
         append: bool = False,
         split: str = "train",
         private: bool | None = None,
-        card: str | None = None,
+        card: Callable[[int], str] | None = None,
     ):
         self.output = None if output is None or os.fspath(output) == "-" else Path(output)
         self.push_to_hub = push_to_hub
@@ -372,7 +372,8 @@ class RowWriter:
         elif kind == "disk":
             ds.save_to_disk(str(self.output))
         if self.push_to_hub is not None:
-            push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=self.card)
+            card = self.card(self.count) if self.card is not None else None
+            push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=card)
 
     def __enter__(self) -> RowWriter:
         return self
