@@ -250,16 +250,38 @@ def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
     not_implemented("select", 5)
 
 
-@_stage_command("finetune", FinetuneConfig, "Fine-tune a model on selected rows with TRL.")
-def finetune(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
-             **params: Any) -> None:
+@main.command("finetune", short_help="Fine-tune a model on selected rows with TRL.")
+@click.argument("input", metavar="INPUT")
+@click.option("--split", default=None, help="Split of a Hub dataset or a saved DatasetDict to read.")
+@click.option("--push-to-hub", metavar="ORG/NAME", default=None,
+              help="Also upload the model folder to this Hub model repo (token: HF_TOKEN or `hf auth login`).")
+@config_options(FinetuneConfig)
+@click.pass_context
+def finetune(ctx: click.Context, input: str, push_to_hub: str | None, split: str | None, **params: Any) -> None:
     """Fine-tune a model (full or LoRA) on prompt-completion rows with TRL's SFTTrainer.
 
+    Saves the model, tokenizer and a model card to --output-dir (-o) and writes a one-line JSON summary to stdout.
+    On several GPUs, launch it with accelerate (the global batch is split over the processes):
+
     \b
-        giftgen finetune sft.jsonl --model deepseek-ai/deepseek-coder-6.7b-base --output-dir out/round-1
+        giftgen finetune sft.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o out/round-1
+        giftgen finetune sft.jsonl --model M --lora --merge-lora -o out/round-1-lora
+        accelerate launch -m giftgen.cli finetune sft.jsonl --model M -o out/round-1
     """
-    resolve_config(ctx, FinetuneConfig, params)
-    not_implemented("finetune", 5)
+    config = resolve_config(ctx, FinetuneConfig, params)
+    import json
+    from dataclasses import asdict
+
+    from giftgen.finetune import finetune as run_finetune
+    from giftgen.finetune import push_model
+
+    stream = records_stream()  # from here on, library prints land on stderr
+    result = run_finetune(config, read_rows(input, split), dataset_name=input)
+    if push_to_hub:
+        push_model(result.output_dir, push_to_hub)
+    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
+    stream.write(json.dumps(summary).encode() + b"\n")
+    stream.flush()
 
 
 @_stage_command("eval", EvalConfig, "Measure pass@1 / pass@k of a model on seed rows.")

@@ -1,13 +1,304 @@
-"""`giftgen finetune`: TRL SFT (full or LoRA) on selected prompt-completion rows."""
+"""`giftgen finetune`: TRL SFT (full or LoRA) on selected prompt-completion rows.
+
+Contract (METHOD.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
+completion and the EOS only (``completion_only_loss``; TRL appends EOS to a base-style completion, and a chat
+template closes the assistant turn itself). Defaults are the release's: AdamW lr 2e-5, 2 epochs, max length 1536,
+global batch 128 reached by gradient accumulation over the world size, weight decay 0.05, 30 warm-up steps then
+linear decay, grad clip 1.0, bf16 where the GPU supports it. Examples longer than ``max_length`` are dropped (and
+counted) by default rather than cut, so that every training example ends with its EOS.
+
+Guards: the pad token must differ from EOS (otherwise a collator that masks padding would also hide EOS from the
+loss, and generation could not tell the two apart); when the tokenizer has none, an existing pad-like token is
+used, else one is added. The pad id is written to the model config and the saved generation config.
+
+The output folder holds the model (merged with ``--merge-lora``, else the LoRA adapter), the tokenizer and a model
+card (``cards/model_card.md``) naming the training data and settings. Trainer output goes to stderr.
+Multi-GPU: ``accelerate launch -m giftgen.cli finetune ...`` (the batch split follows WORLD_SIZE).
+"""
 
 from __future__ import annotations
 
-from giftgen.config import command_config, setting
+import contextlib
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from giftgen.config import command_config, setting, to_dict
+from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.progress import log
+from giftgen.records import require
+
+# Pad-like tokens many tokenizers already have; tried, in order, before adding a new one.
+_PAD_CANDIDATES = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>", "<|fim_pad|>", "<unk>")
+
 
 @command_config("finetune")
 class FinetuneConfig:
     model: str | None = setting(None, "Model to fine-tune (the student): a Hub id or a local folder.", flag="-m",
                                 envvar="GIFTGEN_MODEL")
-    output_dir: str = setting("giftgen-model", "Where to save the model, tokenizer and card.")
+    output_dir: str = setting("giftgen-model", "Where to save the model, tokenizer and card.", flag="-o")
     learning_rate: float = setting(2e-5, "AdamW learning rate.")
     epochs: float = setting(2.0, "Training epochs.")
+    max_steps: int | None = setting(None, "A fixed budget of optimizer steps (overrides --epochs).")
+    global_batch_size: int = setting(128, "Examples per optimizer step, over all devices (via gradient accumulation).")
+    per_device_batch_size: int = setting(4, "Examples per device per forward pass.")
+    max_length: int = setting(1536, "Longest training example, in tokens.")
+    overlong: str = setting("drop", "Examples longer than max_length: drop them (keeps every EOS) or truncate them.",
+                            choices=("drop", "truncate"))
+    weight_decay: float = setting(0.05, "AdamW weight decay.")
+    warmup_steps: int = setting(30, "Linear warm-up steps, then linear decay to 0.")
+    max_grad_norm: float = setting(1.0, "Gradient clipping norm.")
+    precision: str = setting("auto", "Mixed precision: auto (bf16 where the GPU supports it, else fp32).",
+                             choices=("auto", "bf16", "fp16", "fp32"))
+    dtype: str = setting("float32", "Weight dtype when loading (bfloat16 saves memory; mixed precision autocasts).",
+                         choices=("auto", "bfloat16", "float16", "float32"))
+    gradient_checkpointing: bool = setting(True, "Recompute activations to save memory (GPU only; off on CPU).")
+    device: str = setting("auto", "auto (GPU when there is one) or cpu.", choices=("auto", "cpu"))
+    seed: int = setting(0, "Seed of the initialisation, shuffling and dropout.")
+    lora: bool = setting(False, "Train a LoRA adapter (PEFT) instead of all weights.")
+    lora_r: int = setting(16, "LoRA rank.")
+    lora_alpha: int = setting(32, "LoRA alpha.")
+    lora_dropout: float = setting(0.05, "LoRA dropout.")
+    lora_target_modules: list[str] = setting(["all-linear"], "Modules LoRA adapts (all-linear: every linear layer "
+                                                              "but the output head).")
+    merge_lora: bool = setting(False, "Merge the LoRA adapter into the weights before saving.")
+    logging_steps: int = setting(10, "Optimizer steps between loss logs (stderr).")
+    save_steps: int = setting(0, "Save a checkpoint every N steps under OUTPUT_DIR/checkpoints (0: only the end).")
+    report_to: list[str] = setting([], "Experiment trackers (wandb, tensorboard, ...); none by default.")
+
+    def validate(self) -> None:
+        for name in ("global_batch_size", "per_device_batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
+        if self.merge_lora and not self.lora:
+            raise ConfigError("--merge-lora needs --lora")
+
+
+@dataclass
+class FinetuneResult:
+    output_dir: str
+    examples: int
+    dropped: int
+    steps: int
+    train_loss: float | None
+    losses: list[float] = field(default_factory=list)  # the logged training losses, in order
+
+
+# --------------------------------------------------------------------------------------------------- pieces
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def accumulation_steps(global_batch: int, per_device: int, world: int) -> int:
+    """Gradient-accumulation steps that make per_device * world * steps the global batch (rounded up)."""
+    return max(1, math.ceil(global_batch / (per_device * world)))
+
+
+def ensure_pad_token(tokenizer: Any, model: Any) -> str:
+    """Give the tokenizer a pad token distinct from EOS; write its id to the model and generation configs."""
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        vocab = tokenizer.get_vocab()
+        choice = next((t for t in _PAD_CANDIDATES if t in vocab and vocab[t] != tokenizer.eos_token_id), None)
+        if choice is not None:
+            tokenizer.pad_token = choice
+        else:
+            # a name no tokenizer ships, so that it is a new token (never EOS under another name)
+            tokenizer.add_special_tokens({"pad_token": "<|giftgen_pad|>"})
+            model.resize_token_embeddings(len(tokenizer))
+            log(f"finetune: the tokenizer had no pad token distinct from EOS; added {tokenizer.pad_token!r}")
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        if model.generation_config.eos_token_id is None:
+            model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return tokenizer.pad_token
+
+
+def training_rows(rows: Any) -> list[dict[str, Any]]:
+    """Keep ``prompt`` and ``completion`` of each row; all rows must share one format (text or chat)."""
+    out = []
+    kind = None
+    for index, row in enumerate(rows, start=1):
+        require(row, {"prompt": (str, list), "completion": (str, list)}, index, "finetune")
+        this = "chat" if isinstance(row["prompt"], list) else "text"
+        if kind is not None and this != kind:
+            raise InputError(f"`giftgen finetune`: row {index} is {this}, earlier rows are {kind}",
+                             hint="select all rows with one --prompt-style")
+        kind = this
+        out.append({"prompt": row["prompt"], "completion": row["completion"]})
+    if not out:
+        raise InputError("`giftgen finetune`: no training rows", hint="check the output of `giftgen select`")
+    return out
+
+
+def _precision(config: FinetuneConfig, on_gpu: bool) -> tuple[bool, bool]:
+    """(bf16, fp16) for TrainingArguments."""
+    import torch
+
+    if not on_gpu or config.precision == "fp32":
+        return False, False
+    if config.precision == "auto":
+        return bool(torch.cuda.is_bf16_supported()), False
+    return config.precision == "bf16", config.precision == "fp16"
+
+
+def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[Any, int]:
+    """The SFTTrainer for ``rows`` (its train_dataset prepared) and the number of overlong rows dropped."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    if config.model is None:
+        raise ConfigError("`giftgen finetune` needs a model", hint="give --model (a Hub id or a local folder)")
+    on_gpu = config.device == "auto" and torch.cuda.is_available()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(config.model)
+        dtype: Any = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
+        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
+    except OSError as e:
+        raise GiftgenError(f"could not load {config.model!r}: {str(e).splitlines()[0]}") from None
+    if tokenizer.eos_token is None:
+        raise GiftgenError(f"the tokenizer of {config.model!r} has no EOS token; a code's end cannot be learnt")
+    ensure_pad_token(tokenizer, model)
+
+    bf16, fp16 = _precision(config, on_gpu)
+    accumulation = accumulation_steps(config.global_batch_size, config.per_device_batch_size, world_size())
+    effective = accumulation * config.per_device_batch_size * world_size()
+    if effective != config.global_batch_size:
+        log(f"finetune: global batch {effective} (not {config.global_batch_size}: it is not a multiple of "
+            f"per-device batch x devices)")
+    args = SFTConfig(
+        output_dir=str(Path(config.output_dir) / "checkpoints"),
+        learning_rate=config.learning_rate,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps if config.max_steps is not None else -1,
+        per_device_train_batch_size=config.per_device_batch_size,
+        gradient_accumulation_steps=accumulation,
+        weight_decay=config.weight_decay,
+        warmup_steps=config.warmup_steps,
+        lr_scheduler_type="linear",
+        max_grad_norm=config.max_grad_norm,
+        bf16=bf16,
+        fp16=fp16,
+        use_cpu=not on_gpu,
+        activation_checkpointing=config.gradient_checkpointing and on_gpu,
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps" if config.save_steps else "no",
+        save_steps=config.save_steps or 500,
+        report_to=list(config.report_to) or "none",
+        completion_only_loss=True,
+        # Overlong rows are dropped below, after TRL's own tokenisation; truncating would cut off their EOS.
+        max_length=config.max_length if config.overlong == "truncate" else None,
+        dataset_num_proc=None,
+        disable_tqdm=not sys.stderr.isatty(),
+    )
+    peft_config = None
+    if config.lora:
+        from peft import LoraConfig
+
+        targets: Any = list(config.lora_target_modules)
+        peft_config = LoraConfig(
+            r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM",
+        )
+    with contextlib.redirect_stdout(sys.stderr):
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+                             processing_class=tokenizer, peft_config=peft_config)
+    dropped = 0
+    if config.overlong == "drop":
+        before = len(trainer.train_dataset)
+        trainer.train_dataset = trainer.train_dataset.filter(lambda ex: len(ex["input_ids"]) <= config.max_length)
+        dropped = before - len(trainer.train_dataset)
+        if dropped:
+            log(f"finetune: dropped {dropped} of {before} examples longer than {config.max_length} tokens")
+        if len(trainer.train_dataset) == 0:
+            raise InputError(f"`giftgen finetune`: every example is longer than max_length={config.max_length}")
+    return trainer, dropped
+
+
+# --------------------------------------------------------------------------------------------------- the stage
+
+
+def finetune(config: FinetuneConfig, rows: Any, *, dataset_name: str | None = None,
+             command: str | None = None) -> FinetuneResult:
+    """Fine-tune ``config.model`` on prompt-completion ``rows``; save model, tokenizer and card; return a summary."""
+    examples = training_rows(rows)
+    trainer, dropped = build_trainer(config, examples)
+    with contextlib.redirect_stdout(sys.stderr):  # trainers print status lines; stdout is for records
+        output = trainer.train()
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model = trainer.model
+    if config.lora and config.merge_lora:
+        model = model.merge_and_unload()
+    # the pad guard again: PEFT wrapping and merging must not have lost it
+    model.generation_config.pad_token_id = trainer.processing_class.pad_token_id
+    with contextlib.redirect_stdout(sys.stderr):
+        model.save_pretrained(out)
+        trainer.processing_class.save_pretrained(out)
+    losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    result = FinetuneResult(
+        output_dir=str(out), examples=len(trainer.train_dataset), dropped=dropped,
+        steps=int(trainer.state.global_step), train_loss=float(output.training_loss), losses=losses,
+    )
+    (out / "README.md").write_text(model_card(config, result, dataset_name=dataset_name, command=command,
+                                              chat=isinstance(examples[0]["prompt"], list)))
+    return result
+
+
+def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: str | None = None,
+               command: str | None = None, chat: bool = False) -> str:
+    """Render ``cards/model_card.md``: the base model, the training data and the settings."""
+    from importlib import resources
+
+    import yaml
+    from huggingface_hub import ModelCard, ModelCardData
+
+    from giftgen import __version__
+    from giftgen.card import recorded_command
+
+    template = resources.files("giftgen.cards").joinpath("model_card.md").read_text()
+    local_base = config.model is not None and Path(config.model).exists()
+    local_data = dataset_name is None or Path(dataset_name).exists() or dataset_name == "-"
+    data = ModelCardData(
+        base_model=None if local_base else config.model,
+        datasets=None if local_data else [dataset_name],
+        library_name="peft" if config.lora and not config.merge_lora else "transformers",
+        tags=["giftgen", "gift", "code", "trl", "sft"] + (["lora"] if config.lora else []),
+    )
+    method = "full fine-tuning"
+    if config.lora:
+        method = f"LoRA (r={config.lora_r}, alpha={config.lora_alpha})" + (", merged" if config.merge_lora else "")
+    card = ModelCard.from_template(
+        data, template_str=template, model_name=Path(config.output_dir).name, base_model=config.model,
+        dataset=dataset_name, num_examples=result.examples, num_dropped=result.dropped,
+        prompt_format="chat messages" if chat else "base (plain text)", method=method, steps=result.steps,
+        train_loss=None if result.train_loss is None else f"{result.train_loss:.4f}",
+        command=command if command is not None else recorded_command(),
+        settings=yaml.safe_dump({"finetune": to_dict(config)}, sort_keys=False).strip(),
+        model_path=config.output_dir, giftgen_version=__version__,
+    )
+    return str(card)
+
+
+def push_model(output_dir: str, repo_id: str) -> None:
+    """Upload the output folder (model, tokenizer, card) to a Hub model repo; the token is the user's login."""
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        api.upload_folder(folder_path=output_dir, repo_id=repo_id, ignore_patterns=["checkpoints/*"])
+    except Exception as e:  # network, auth, permissions: all end the same way for the user
+        raise GiftgenError(f"could not push to the Hub model {repo_id!r}: {type(e).__name__}",
+                           hint="log in with `hf auth login` or set HF_TOKEN") from None
