@@ -388,9 +388,7 @@ def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool |
     try:
         ds.push_to_hub(repo_id, split=split, private=private, config_name=config_name)
         if card is not None:
-            from huggingface_hub import DatasetCard
-
-            DatasetCard(card).push_to_hub(repo_id)
+            _push_card(repo_id, card)
     except Exception as e:
         from giftgen.errors import GiftgenError
 
@@ -398,6 +396,26 @@ def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool |
             f"could not push to the Hub dataset {repo_id!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
             hint="log in with `hf auth login` or set HF_TOKEN",
         ) from None
+
+
+def _push_card(repo_id: str, card: str) -> None:
+    """Replace the README.md that ``push_to_hub`` just wrote with giftgen's card, keeping that README's metadata.
+
+    datasets records the split layout (``configs``) and the features (``dataset_info``) in the README's YAML;
+    a card pushed over it without them leaves the Hub guessing splits from file names and losing the features.
+    Keys giftgen's card sets win; every other key of the pushed README is kept.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData, hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    new = DatasetCard(card)
+    try:
+        old = DatasetCard.load(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset")))
+    except EntryNotFoundError:
+        old = None
+    if old is not None:
+        new.data = DatasetCardData(**{**old.data.to_dict(), **new.data.to_dict()})
+    new.push_to_hub(repo_id)
 
 
 def truncate_partial_line(path: Path) -> None:
