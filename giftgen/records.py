@@ -361,19 +361,22 @@ class RowWriter:
             with open(tmp, "rb") as f:
                 yield from _read_jsonl(f, str(tmp))
 
-        if self.count == 0:
-            ds = Dataset.from_list([])
-        else:
-            ds = Dataset.from_generator(rows, cache_dir=tempfile.mkdtemp(prefix="giftgen-cache-"))
-        kind = self._kind()
-        if kind == "parquet":
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            ds.to_parquet(str(self.output))
-        elif kind == "disk":
-            ds.save_to_disk(str(self.output))
-        if self.push_to_hub is not None:
-            card = self.card(self.count) if self.card is not None else None
-            push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=card)
+        # The Arrow cache lives only as long as the conversion: save_to_disk and to_parquet copy out of it.
+        with tempfile.TemporaryDirectory(prefix="giftgen-cache-") as cache_dir:
+            if self.count == 0:
+                ds = Dataset.from_list([])
+            else:
+                ds = Dataset.from_generator(rows, cache_dir=cache_dir)
+            kind = self._kind()
+            if kind == "parquet":
+                self.output.parent.mkdir(parents=True, exist_ok=True)
+                ds.to_parquet(str(self.output))
+            elif kind == "disk":
+                ds.save_to_disk(str(self.output))
+            if self.push_to_hub is not None:
+                card = self.card(self.count) if self.card is not None else None
+                push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=card)
+            del ds
 
     def __enter__(self) -> RowWriter:
         return self
