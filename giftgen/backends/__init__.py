@@ -6,9 +6,15 @@ a model shares (chain, score, eval); command configs inherit from it.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from giftgen.config import setting
+from giftgen.errors import ConfigError
+
+if TYPE_CHECKING:
+    from giftgen.backends.base import Backend
 
 BACKENDS: dict[str, str] = {
     "transformers": "giftgen.backends.hf",
@@ -36,3 +42,15 @@ class BackendSettings:
     concurrency: int = setting(16, "openai: requests in flight at once (per server).")
     request_timeout: float = setting(120.0, "openai: seconds before a request is retried.")
     max_retries: int = setting(5, "openai: retries on 429/5xx/timeouts, with exponential backoff.")
+    retry_backoff: float = setting(1.0, "openai: seconds before the first retry; doubles with each retry.")
+
+
+def load_backend(settings: BackendSettings) -> Backend:
+    """Load the backend ``settings.backend`` names, importing its module only now."""
+    module_name = BACKENDS.get(settings.backend)
+    if module_name is None:
+        raise ConfigError(
+            f"unknown backend {settings.backend!r}; valid backends: {', '.join(BACKENDS)}"
+        )
+    module = importlib.import_module(module_name)
+    return module.load(settings)

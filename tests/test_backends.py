@@ -1,0 +1,369 @@
+"""Backends: the protocol helpers, load_backend, the fake backend, transformers on a tiny model, vllm on a stand-in.
+
+The openai backend, which needs HTTP servers, is tested in test_backends_openai.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from giftgen.backends import BACKENDS, BackendSettings, load_backend
+from giftgen.backends.base import Backend, Completion, Sampling, cut_at_stop, derive_seed, occurrences
+from giftgen.errors import ConfigError, GiftgenError, InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# --------------------------------------------------------------------------------------------------- base
+
+
+def test_sampling_rejects_bad_values():
+    for bad in ({"n": 0}, {"temperature": -0.1}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1},
+                {"max_new_tokens": 0}):
+        with pytest.raises(ConfigError):
+            Sampling(**bad)
+    assert Sampling(stop="\n").stop == ["\n"]
+    assert Sampling(stop=["", "x"]).stop == ["x"]
+    assert Sampling(temperature=0).greedy and not Sampling().greedy
+
+
+def test_cut_at_stop_takes_the_earliest_stop_string():
+    assert cut_at_stop("a = 1\ndef g():\nif x", ["\nif", "\ndef"]) == ("a = 1", True)
+    assert cut_at_stop("no stop here", ["\n"]) == ("no stop here", False)
+    assert cut_at_stop("x", []) == ("x", False)
+
+
+def test_occurrences_and_derived_seeds():
+    assert occurrences(["a", "b", "a", "a", "b"]) == [0, 0, 1, 2, 1]
+    assert derive_seed(1, "p", 0) == derive_seed(1, "p", 0)
+    assert len({derive_seed(1, "p", k) for k in range(100)}) == 100
+    assert derive_seed(1, "p", 0) != derive_seed(2, "p", 0)
+    assert 0 <= derive_seed(7, "x", bits=31) < 2**31
+
+
+def test_load_backend_unknown_name_lists_the_valid_ones():
+    with pytest.raises(ConfigError) as e:
+        load_backend(BackendSettings(backend="tgi", model="m"))
+    for name in BACKENDS:
+        assert name in str(e.value)
+
+
+@pytest.mark.parametrize("backend", ["transformers", "vllm", "fake"])
+def test_load_backend_needs_a_model(backend):
+    with pytest.raises(ConfigError, match="model|script"):
+        load_backend(BackendSettings(backend=backend, model=None))
+
+
+def test_load_backend_openai_needs_a_server():
+    with pytest.raises(ConfigError, match="--base-url"):
+        load_backend(BackendSettings(backend="openai", model="m", base_url=[]))
+
+
+def test_transformers_missing_model_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot load model"):
+        load_backend(BackendSettings(model=str(tmp_path / "nothing-here"), device="cpu"))
+
+
+def test_backend_modules_import_nothing_heavy():
+    code = textwrap.dedent("""
+        import sys
+        import giftgen.backends, giftgen.backends.base, giftgen.backends.fake, giftgen.backends.openai
+        import giftgen.backends.hf, giftgen.backends.vllm
+        heavy = {"torch", "transformers", "vllm", "httpx", "datasets"} & set(sys.modules)
+        print(sorted(heavy))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+# --------------------------------------------------------------------------------------------------- fake
+
+
+def test_fake_rules_cycle_and_queue_answers_the_rest():
+    from giftgen.backends.fake import FakeBackend
+
+    fake = FakeBackend(script=[
+        {"match": "def add", "reply": ["return a - b", "return a + b"]},
+        {"match": "###Description", "reply": "Add two numbers."},
+        "first queued", "second queued",
+    ])
+    assert isinstance(fake, Backend)
+    out = fake.generate(["def add(a, b):", "###Description of the given code:\n"], Sampling(n=3))
+    assert [c.text for c in out[0]] == ["return a - b", "return a + b", "return a - b"]
+    assert [c.text for c in out[1]] == ["Add two numbers."] * 3
+    [queued] = fake.generate(["unmatched"], Sampling(n=2))
+    assert [c.text for c in queued] == ["first queued", "second queued"]
+    with pytest.raises(GiftgenError, match="no scripted reply"):
+        fake.generate(["still unmatched"], Sampling(n=1))
+    # The cycle goes on across calls, in call order.
+    assert fake.generate(["def add"], Sampling(n=1))[0][0].text == "return a + b"
+    assert len(fake.calls) == 4
+
+
+def test_fake_from_jsonl_file_with_chat_stop_and_length(tmp_path):
+    from giftgen.backends.fake import FakeBackend
+
+    script = tmp_path / "replies.jsonl"
+    script.write_text('{"match": "summarise", "reply": "It adds.\\n###Code: more"}\n\n"one two three four five"\n')
+    fake = load_backend(BackendSettings(backend="fake", model=str(script)))
+    assert isinstance(fake, FakeBackend) and fake.model == str(script)
+    chat = [{"role": "system", "content": "You write."}, {"role": "user", "content": "summarise this"}]
+    [[c]] = fake.generate([chat], Sampling(stop=["\n###"]))
+    assert c == Completion("It adds.", 4, "stop")
+    [[c]] = fake.generate(["other"], Sampling(max_new_tokens=3))
+    assert c == Completion("one two", 3, "length")
+
+
+def test_fake_script_errors(tmp_path):
+    from giftgen.backends.fake import FakeBackend
+
+    with pytest.raises(InputError, match="no such script"):
+        FakeBackend(path=tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"match": "x"}')
+    with pytest.raises(InputError, match="JSON list"):
+        FakeBackend(path=bad)
+    with pytest.raises(InputError, match="entry 1"):
+        FakeBackend(script=[{"match": "x", "reply": 3}])
+    with pytest.raises(InputError, match="entry 1"):
+        FakeBackend(script=[{"match": "x", "reply": "y", "typo": 1}])
+
+
+# --------------------------------------------------------------------------------------------------- transformers
+
+PROMPTS = [
+    "def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n",
+    "import math\ndef f(x):\n",
+    [{"role": "user", "content": "Write a function that reverses a list."}],
+    "def g(",
+]
+
+
+@pytest.fixture(scope="module")
+def hf(tiny_model):
+    from giftgen.backends.hf import TransformersBackend
+
+    backend = load_backend(BackendSettings(model=str(tiny_model), device="cpu", batch_size=16))
+    assert isinstance(backend, TransformersBackend) and isinstance(backend, Backend)
+    yield backend
+    backend.close()
+
+
+def _texts(out):
+    return [[c.text for c in cs] for cs in out]
+
+
+def test_hf_shapes_and_token_counts(hf):
+    out = hf.generate(PROMPTS, Sampling(n=3, max_new_tokens=12, seed=0))
+    assert len(out) == len(PROMPTS) and all(len(cs) == 3 for cs in out)
+    for cs in out:
+        for c in cs:
+            assert 1 <= c.tokens <= 12 and c.finish_reason in ("stop", "length")
+            if c.finish_reason == "length":
+                assert c.tokens == 12
+    assert len({c.text for c in out[0]}) > 1  # n samples are not copies
+    assert hf.generate([], Sampling()) == []
+
+
+def test_hf_same_seed_same_texts_whatever_the_batching(hf):
+    s = Sampling(n=2, max_new_tokens=10, seed=123, top_k=50)
+    first = hf.generate(PROMPTS, s)
+    assert hf.generate(PROMPTS, s) == first
+    hf.batch_size = 1
+    try:
+        assert hf.generate(PROMPTS, s) == first
+    finally:
+        hf.batch_size = 16
+    # A prompt's samples (texts and token counts) do not depend on the other prompts in the call, nor on the
+    # padding they bring: "def g(" is the shortest prompt, the most padded in a batch, and alone has none.
+    assert hf.generate([PROMPTS[3]], s) == [first[3]]
+    assert hf.generate(list(reversed(PROMPTS)), s) == list(reversed(first))
+    assert _texts(hf.generate(PROMPTS, Sampling(n=2, max_new_tokens=10, seed=124, top_k=50))) != _texts(first)
+
+
+def test_hf_identical_prompts_get_different_samples(hf):
+    out = hf.generate([PROMPTS[0]] * 3, Sampling(n=1, max_new_tokens=10, seed=5))
+    assert len({cs[0].text for cs in out}) == 3
+
+
+def test_hf_greedy_is_n_copies_and_equal_across_batch_sizes(hf):
+    s = Sampling(n=2, temperature=0, max_new_tokens=10)
+    big = hf.generate(PROMPTS, s)
+    assert all(cs[0] == cs[1] for cs in big)
+    hf.batch_size = 1
+    try:
+        assert hf.generate(PROMPTS, s) == big
+    finally:
+        hf.batch_size = 16
+    # top_k 1 leaves one token to sample: the greedy one, whatever the seed.
+    assert hf.generate(PROMPTS, Sampling(n=2, top_k=1, max_new_tokens=10, seed=9)) == big
+
+
+def test_hf_stop_strings_cut_the_text_and_stop_generation(hf):
+    free = hf.generate(PROMPTS, Sampling(n=3, max_new_tokens=16, seed=1))
+    stopped = hf.generate(PROMPTS, Sampling(n=3, max_new_tokens=16, seed=1, stop=[" ", "\n"]))
+    early = 0
+    for cs_free, cs_stop in zip(free, stopped, strict=True):
+        for a, b in zip(cs_free, cs_stop, strict=True):
+            assert " " not in b.text and "\n" not in b.text
+            # Same seed, same noise: the stopped text is the free text up to its first stop string.
+            assert b.text == cut_at_stop(a.text, [" ", "\n"])[0]
+            if b.finish_reason == "stop" and b.tokens < a.tokens:
+                early += 1
+    assert early > 0
+
+
+def test_hf_chat_prompt_uses_the_chat_template(hf):
+    messages = PROMPTS[2]
+    rendered = hf.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert rendered.endswith("<|assistant|>\n")
+    greedy = Sampling(temperature=0, max_new_tokens=8)
+    assert hf.generate([messages], greedy) == hf.generate([rendered], greedy)
+
+
+def test_gumbel_sampler_draws_from_the_softmax():
+    """The hash-based Gumbel-max sampler is an exact sampler: frequencies match softmax(logits)."""
+    import torch
+
+    from giftgen.backends.hf import gumbel_noise
+
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03], dtype=torch.float64)
+    rows = 40000
+    keys = torch.tensor([derive_seed(3, r, bits=63) for r in range(rows)], dtype=torch.int64)
+    for step in (0, 7):
+        picks = torch.argmax(probs.log()[None, :] + gumbel_noise(keys, step, 5), dim=-1)
+        counts = torch.bincount(picks, minlength=5).double()
+        chi2 = float((((counts - rows * probs) ** 2) / (rows * probs)).sum())
+        assert chi2 < 18.5, chi2  # 4 degrees of freedom: p < 0.001
+    # One row over many steps: also the right frequencies.
+    one = torch.tensor([12345], dtype=torch.int64)
+    picks = [int(torch.argmax(probs.log() + gumbel_noise(one, s, 5)[0])) for s in range(4000)]
+    assert abs(picks.count(0) / 4000 - 0.5) < 0.04
+    # The noise is a pure function of its inputs, and steps differ.
+    assert torch.equal(gumbel_noise(keys[:3], 2, 50), gumbel_noise(keys[:3], 2, 50))
+    assert not torch.equal(gumbel_noise(keys[:3], 2, 50), gumbel_noise(keys[:3], 3, 50))
+    assert not math.isinf(float(gumbel_noise(keys, 0, 512).abs().max()))
+
+
+# --------------------------------------------------------------------------------------------------- vllm
+
+
+@pytest.fixture()
+def standin(monkeypatch):
+    import io
+
+    import giftgen.records
+    from tests import vllm_standin
+
+    vllm_standin.CALLS.clear()
+    monkeypatch.setitem(sys.modules, "vllm", vllm_standin)
+    monkeypatch.delenv("VLLM_LOGGING_STREAM", raising=False)
+    # The backend opens giftgen's record stream (fd 1 -> stderr); in-process, give it a buffer instead.
+    monkeypatch.setattr(giftgen.records, "_records_stream", io.BytesIO())
+    return vllm_standin
+
+
+def _vllm(**overrides):
+    settings = BackendSettings(backend="vllm", model="deepseek-ai/deepseek-coder-6.7b-base", dtype="bfloat16",
+                               tensor_parallel_size=2, gpu_memory_utilization=0.8, max_model_len=4096)
+    for k, v in overrides.items():
+        setattr(settings, k, v)
+    return load_backend(settings)
+
+
+def test_vllm_engine_arguments(standin):
+    import os
+
+    backend = _vllm()
+    assert backend.name == "vllm" and isinstance(backend, Backend)
+    name, kwargs = standin.CALLS[0]
+    assert name == "LLM"
+    assert kwargs == {"model": "deepseek-ai/deepseek-coder-6.7b-base", "tensor_parallel_size": 2,
+                      "dtype": "bfloat16", "seed": 0, "gpu_memory_utilization": 0.8, "max_model_len": 4096}
+    assert os.environ["VLLM_LOGGING_STREAM"] == "ext://sys.stderr"
+    standin.CALLS.clear()
+    _vllm(max_model_len=None)
+    assert "max_model_len" not in standin.CALLS[0][1]
+
+
+def test_vllm_generate_and_chat_in_prompt_order(standin):
+    backend = _vllm()
+    prompts = ["def a():", [{"role": "user", "content": "hi"}], "def a():", "def b():"]
+    s = Sampling(n=3, temperature=1.0, top_p=0.95, top_k=0, max_new_tokens=64, seed=7, stop=["\nclass"])
+    out = backend.generate(prompts, s)
+    calls = {name: kw for name, kw in standin.CALLS}
+    assert calls["generate"]["prompts"] == ["def a():", "def a():", "def b():"]
+    assert calls["generate"]["use_tqdm"] is False
+    assert calls["chat"]["messages"] == [[{"role": "user", "content": "hi"}]]
+    assert calls["chat"]["add_generation_prompt"] is True
+    params = calls["generate"]["sampling_params"]
+    assert [p.top_k for p in params] == [-1, -1, -1]  # 0 (off) becomes the portable -1
+    assert {(p.n, p.temperature, p.top_p, p.max_tokens, tuple(p.stop)) for p in params} == {
+        (3, 1.0, 0.95, 64, ("\nclass",))}
+    # Per-prompt seeds: identical prompts get different ones; a prompt's seed depends on nothing else.
+    assert params[0].seed != params[1].seed
+    assert params[0].seed == derive_seed(7, "def a():", 0)
+    assert [len(cs) for cs in out] == [3, 3, 3, 3]
+    assert all(c.text and c.finish_reason == "length" and c.tokens >= 1 for cs in out for c in cs)
+    assert out[0] != out[2]
+    # Outputs come back sorted by index (the stand-in returns them reversed): sample 0 first.
+    again = backend.generate(["def a():"], s)
+    assert again[0] == out[0]
+
+
+def test_vllm_top_k_greedy_stop_and_unseeded(standin):
+    backend = _vllm()
+    out = backend.generate(["x"], Sampling(n=4, temperature=0, top_k=50, stop=[" <STOP>"]))
+    params = standin.CALLS[-1][1]["sampling_params"][0]
+    assert (params.n, params.top_k, params.temperature, params.seed) == (1, 50, 0, None)
+    assert len(out[0]) == 4 and len({c.text for c in out[0]}) == 1
+    assert out[0][0].finish_reason == "stop" and "<STOP>" not in out[0][0].text
+
+
+def test_vllm_close_shuts_the_engine_down(standin):
+    backend = _vllm()
+    backend.close()
+    assert ("shutdown", {}) in standin.CALLS
+    with pytest.raises(GiftgenError, match="closed"):
+        backend.generate(["x"], Sampling())
+    backend.close()  # twice is fine
+
+
+def test_vllm_logs_go_to_stderr_and_records_stay_clean(tmp_path):
+    """In a real process: vLLM's logger and its workers' fd-1 output land on stderr, records alone on stdout."""
+    script = textwrap.dedent("""
+        import sys
+        from tests import vllm_standin
+        sys.modules["vllm"] = vllm_standin
+        from giftgen.backends import BackendSettings, load_backend
+        from giftgen.backends.base import Sampling
+        from giftgen.records import RowWriter
+        backend = load_backend(BackendSettings(backend="vllm", model="m"))
+        print("a stray print from library code")
+        [[c]] = backend.generate(["p"], Sampling(seed=1))
+        with RowWriter(None) as w:
+            w.write({"text": c.text})
+    """)
+    env = {k: v for k, v in __import__("os").environ.items() if k != "VLLM_LOGGING_STREAM"}
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=env,
+                         check=True)
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    assert len(records) == 1 and set(records[0]) == {"text"}
+    assert "Initializing an LLM engine" in out.stderr
+    assert "worker output on fd 1" in out.stderr
+    assert "a stray print" in out.stderr
+
+
+def test_vllm_not_installed_is_a_config_error(monkeypatch):
+    import giftgen.records
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # makes `import vllm` raise ImportError
+    monkeypatch.setattr(giftgen.records, "_records_stream", __import__("io").BytesIO())
+    with pytest.raises(ConfigError, match="vLLM is not installed"):
+        _vllm()
