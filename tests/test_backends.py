@@ -6,7 +6,6 @@ The openai backend, which needs HTTP servers, is tested in test_backends_openai.
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import textwrap
@@ -227,28 +226,33 @@ def test_hf_chat_prompt_uses_the_chat_template(hf):
     assert hf.generate([messages], greedy) == hf.generate([rendered], greedy)
 
 
-def test_gumbel_sampler_draws_from_the_softmax():
-    """The hash-based Gumbel-max sampler is an exact sampler: frequencies match softmax(logits)."""
+def test_sampler_draws_from_the_softmax():
+    """The hash-driven inverse-CDF sampler is exact: frequencies match softmax(logits), -inf never wins."""
     import torch
 
-    from giftgen.backends.hf import gumbel_noise
+    from giftgen.backends.hf import sample_rows, uniforms
 
-    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03], dtype=torch.float64)
+    probs = torch.tensor([0.5, 0.25, 0.0, 0.15, 0.07, 0.03], dtype=torch.float64)
     rows = 40000
-    keys = torch.tensor([derive_seed(3, r, bits=63) for r in range(rows)], dtype=torch.int64)
+    keys = torch.randint(-(2**63), 2**63 - 1, (rows,), generator=torch.Generator().manual_seed(0))
+    logits = probs.log().float().expand(rows, -1)  # log(0) = -inf: a token top-k/top-p removed
+    expected = probs[probs > 0] * rows
     for step in (0, 7):
-        picks = torch.argmax(probs.log()[None, :] + gumbel_noise(keys, step, 5), dim=-1)
-        counts = torch.bincount(picks, minlength=5).double()
-        chi2 = float((((counts - rows * probs) ** 2) / (rows * probs)).sum())
+        counts = torch.bincount(sample_rows(logits, uniforms(keys, step)), minlength=6).double()
+        assert counts[2] == 0
+        chi2 = float((((counts[probs > 0] - expected) ** 2) / expected).sum())
         assert chi2 < 18.5, chi2  # 4 degrees of freedom: p < 0.001
-    # One row over many steps: also the right frequencies.
-    one = torch.tensor([12345], dtype=torch.int64)
-    picks = [int(torch.argmax(probs.log() + gumbel_noise(one, s, 5)[0])) for s in range(4000)]
-    assert abs(picks.count(0) / 4000 - 0.5) < 0.04
-    # The noise is a pure function of its inputs, and steps differ.
-    assert torch.equal(gumbel_noise(keys[:3], 2, 50), gumbel_noise(keys[:3], 2, 50))
-    assert not torch.equal(gumbel_noise(keys[:3], 2, 50), gumbel_noise(keys[:3], 3, 50))
-    assert not math.isinf(float(gumbel_noise(keys, 0, 512).abs().max()))
+    # One row over many steps: also the right frequencies, and no correlation between consecutive steps.
+    u = uniforms(torch.full((20000,), 12345, dtype=torch.int64), torch.arange(20000))
+    assert torch.equal(u[[0, 9]], torch.cat([uniforms(torch.tensor([12345]), s) for s in (0, 9)]))
+    assert abs(float(u.mean()) - 0.5) < 0.01 and 0 < float(u.min()) and float(u.max()) < 1
+    assert abs(float(torch.corrcoef(torch.stack([u[:-1], u[1:]]))[0, 1])) < 0.03
+    picks = sample_rows(probs.log().float().expand(20000, -1), u)
+    assert abs(float((picks == 0).double().mean()) - 0.5) < 0.02
+    # Pure function of its inputs; steps and keys differ.
+    assert torch.equal(uniforms(keys[:3], 2), uniforms(keys[:3], 2))
+    assert not torch.equal(uniforms(keys[:3], 2), uniforms(keys[:3], 3))
+    assert len(set(uniforms(keys[:1000], 0).tolist())) == 1000
 
 
 # --------------------------------------------------------------------------------------------------- vllm

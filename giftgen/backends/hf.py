@@ -6,12 +6,12 @@ prompt), sorted by length (longest first, so an out-of-memory error comes at onc
 the stop strings (transformers' ``StopStringCriteria``); the text is cut before the first stop string.
 
 Sampling is done here, not by ``torch.multinomial``, so that it is reproducible and independent of batching:
-each row picks ``argmax(warped_logits + gumbel_noise)`` (the Gumbel-max trick, an exact sample from
-``softmax(warped_logits)``), where the noise comes from a counter-based hash of (row key, step, token id) and the
-row key from (seed, prompt, occurrence of that prompt in the call, sample index). Another prompt in the batch,
-another ``batch_size`` or another padding width change no noise; the logits may move in the last float bit with
-the padding width, which flips a sample only on a near-exact tie. Temperature, top-k and top-p are
-transformers' own warpers. Greedy (temperature 0) is plain argmax, run once per prompt and copied ``n`` times.
+each row draws its token by inverse CDF from ``softmax(warped_logits)`` with one uniform number per step, taken
+from a counter-based hash of (row key, step); the row key comes from (seed, prompt, occurrence of that prompt in
+the call, sample index). Another prompt in the batch, another ``batch_size`` or another padding width change no
+random number; the logits may move in the last float bit with the padding width, which changes a sample only
+when its uniform falls within that distance of a boundary. Temperature, top-k and top-p are transformers' own
+warpers. Greedy (temperature 0) is plain argmax, run once per prompt and copied ``n`` times.
 
 The model's ``generation_config`` is replaced by a neutral one (EOS, BOS, padding only), as vLLM ignores it
 when sampling parameters are given: a checkpoint's default repetition penalty or top-p never leaks in.
@@ -159,7 +159,7 @@ class TransformersBackend:
         finish = _Finish(width, self.eos_ids, self.tokenizer, sampling.stop, rows)
         processors = LogitsProcessorList()
         if not sampling.greedy:
-            processors.append(_GumbelSampler(keys, width, sampling))
+            processors.append(_Sampler(keys, width, sampling))
         with torch.inference_mode():
             out = self.lm.generate(
                 input_ids=input_ids.to(self.device), attention_mask=mask.to(self.device),
@@ -187,21 +187,33 @@ def _mix32(x: Any) -> Any:
     return x ^ (x >> 15)
 
 
-def gumbel_noise(keys: Any, step: int, vocab: int) -> Any:
-    """Standard Gumbel noise, float64 ``[rows, vocab]``, a pure function of (64-bit row key, step, token id)."""
+def uniforms(keys: Any, step: Any) -> Any:
+    """One uniform in (0, 1) per row, float64 with 53 random bits: a pure function of (64-bit row key, step).
+
+    ``step`` is an int, or an int64 tensor that broadcasts against ``keys``.
+    """
     import torch
 
     lo, hi = keys & _MASK32, (keys >> 32) & _MASK32
-    row = _mix32(_mix32(lo ^ _mix32(torch.full_like(lo, step))) ^ hi)
-    tok = _mix32(torch.arange(vocab, device=keys.device, dtype=torch.int64) ^ 0x9E3779B9)
-    x = _mix32(row[:, None] ^ tok[None, :])
-    x = _mix32((x + hi[:, None]) & _MASK32)
-    u = (x.to(torch.float64) + 0.5) / 4294967296.0
-    return -torch.log(-torch.log(u))
+    steps = torch.as_tensor(step, dtype=torch.int64, device=keys.device) & _MASK32
+    a = _mix32(_mix32(lo ^ _mix32(steps)) ^ hi)
+    b = _mix32((a + 0x9E3779B9) & _MASK32 ^ lo)
+    bits = (a >> 11) * 4294967296 + b  # 21 + 32 = 53 bits, exact in float64
+    return (bits.to(torch.float64) + 0.5) / float(1 << 53)
 
 
-class _GumbelSampler:
-    """A logits processor that samples each row with its own noise and returns a one-hot choice for argmax."""
+def sample_rows(scores: Any, u: Any) -> Any:
+    """Inverse-CDF sampling: row r draws from softmax(scores[r]) with its uniform u[r]; -inf scores never win."""
+    import torch
+
+    cdf = torch.cumsum(torch.softmax(scores.to(torch.float64), dim=-1), dim=-1)
+    target = (u * cdf[:, -1])[:, None]  # scaled by the total, so rounding in the sum cannot push past the end
+    choice = torch.searchsorted(cdf, target, right=True)[:, 0]
+    return choice.clamp_(max=scores.shape[-1] - 1)
+
+
+class _Sampler:
+    """A logits processor that samples each row with its own random stream and returns a one-hot choice."""
 
     def __init__(self, keys: list[int], width: int, sampling: Sampling):
         import torch
@@ -221,9 +233,8 @@ class _GumbelSampler:
 
         for warp in self.warpers:
             scores = warp(input_ids, scores)
-        keys = self.keys.to(scores.device)
-        noise = gumbel_noise(keys, input_ids.shape[1] - self.width, scores.shape[-1])
-        choice = torch.argmax(scores.to(torch.float64) + noise, dim=-1)
+        u = uniforms(self.keys.to(scores.device), input_ids.shape[1] - self.width)
+        choice = sample_rows(scores, u)
         out = torch.full_like(scores, float("-inf"))
         out.scatter_(1, choice[:, None], 0.0)
         return out
