@@ -173,6 +173,13 @@ def test_server_that_honours_n_gets_one_request_per_prompt():
         assert [c.text for c in out[0]] == [reply_text("p1", seed, i).split("a")[0] for i in range(4)]
 
 
+def test_greedy_asks_for_one_sample_and_copies_it():
+    with ScriptedServer("greedy", honour_n=True) as srv:
+        [cs] = backend(srv).generate(["p"], Sampling(n=3, temperature=0))
+        assert len(srv.requests) == 1 and srv.requests[0]["body"]["n"] == 1
+        assert len(cs) == 3 and cs[0] == cs[1] == cs[2]
+
+
 def test_timeouts_are_retried():
     with ScriptedServer("slow", delay=lambda k: 1.0 if k == 1 else 0.0) as srv:
         [[c]] = backend(srv, request_timeout=0.3).generate(["p"], Sampling(seed=3))

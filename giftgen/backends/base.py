@@ -14,6 +14,9 @@ Seeds: with ``Sampling.seed`` set, the completions of a prompt depend only on th
 identical prompts came before it in the same call, and the sample's index: not on the other prompts nor on how a
 backend batches them (``transformers`` guarantees this on CPU; ``vllm`` and ``openai`` pass a seed per request
 derived the same way, so it holds as far as the engine's own seeding does). ``temperature == 0`` is greedy.
+The flip side: two calls with the same seed and the same prompt return the same samples, so a caller that sends
+a prompt again to get new samples (a chain step, an RFT round) must change the seed, e.g.
+``derive_seed(seed, step)``.
 
 Nothing here imports torch: the protocol module is light.
 """

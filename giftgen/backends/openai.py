@@ -12,7 +12,8 @@ field that vLLM and SGLang accept and hosted APIs reject: use ``--top-k 0`` ther
 - **n.** Servers that ignore ``n`` (``transformers serve``) return fewer choices: the backend asks again for the
   rest until it has ``n``, and after the first such answer sends the rest as parallel one-sample requests.
   Each request carries its own seed, derived from (seed, prompt, occurrence, request number), so topped-up
-  samples differ and a seeded run is repeatable on servers that honour seeds.
+  samples differ and a seeded run is repeatable on servers that honour seeds. Greedy (temperature 0) asks
+  for one sample and copies it.
 - **Key.** Read from the environment variable named by ``api_key_env`` and sent as ``Authorization: Bearer``;
   never logged, never in an error (error text from servers is scrubbed of it too). No key: no header.
 - **Token counts.** ``usage.completion_tokens`` is exact for a one-choice response. With several choices the
@@ -31,6 +32,7 @@ import logging
 import os
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from giftgen.backends import BackendSettings
@@ -136,12 +138,14 @@ class OpenAIBackend:
     async def _one_prompt(self, client: Any, slots: dict[str, asyncio.Semaphore], prompt: Prompt,
                           sampling: Sampling, key: str, occurrence: int) -> list[Completion]:
         chat = not isinstance(prompt, str)
+        # Greedy: one sample, copied (servers may reject n > 1 at temperature 0, and it would be wasted work).
+        target = 1 if sampling.greedy else sampling.n
         collected: list[Completion] = []
         request_no = 0
-        while len(collected) < sampling.n:
+        while len(collected) < target:
             if request_no >= _MAX_ROUNDS:
                 raise GiftgenError(f"openai: the server returned no choices after {request_no} requests for a prompt")
-            want = sampling.n - len(collected)
+            want = target - len(collected)
             # Once a server is known to ignore n, ask for the rest in parallel one-sample requests.
             sizes = [1] * want if (self._n_ignored and want > 1) else [want]
             bodies = []
@@ -156,6 +160,8 @@ class OpenAIBackend:
                 if size > 1 and len(got) == 1:
                     self._n_ignored = True
                 collected.extend(got[:size])
+        if sampling.greedy:
+            return [replace(collected[0]) for _ in range(sampling.n)]
         return collected[:sampling.n]
 
     def _body(self, prompt: Prompt, sampling: Sampling, n: int, seed: int | None) -> dict[str, Any]:
