@@ -231,11 +231,20 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
           **params: Any) -> None:
     """Add the perplexity of each row's code under a model (the student, in distillation).
 
+    PPL = exp(mean NLL over the code's tokens plus EOS), conditioned on the description that generated the code
+    (--condition seed: on the seed description). Rows that did not pass are written unscored (null) unless --all.
+
     \b
         giftgen score verified.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o scored.jsonl
+        giftgen score verified.jsonl --model M --backend vllm --batch-size 256
+        giftgen score verified.jsonl --model M --backend openai --base-url http://127.0.0.1:8000/v1
     """
-    resolve_config(ctx, ScoreConfig, params)
-    not_implemented("score", 5)
+    config = resolve_config(ctx, ScoreConfig, params)
+    from giftgen.progress import Progress
+    from giftgen.score import score_rows
+
+    with Progress("score") as progress:
+        write_rows(score_rows(read_rows(input, split), config, progress=progress), output, push_to_hub)
 
 
 @_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")

@@ -1,7 +1,8 @@
 """`giftgen finetune`: TRL SFT (full or LoRA) on selected prompt-completion rows.
 
 Contract (METHOD.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
-completion and the EOS only (``completion_only_loss``; TRL appends EOS to a base-style completion, and a chat
+completion and the EOS only (``completion_only_loss`` over TRL's pre-tokenised form: the pairs are tokenised by
+``score.encode_pair``, the prompt alone as at inference, then the completion, then EOS; in chat style the
 template closes the assistant turn itself). Defaults are the release's: AdamW lr 2e-5, 2 epochs, max length 1536,
 global batch 128 reached by gradient accumulation over the world size, weight decay 0.05, 30 warm-up steps then
 linear decay, grad clip 1.0, bf16 where the GPU supports it. Examples longer than ``max_length`` are dropped (and
@@ -197,7 +198,7 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
         save_steps=config.save_steps or 500,
         report_to=list(config.report_to) or "none",
         completion_only_loss=True,
-        # Overlong rows are dropped below, after TRL's own tokenisation; truncating would cut off their EOS.
+        # Overlong rows are dropped before TRL sees them; truncating would cut off their EOS.
         max_length=config.max_length if config.overlong == "truncate" else None,
         dataset_num_proc=None,
         disable_tqdm=not sys.stderr.isatty(),
@@ -211,19 +212,35 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
             r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
             target_modules=targets[0] if targets == ["all-linear"] else targets, task_type="CAUSAL_LM",
         )
+    examples, dropped = tokenize_rows(tokenizer, rows, config.max_length if config.overlong == "drop" else None)
     with contextlib.redirect_stdout(sys.stderr):
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows),
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                              processing_class=tokenizer, peft_config=peft_config)
-    dropped = 0
-    if config.overlong == "drop":
-        before = len(trainer.train_dataset)
-        trainer.train_dataset = trainer.train_dataset.filter(lambda ex: len(ex["input_ids"]) <= config.max_length)
-        dropped = before - len(trainer.train_dataset)
-        if dropped:
-            log(f"finetune: dropped {dropped} of {before} examples longer than {config.max_length} tokens")
-        if len(trainer.train_dataset) == 0:
-            raise InputError(f"`giftgen finetune`: every example is longer than max_length={config.max_length}")
     return trainer, dropped
+
+
+def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int | None) -> tuple[list[dict], int]:
+    """TRL's pre-tokenised form (``input_ids``, ``completion_mask``) of each pair, by ``score.encode_pair``.
+
+    Tokenising here rather than in TRL keeps the context the model is trained on equal to the one it generates
+    from (see ``encode_pair``) and equal to the one ``giftgen score`` scores. Rows longer than ``max_length``
+    (when given) are dropped and counted.
+    """
+    from giftgen.score import encode_pair
+
+    examples = []
+    dropped = 0
+    for row in rows:
+        ids, start = encode_pair(tokenizer, row["prompt"], row["completion"])
+        if max_length is not None and len(ids) > max_length:
+            dropped += 1
+            continue
+        examples.append({"input_ids": ids, "completion_mask": [0] * start + [1] * (len(ids) - start)})
+    if dropped:
+        log(f"finetune: dropped {dropped} of {len(rows)} examples longer than {max_length} tokens")
+    if not examples:
+        raise InputError(f"`giftgen finetune`: every example is longer than max_length={max_length}")
+    return examples, dropped
 
 
 # --------------------------------------------------------------------------------------------------- the stage

@@ -12,12 +12,13 @@ from click.testing import CliRunner
 from giftgen.cli import main
 from giftgen.errors import ConfigError, InputError
 from giftgen.finetune import FinetuneConfig, accumulation_steps, build_trainer, ensure_pad_token, finetune
+from giftgen.prompts import training_pair
+from tests.rows import seed_rows
 
-# Prompts end on a token boundary (after the closing quotes), so the tokenised prompt is a prefix of the
-# tokenised prompt + completion and the model sees at inference exactly the context it was trained on.
+# The shape of `prompts.training_pair`'s pairs: the prompt ends with a newline, the completion is the indented body.
 PAIRS = [
-    {"prompt": 'def add(a, b):\n    """Return the sum of a and b."""', "completion": "\n    return a + b\n"},
-    {"prompt": 'def is_even(n):\n    """Is n even?"""', "completion": "\n    return n % 2 == 0\n"},
+    {"prompt": 'def add(a, b):\n    """Return the sum of a and b."""\n', "completion": "    return a + b\n"},
+    {"prompt": 'def is_even(n):\n    """Is n even?"""\n', "completion": "    return n % 2 == 0\n"},
 ]
 
 
@@ -50,15 +51,18 @@ def test_config_checks():
             d.max_grad_norm) == (2e-5, 2.0, 1536, 128, 0.05, 30, 1.0)
 
 
-def test_labels_mask_the_prompt_and_end_with_eos(tiny_model, tmp_path):
-    trainer, dropped = build_trainer(small_config(tiny_model, tmp_path / "out"), PAIRS)
+def test_labels_mask_the_prompt_and_end_with_eos(tiny_model, data_dir, tmp_path):
+    # real pairs too: their prompts end with a newline and their completions with indentation
+    pairs = PAIRS + [training_pair(s, s["reference"]) for s in seed_rows(data_dir, 3)]
+    trainer, dropped = build_trainer(small_config(tiny_model, tmp_path / "out"), pairs)
     tok = trainer.processing_class
     assert dropped == 0
     assert tok.pad_token_id != tok.eos_token_id
-    for pair, example in zip(PAIRS, trainer.train_dataset, strict=True):
-        n_prompt = len(tok(pair["prompt"])["input_ids"])
+    for pair, example in zip(pairs, trainer.train_dataset, strict=True):
+        prompt_ids = tok(pair["prompt"])["input_ids"]
+        n_prompt = len(prompt_ids)
         ids, labels = example["input_ids"], example["labels"]
-        assert ids[:n_prompt] == tok(pair["prompt"])["input_ids"]
+        assert ids[:n_prompt] == prompt_ids  # exactly the context the model generates from
         assert labels[:n_prompt] == [-100] * n_prompt
         assert labels[n_prompt:] == ids[n_prompt:]
         assert labels[-1] == tok.eos_token_id
@@ -175,3 +179,15 @@ def test_cli_trains_saves_card_and_prints_a_summary(tiny_model, tmp_path):
     card = (out / "README.md").read_text()
     assert str(data) in card and "global_batch_size: 2" in card and "full fine-tuning" in card
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
+
+
+def test_chat_pairs_train_on_the_assistant_turn_only(tiny_model, data_dir, tmp_path):
+    pairs = [training_pair(s, s["reference"], style="chat") for s in seed_rows(data_dir, 2)]
+    trainer, _ = build_trainer(small_config(tiny_model, tmp_path / "out"), pairs)
+    tok = trainer.processing_class
+    for pair, example in zip(pairs, trainer.train_dataset, strict=True):
+        n_prompt = len(tok.apply_chat_template(pair["prompt"], add_generation_prompt=True, tokenize=True,
+                                               return_dict=True)["input_ids"])
+        labels = example["labels"]
+        assert labels[:n_prompt] == [-100] * n_prompt and -100 not in labels[n_prompt:]
+        assert tok.decode(labels[n_prompt:]) == pair["completion"][0]["content"] + "<|end|>\n"
