@@ -252,11 +252,19 @@ def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
            **params: Any) -> None:
     """Draw K codes per problem with weights softmax(T * PPL) and write TRL prompt-completion rows.
 
+    Every code is paired with its problem's seed description; each problem's seed pair (reference solution)
+    is included too unless --no-include-reference. -T 0 draws uniformly (the RFT baseline).
+
     \b
         giftgen select scored.jsonl -T 2 -k 8 -o sft.jsonl
+        giftgen select scored.jsonl --seeds seeds.jsonl --no-replacement --dedup -o sft.jsonl
+        giftgen select verified.jsonl -T 0 -o rft.jsonl
     """
-    resolve_config(ctx, SelectConfig, params)
-    not_implemented("select", 5)
+    config = resolve_config(ctx, SelectConfig, params)
+    from giftgen.selection import select_rows
+
+    seeds = read_rows(config.seeds) if config.seeds else None
+    write_rows(select_rows(read_rows(input, split), config, seeds), output, push_to_hub)
 
 
 @main.command("finetune", short_help="Fine-tune a model on selected rows with TRL.")
