@@ -1,11 +1,394 @@
-"""`giftgen eval`: greedy pass@1 and sampled pass@k of a model on seed rows, through the sandbox."""
+"""`giftgen eval`: greedy pass@1 and sampled pass@k of a model on seed rows, through the sandbox.
+
+Contract. Input: seed rows (README, "Seed schema"). For each problem the model gets exactly the prompt it is
+trained on: ``code_prompt(row)`` with the seed description, in ``--prompt-style`` (what ``giftgen select`` pairs
+codes with and ``giftgen finetune`` trains on), with the same stop strings and code extraction as ``giftgen
+chain``. It writes ``n`` samples per problem; each extracted program runs against the problem's tests in the
+sandbox executor (the one ``verify`` uses). Greedy pass@1 is ``n = 1``, temperature 0; sampled pass@k uses
+the unbiased estimator of Chen et al. (2021), ``1 - C(n - c, k) / C(n, k)`` for ``c`` correct samples of ``n``.
+
+Output: one row per problem, in input order, with every input column passed through plus ``samples`` (per sample:
+the raw completion, the extracted ``code``, the finish reason and token count, and the executor's verdict
+columns), ``n_samples``, ``n_correct``, ``pass@k`` for each requested k, and ``eval_model``. ``Tally`` turns
+result rows into the summary (pass@k means, counts by verdict, by source, model, settings).
+
+Throughput: problems are read ``window`` at a time and all their prompts go to the backend in one call per stop
+list (function problems and stdin/stdout programs stop differently); every sample of the window is then verified
+by the executor's worker pool. The model is released (``close()``) right after the last generation call, before
+the last window is verified.
+
+Infrastructure failures are not wrong code: a sample whose verdict stays ``sandbox_error`` (the executor retries
+them) leaves its problem's pass@k null, so the problem is left out of the means, and the summary counts it.
+"""
 
 from __future__ import annotations
 
+import math
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from fractions import Fraction
+from itertools import islice
+from typing import IO, TYPE_CHECKING, Any
+
 from giftgen.backends import BackendSettings
-from giftgen.config import command_config, setting
+from giftgen.config import command_config, setting, to_dict
+from giftgen.errors import ConfigError
+from giftgen.records import require
+
+if TYPE_CHECKING:
+    from giftgen.backends.base import Backend, Sampling
+
+# The columns eval reads; every other column passes through.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "problem_id": str,
+    "description": str,
+    "tests": (str, dict),
+    "entry_point": (str, type(None)),
+    "prompt_head": (str, type(None)),
+}
+
 
 @command_config("eval")
 class EvalConfig(BackendSettings):
     n: int = setting(1, "Samples per problem (1 and temperature 0: greedy pass@1).", flag="-n")
     temperature: float = setting(0.0, "Sampling temperature (0: greedy).")
+    top_p: float = setting(0.95, "Top-p when sampling (1.0: off; Chen et al. 2021 sampled with 0.95).")
+    top_k: int = setting(0, "Top-k when sampling (0: off).")
+    max_new_tokens: int = setting(512, "New tokens per sample.")
+    seed: int = setting(0, "Sampling seed.")
+    k: list[str] = setting([], "k for pass@k, as a list (--k 1,10 or --k 1 --k 10); default: 1 and n.")
+    prompt_style: str = setting("base", "Prompt format: base (plain text) or chat (the tokenizer's chat template); "
+                                        "use the one the model was trained with.", choices=("base", "chat"))
+    extraction: str = setting("stop", "Code extraction: stop (cut at the release's stop strings) or ast (longest "
+                                      "parsable prefix, helpers kept).", choices=("stop", "ast"))
+    window: int = setting(1024, "Problems per round of generation then verification (all their prompts go to "
+                                "the backend in one call).")
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise ConfigError(f"n must be at least 1, got {self.n}")
+        if self.window < 1:
+            raise ConfigError(f"window must be at least 1, got {self.window}")
+        if self.n > 1 and self.temperature == 0:
+            raise ConfigError(f"n = {self.n} with temperature 0 would score {self.n} copies of the greedy answer",
+                              hint="give --temperature (e.g. 0.8) for pass@k, or -n 1 for greedy pass@1")
+        for k in self.ks:
+            if k > self.n:
+                raise ConfigError(f"pass@{k} needs at least {k} samples per problem; n is {self.n}",
+                                  hint=f"give -n {k} (or more) with --temperature")
+
+    @property
+    def ks(self) -> list[int]:
+        """The k values, parsed from ``k`` ("1,10" and ["1", "10"] alike), sorted; default 1 and n."""
+        if not self.k:
+            return sorted({1, self.n})
+        ks: set[int] = set()
+        for item in self.k:
+            for part in str(item).split(","):
+                part = part.strip()
+                if not part:
+                    continue
+                try:
+                    value = int(part)
+                except ValueError:
+                    raise ConfigError(f"k must be whole numbers like 1,10; got {item!r}") from None
+                if value < 1:
+                    raise ConfigError(f"k must be at least 1, got {value}")
+                ks.add(value)
+        if not ks:
+            raise ConfigError("k is empty", hint="give --k 1,10 or leave it out (1 and n)")
+        return sorted(ks)
+
+    def sampling(self, stop: Sequence[str]) -> Sampling:
+        from giftgen.backends.base import Sampling
+
+        return Sampling(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                        max_new_tokens=self.max_new_tokens, stop=list(stop), seed=self.seed)
+
+
+# --------------------------------------------------------------------------------------------------- pass@k
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The unbiased pass@k estimator of Chen et al. (2021): 1 - C(n - c, k) / C(n, k), rounded once to a float.
+
+    The probability that at least one of k samples drawn without replacement from n samples (c of them correct)
+    is correct. Computed with exact integers, so it holds for large n too.
+    """
+    if not 0 <= c <= n:
+        raise ValueError(f"need 0 <= c <= n, got n={n}, c={c}")
+    if not 1 <= k <= n:
+        raise ValueError(f"need 1 <= k <= n, got n={n}, k={k}")
+    if n - c < k:
+        return 1.0
+    return float(1 - Fraction(math.comb(n - c, k), math.comb(n, k)))
+
+
+# --------------------------------------------------------------------------------------------------- prompts
+
+
+def prompt_and_stops(row: Mapping[str, Any], config: EvalConfig) -> tuple[Any, tuple[str, ...]]:
+    """The prompt for ``row`` (the training prompt: seed description, ``prompt_style``) and its stop strings.
+
+    Base style with stop extraction uses the release's stop strings (``prompts.stop_strings``: stdin/stdout
+    programs have their own). With AST extraction, function problems get none: a stop at ``"\\ndef"`` would cut
+    the helper functions that AST extraction exists to keep; stdin/stdout programs keep theirs, which end the
+    program and never cut inside it. Chat answers end at the end of the assistant's turn.
+    """
+    from giftgen.prompts import code_prompt, is_function_problem, stop_strings
+
+    prompt = code_prompt(row, style=config.prompt_style)
+    if config.prompt_style == "chat":
+        return prompt, ()
+    if config.extraction == "ast" and is_function_problem(row):
+        return prompt, ()
+    return prompt, tuple(stop_strings(row))
+
+
+def generate_window(rows: Sequence[Mapping[str, Any]], config: EvalConfig, backend: Backend) -> list[list[Any]]:
+    """The backend's completions for each row, in row order: one ``generate`` call per distinct stop list."""
+    prompts: list[Any] = []
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for i, row in enumerate(rows):
+        prompt, stops = prompt_and_stops(row, config)
+        prompts.append(prompt)
+        groups.setdefault(stops, []).append(i)
+    out: list[list[Any]] = [[] for _ in rows]
+    for stops, indices in groups.items():
+        completions = backend.generate([prompts[i] for i in indices], config.sampling(stops))
+        for i, samples in zip(indices, completions, strict=True):
+            out[i] = samples
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- the stage
+
+
+def _windows(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def evaluate_rows(
+    rows: Iterable[dict[str, Any]],
+    config: EvalConfig,
+    *,
+    backend: Backend | None = None,
+    executor: Any = None,
+    progress: Any = None,
+    timings: dict[str, float] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one result row per seed row, in input order (see the module docstring for the columns).
+
+    ``backend`` defaults to the one ``config`` names, loaded when the first rows have been read and checked,
+    and closed after the last generation call (a backend passed in is the caller's to close). ``executor``
+    defaults to a sandbox ``Executor`` with the configured test selection and limits. ``timings``, when given,
+    receives the seconds spent generating and verifying.
+    """
+    config.validate()
+    ks = config.ks
+    if backend is None and config.model is None:
+        raise ConfigError("`giftgen eval` needs a model", hint="give --model (a Hub id or a local folder)")
+    timings = timings if timings is not None else {}
+    timings.setdefault("generate_s", 0.0)
+    timings.setdefault("verify_s", 0.0)
+    own_backend = backend is None
+    windows = _windows(rows, config.window)
+    index = 0
+    with _executor_context(config, executor) as ex:
+        try:
+            window = next(windows, None)
+            while window is not None:
+                for row in window:
+                    index += 1
+                    require(row, REQUIRED, index, "eval")
+                if backend is None:
+                    from giftgen.backends import load_backend
+
+                    backend = load_backend(config)
+                start = time.perf_counter()
+                completions = generate_window(window, config, backend)
+                timings["generate_s"] += time.perf_counter() - start
+                upcoming = next(windows, None)
+                if upcoming is None and own_backend:
+                    backend.close()  # free the model (GPU memory) before the last verification
+                    own_backend = False
+                start = time.perf_counter()
+                results = list(_verify_window(window, completions, config, ex))
+                timings["verify_s"] += time.perf_counter() - start
+                model = getattr(backend, "model", config.model)
+                for row, samples in zip(window, results, strict=True):
+                    yield _result_row(row, samples, ks, model)
+                    if progress is not None:
+                        progress.advance()
+                window = upcoming
+        finally:
+            if own_backend and backend is not None:
+                backend.close()
+
+
+def _verify_window(rows: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[Any]], config: EvalConfig,
+                   ex: Any) -> Iterator[list[dict[str, Any]]]:
+    """Per row, its samples as dicts (raw, code, finish reason, tokens, verdict columns); one ``map`` call."""
+    from giftgen.prompts import extract_code
+
+    jobs: list[tuple[str, Mapping[str, Any]]] = []
+    drafts: list[list[dict[str, Any]]] = []
+    for row, samples in zip(rows, completions, strict=True):
+        mine = []
+        for completion in samples:
+            code = extract_code(row, completion.text, method=config.extraction, style=config.prompt_style)
+            mine.append({"raw": completion.text, "code": code, "finish_reason": completion.finish_reason,
+                         "tokens": completion.tokens})
+            jobs.append((code, row))
+        drafts.append(mine)
+    verdicts = iter(ex.map(jobs))
+    for mine in drafts:
+        for sample in mine:
+            sample.update(next(verdicts).to_columns())
+        yield mine
+
+
+def _result_row(row: Mapping[str, Any], samples: list[dict[str, Any]], ks: Sequence[int],
+                model: str | None) -> dict[str, Any]:
+    n = len(samples)
+    correct = sum(1 for s in samples if s.get("passed") is True)
+    broken = any(s.get("status") == "sandbox_error" for s in samples)
+    out = dict(row)
+    out["samples"] = samples
+    out["n_samples"] = n
+    out["n_correct"] = correct
+    for k in ks:
+        out[f"pass@{k}"] = None if broken or k > n else pass_at_k(n, correct, k)
+    out["eval_model"] = model
+    return out
+
+
+class _borrowed:
+    """A context manager around an executor the caller owns (it is not closed here)."""
+
+    def __init__(self, ex: Any):
+        self.ex = ex
+
+    def __enter__(self) -> Any:
+        return self.ex
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+
+def _executor_context(config: EvalConfig, executor: Any) -> Any:
+    if executor is not None:
+        return _borrowed(executor)
+    return make_executor(config)
+
+
+def make_executor(config: EvalConfig) -> Any:
+    """The sandbox executor for ``config`` (a context manager)."""
+    from giftgen.sandbox import Executor, Limits
+
+    return Executor(workers=0, limits=Limits())
+
+
+# --------------------------------------------------------------------------------------------------- summary
+
+
+class Tally:
+    """Accumulate result rows into the summary: pass@k means, counts by verdict, per source."""
+
+    def __init__(self, config: EvalConfig):
+        self.config = config
+        self.ks = config.ks
+        self.problems = 0
+        self.samples = 0
+        self.verdicts: Counter[str] = Counter()
+        self.incomplete = 0  # problems with a sandbox_error sample (no pass@k)
+        self._sums: dict[str, dict[int, list[float]]] = {}
+        self.models: set[str] = set()
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        self.problems += 1
+        self.samples += row["n_samples"]
+        self.verdicts.update(s.get("status", "unknown") for s in row["samples"])
+        if row.get("eval_model"):
+            self.models.add(row["eval_model"])
+        values = [row.get(f"pass@{k}") for k in self.ks]
+        if any(v is None for v in values):
+            self.incomplete += 1
+            return
+        for source in ("all", str(row.get("source") or "unknown")):
+            sums = self._sums.setdefault(source, {k: [] for k in self.ks})
+            for k, v in zip(self.ks, values, strict=True):
+                sums[k].append(v)
+
+    def track(self, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            self.add(row)
+            yield row
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        def means(sums: dict[int, list[float]]) -> dict[str, float | None]:
+            return {f"pass@{k}": (math.fsum(v) / len(v) if v else None) for k, v in sums.items()}
+
+        overall = self._sums.get("all", {k: [] for k in self.ks})
+        by_source = {
+            source: {"problems": len(next(iter(sums.values()))), **means(sums)}
+            for source, sums in sorted(self._sums.items()) if source != "all"
+        }
+        model = self.config.model or (", ".join(sorted(self.models)) if self.models else None)
+        return {
+            "model": model,
+            "backend": self.config.backend,
+            "problems": self.problems,
+            "scored_problems": len(next(iter(overall.values()))),
+            "incomplete_problems": self.incomplete,
+            "samples_per_problem": self.config.n,
+            "greedy": self.config.temperature == 0,
+            **means(overall),
+            "verdicts": dict(sorted(self.verdicts.items())),
+            "by_source": by_source,
+            **extra,
+            "settings": to_dict(self.config),
+        }
+
+
+def print_summary(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
+    """Print the summary as a table (pass@k by source, then all) and the verdict counts; default on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    pass_keys = [key for key in summary if key.startswith("pass@")]
+    if summary["greedy"]:
+        mode = "greedy"
+    else:
+        mode = f"n={summary['samples_per_problem']}, temperature {summary['settings']['temperature']}"
+    table = Table(title=f"giftgen eval: {summary['model']} ({mode})")
+    table.add_column("source")
+    table.add_column("problems", justify="right")
+    for key in pass_keys:
+        table.add_column(key, justify="right")
+    for source, entry in summary["by_source"].items():
+        table.add_row(source, str(entry["problems"]), *(_pct(entry[key]) for key in pass_keys))
+    table.add_row("all", str(summary["scored_problems"]), *(_pct(summary[key]) for key in pass_keys), style="bold")
+    console = Console(file=file if file is not None else sys.stderr)
+    console.print(table)
+    console.print("verdicts: " + ", ".join(f"{name} {count}" for name, count in summary["verdicts"].items()))
+    if summary["incomplete_problems"]:
+        console.print(f"[bold red]{summary['incomplete_problems']} problem(s) had sandbox errors and are left out "
+                      "of pass@k[/]")
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def evaluate(rows: Iterable[dict[str, Any]], config: EvalConfig, **kwargs: Any) -> tuple[list[dict[str, Any]],
+                                                                                      dict[str, Any]]:
+    """Evaluate all ``rows`` in memory: (result rows, summary). ``kwargs`` go to ``evaluate_rows``."""
+    tally = Tally(config)
+    timings: dict[str, float] = {}
+    results = list(tally.track(evaluate_rows(rows, config, timings=timings, **kwargs)))
+    return results, tally.summary(**{k: round(v, 3) for k, v in timings.items()})
