@@ -1,9 +1,62 @@
-"""`giftgen chain`: the Gibbs chain of GiFT (and its RFT and RFT+RD baselines) over seed problems."""
+"""`giftgen chain`: the Gibbs chain of GiFT, and its RFT and RFT+RD baselines, over seed problems.
+
+Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, for steps t = 1..R:
+
+- ``gibbs``: sample ``n`` codes from ``code_prompt(row, d)`` (d := d0 at t = 1), extract and verify them; choose
+  at most ``kept_per_step`` passing codes at random; summarise the first chosen one (else the fallback code:
+  the chain's last passing code, then the reference; or the reference) into the next description, one-shot
+  with an exemplar (another problem's reference and seed description, drawn per problem and step; never the
+  problem itself). Descriptions are never filtered. Chosen codes are marked ``kept`` on steps B+m, B+2m, ...
+  (burn-in B, thinning m). Every step summarises, the last one too, so a chain can be extended later.
+- ``rft``: codes from d0 only, the same budget (R steps x n codes); every passing code is kept.
+- ``rewrite`` (RFT+RD): each step paraphrases d0 (description sampling settings), then samples n codes from the
+  paraphrase; every passing code is kept.
+
+Rows: one per sampled code, passing or not, step-major (all problems' step 1, then step 2, ...; problems in input
+order, samples in order). Seed columns pass through; added: ``chain_id``, ``step`` (1-based), ``sample`` (0-based),
+``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
+``kept``, and, in gibbs mode, on the row whose code was summarised (the first chosen code; the step's first row
+when none passed; null on every other row): ``next_description``, ``summary_source`` (``step``,
+``last-passing``, ``reference``, or null when there was nothing to summarise and the description stays) and
+``exemplar_id``; then the run: ``chain_model``, ``mode``, ``temperature``, ``top_p``, ``top_k``,
+``max_new_tokens``, ``seed`` and ``chain_settings`` (the other settings that shape the rows, as a JSON string).
+
+Determinism and resume: every random choice (exemplar, kept codes) comes from (seed, problem_id, step), and each
+backend call's sampling seed from (seed, kind, step), so a problem's rows do not depend on which other problems
+share a call (within the backend's own guarantee). A chain's state (current description, last passing code) is
+a function of the rows already written, so ``prepare_resume`` + ``run_chain(done=...)`` continue a killed run
+with exactly the rows an uninterrupted run writes.
+
+Throughput: each step makes one backend call for all problems' code prompts (one per distinct stop list) and
+one for their summaries; codes are verified in the sandbox's worker processes as soon as a call returns, and in
+rft/rewrite modes while the next step generates.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import random
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting
+from giftgen.errors import ConfigError, InputError
+from giftgen.records import require
+
+FALLBACKS = ("last-passing", "reference")
+# With AST extraction, generation must not stop at "\ndef": helpers after the target are what it keeps. These
+# stops end a function problem's completion where the model starts test or driver code, or something else.
+AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
+# Settings that shape the rows besides the flat sampling columns; recorded as JSON and checked on resume.
+_SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
+                    "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens")
+_RUN_COLUMNS = ("chain_model", "mode", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "chain_settings")
+
 
 @command_config("chain")
 class ChainConfig(BackendSettings):
@@ -15,4 +68,398 @@ class ChainConfig(BackendSettings):
     top_p: float = setting(1.0, "Code sampling top-p (1.0: off).")
     top_k: int = setting(50, "Code sampling top-k (0: off).")
     max_new_tokens: int = setting(512, "New tokens per code.")
+    desc_temperature: float = setting(1.0, "Description sampling temperature (summaries, paraphrases).")
+    desc_top_p: float = setting(0.95, "Description sampling top-p (1.0: off).")
+    desc_top_k: int = setting(0, "Description sampling top-k (0: off).")
+    desc_max_new_tokens: int = setting(512, "New tokens per description.")
+    kept_per_step: int = setting(1, "gibbs: passing codes kept per step, chosen at random (0: all).")
+    fallback: str = setting("last-passing", "gibbs: code summarised when none passed: the chain's last passing "
+                            "code (else the reference), or always the reference.", choices=FALLBACKS)
+    burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
+    thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
+    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings) or chat (chat template).",
+                                choices=("base", "chat"))
+    extraction: str = setting("stop", "Code extraction: stop (the release's stop strings) or ast (keeps helpers).",
+                              choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
+    workers: int = setting(0, "Sandbox worker processes for in-loop verification (0: one per CPU core).")
+    resume: bool = setting(True, "With -o FILE.jsonl: continue the rows already in FILE (a killed run); "
+                           "--no-resume starts over.")
+
+    def validate(self) -> None:
+        for name, low in (("steps", 1), ("n", 1), ("kept_per_step", 0), ("burn_in", 0), ("thinning", 1),
+                          ("workers", 0)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"{name} must be at least {low}, got {getattr(self, name)}")
+        # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
+        self.code_sampling(0, [])
+        self.desc_sampling(0)
+
+    def code_sampling(self, step: int, stop: list[str]) -> Any:
+        from giftgen.backends.base import Sampling, derive_seed
+
+        return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
+                        max_new_tokens=self.max_new_tokens, stop=list(stop),
+                        seed=derive_seed(self.seed, "code", step))
+
+    def desc_sampling(self, step: int, kind: str = "summary") -> Any:
+        from giftgen.backends.base import Sampling, derive_seed
+        from giftgen.prompts import SUMMARY_STOP
+
+        return Sampling(n=1, temperature=float(self.desc_temperature), top_p=float(self.desc_top_p),
+                        top_k=self.desc_top_k, max_new_tokens=self.desc_max_new_tokens,
+                        stop=list(SUMMARY_STOP) if self.prompt_style == "base" else [],
+                        seed=derive_seed(self.seed, kind, step))
+
+
+# --------------------------------------------------------------------------------------------------- problems
+
+SEED_TYPES: dict[str, type | tuple[type, ...]] = {
+    "problem_id": str, "description": str, "reference": (str, type(None)), "entry_point": (str, type(None)),
+    "prompt_head": str, "tests": str,
+}
+
+Exemplar = tuple[str, str, str]  # (problem_id, code, description)
+
+
+@dataclass
+class _Chain:
+    """One problem's chain: its seed row and the state the next step needs."""
+
+    row: dict[str, Any]
+    description: str
+    last_passing: str | None = None
+    stops: tuple[str, ...] = ()
+
+
+def check_problems(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed rows as a list, each checked for the columns the chain reads; problem ids must be unique."""
+    problems, seen = [], set()
+    for index, row in enumerate(rows, start=1):
+        require(row, SEED_TYPES, index, "chain")
+        if row["problem_id"] in seen:
+            raise InputError(f"`giftgen chain`: row {index} repeats problem_id {row['problem_id']!r}",
+                             hint="each problem needs its own id; deduplicate the seed rows")
+        seen.add(row["problem_id"])
+        problems.append(row)
+    return problems
+
+
+def exemplar_pool(rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """(problem_id, reference, seed description) of every seed row with a reference: the summary exemplars."""
+    return [(r["problem_id"], r["reference"], r["description"]) for r in rows if r.get("reference")]
+
+
+def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
+    """An exemplar for summarising ``problem_id`` at ``step``: uniform over the pool minus the problem itself."""
+    from giftgen.backends.base import derive_seed
+
+    own = [i for i, e in enumerate(pool) if e[0] == problem_id]
+    size = len(pool) - len(own)
+    if size <= 0:
+        return None
+    j = random.Random(derive_seed(seed, "exemplar", problem_id, step)).randrange(size)
+    for i in own:  # skip the problem's own entries (sorted), so every other entry is equally likely
+        if j >= i:
+            j += 1
+    return pool[j]
+
+
+def marks_kept(config: ChainConfig, step: int) -> bool:
+    """Whether step ``step``'s chosen codes are marked kept: after burn-in, every ``thinning``-th step."""
+    return step > config.burn_in and (step - config.burn_in) % config.thinning == 0
+
+
+def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
+    from giftgen.prompts import is_function_problem, stop_strings
+
+    if config.prompt_style == "chat":
+        return ()  # the chat turn ends at EOS; extraction takes the first code block
+    if config.extraction == "ast" and is_function_problem(row):
+        return tuple(AST_STOP_STRINGS)
+    return tuple(stop_strings(row))
+
+
+def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
+    """The columns every row of a run shares; resume checks them against the rows already written."""
+    settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
+    return {"chain_model": model, "mode": config.mode, "temperature": float(config.temperature),
+            "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
+            "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
+
+
+def chain_id(config: ChainConfig, problem_id: str) -> str:
+    return f"{config.mode}/{config.seed}/{problem_id}"
+
+
+# --------------------------------------------------------------------------------------------------- the chain
+
+
+def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: Any = None, executor: Any = None,
+              exemplars: Sequence[Exemplar] | None = None, done: Sequence[dict[str, Any]] = (),
+              progress: Any = None) -> Iterator[dict[str, Any]]:
+    """Run the chain over the seed ``rows`` and yield its rows (module docstring), step by step.
+
+    ``backend`` (the ``Backend`` protocol) and ``executor`` (``giftgen.sandbox.Executor``) default to the
+    configured ones, created when the first step needs them and closed at the end. ``exemplars`` defaults to
+    the pool built from ``rows``. ``done`` are rows of this run already written (``prepare_resume``): the chain
+    state is rebuilt from them and the run continues with the next step; they are not yielded again.
+    """
+    problems = check_problems(rows)
+    model = config.model or getattr(backend, "model", None)
+    if model is None:
+        raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id, a local folder, or "
+                          "the served model name with --backend openai)")
+    if not problems:
+        return
+    pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
+    chains = [_Chain(row, row["description"], stops=code_stops(row, config)) for row in problems]
+    block = len(problems) * config.n
+    if len(done) % block:
+        raise ConfigError(f"resume: {len(done)} rows done is not a whole number of steps ({block} rows per step)")
+    start = len(done) // block + 1
+    for t in range(1, start):
+        _replay(chains, done[(t - 1) * block:t * block], config)
+    if progress is not None and start > 1:
+        progress.advance(len(problems) * (start - 1))
+    if start > config.steps:
+        return
+    shared = run_columns(config, model)
+    with contextlib.ExitStack() as stack:
+        if backend is None:
+            from giftgen.backends import load_backend
+
+            backend = load_backend(config)
+            stack.callback(backend.close)
+        if executor is None:
+            from giftgen.sandbox import Executor, Limits
+
+            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits()))
+        run = _Run(config, backend, executor, chains, pool, shared, progress)
+        yield from run.steps(start)
+
+
+def _replay(chains: list[_Chain], step_rows: Sequence[dict[str, Any]], config: ChainConfig) -> None:
+    """Advance each chain's state over one step's rows already written, as the live run did."""
+    if config.mode != "gibbs":
+        return
+    for k, chain in enumerate(chains):
+        for row in step_rows[k * config.n:(k + 1) * config.n]:
+            if row.get("next_description") is not None:
+                chain.description = row["next_description"]
+                if row.get("summary_source") == "step":
+                    chain.last_passing = row["code"]
+
+
+class _Run:
+    """The steps of one run: generation calls, verification futures, choices and rows."""
+
+    def __init__(self, config: ChainConfig, backend: Any, executor: Any, chains: list[_Chain],
+                 pool: Sequence[Exemplar], shared: dict[str, Any], progress: Any = None):
+        self.config, self.backend, self.executor = config, backend, executor
+        self.chains, self.pool, self.shared, self.progress = chains, pool, shared, progress
+        self.cache: dict[tuple[int, str], Future] = {}  # identical codes of a problem are verified once
+
+    def steps(self, start: int) -> Iterator[dict[str, Any]]:
+        config = self.config
+        deferred: list[tuple[Any, ...]] = []
+        for t in range(start, config.steps + 1):
+            descriptions = self._descriptions(t)
+            completions = self._codes(descriptions, t)
+            codes, futures = self._verify(completions)
+            if config.mode == "gibbs":
+                yield from self._gibbs_rows(t, descriptions, completions, codes, futures)
+                self._advance()
+            else:
+                # Verification of this step runs in the workers while the next step generates.
+                for item in deferred:
+                    yield from self._plain_rows(*item)
+                    self._advance()
+                deferred = [(t, descriptions, completions, codes, futures)]
+        for item in deferred:
+            yield from self._plain_rows(*item)
+            self._advance()
+
+    def _advance(self) -> None:
+        if self.progress is not None:
+            self.progress.advance(len(self.chains))
+
+    # ----------------------------------------------------------------------------------------------- calls
+
+    def _descriptions(self, t: int) -> list[str]:
+        from giftgen.prompts import extract_description, rewrite_prompt
+
+        if self.config.mode == "gibbs":
+            return [c.description for c in self.chains]
+        if self.config.mode == "rft":
+            return [c.row["description"] for c in self.chains]
+        prompts = [rewrite_prompt(c.row["description"], self.config.prompt_style) for c in self.chains]
+        out = self.backend.generate(prompts, self.config.desc_sampling(t, "rewrite"))
+        return [extract_description(samples[0].text) for samples in out]
+
+    def _codes(self, descriptions: list[str], t: int) -> list[list[Any]]:
+        """One generate call per distinct stop list (usually one), all problems in it."""
+        from giftgen.prompts import code_prompt
+
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, chain in enumerate(self.chains):
+            groups.setdefault(chain.stops, []).append(i)
+        out: list[list[Any]] = [[] for _ in self.chains]
+        for stops, members in groups.items():
+            prompts = [code_prompt(self.chains[i].row, descriptions[i], self.config.prompt_style) for i in members]
+            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops)))
+            for i, samples in zip(members, results, strict=True):
+                out[i] = samples
+        return out
+
+    def _verify(self, completions: list[list[Any]]) -> tuple[list[list[str]], list[list[Future]]]:
+        from giftgen.prompts import extract_code
+
+        codes, futures = [], []
+        for i, (chain, samples) in enumerate(zip(self.chains, completions, strict=True)):
+            mine = [extract_code(chain.row, s.text, self.config.extraction, self.config.prompt_style) for s in samples]
+            codes.append(mine)
+            futures.append([self._submit(i, code) for code in mine])
+        return codes, futures
+
+    def _submit(self, i: int, code: str) -> Future:
+        key = (i, code)
+        if key not in self.cache:
+            self.cache[key] = self.executor.submit(code, self.chains[i].row)
+        return self.cache[key]
+
+    # ----------------------------------------------------------------------------------------------- rows
+
+    def _gibbs_rows(self, t: int, descriptions: list[str], completions: list[list[Any]], codes: list[list[str]],
+                    futures: list[list[Future]]) -> Iterator[dict[str, Any]]:
+        from giftgen.backends.base import derive_seed
+        from giftgen.prompts import extract_description, summary_prompt
+
+        config = self.config
+        plans = []  # per problem: (verdicts, chosen sample indices, summarised row index, source, code, exemplar)
+        for i, chain in enumerate(self.chains):
+            verdicts = [f.result() for f in futures[i]]
+            passing = [j for j, v in enumerate(verdicts) if v.passed]
+            k = len(passing) if config.kept_per_step == 0 else min(config.kept_per_step, len(passing))
+            pid = chain.row["problem_id"]
+            chosen = random.Random(derive_seed(config.seed, "keep", pid, t)).sample(passing, k)
+            if chosen:
+                source, code = "step", codes[i][chosen[0]]
+            elif config.fallback == "last-passing" and chain.last_passing is not None:
+                source, code = "last-passing", chain.last_passing
+            elif chain.row.get("reference"):
+                source, code = "reference", chain.row["reference"]
+            else:
+                source, code = None, None
+            exemplar = draw_exemplar(self.pool, pid, config.seed, t) if code is not None else None
+            plans.append((verdicts, chosen, chosen[0] if chosen else 0, source, code, exemplar))
+        todo = [i for i, plan in enumerate(plans) if plan[4] is not None]
+        prompts = [summary_prompt(plans[i][4], plans[i][5][1:] if plans[i][5] else None, config.prompt_style)
+                   for i in todo]
+        summaries = self.backend.generate(prompts, config.desc_sampling(t)) if prompts else []
+        next_descriptions = {i: extract_description(s[0].text) for i, s in zip(todo, summaries, strict=True)}
+        mark = marks_kept(config, t)
+        for i, chain in enumerate(self.chains):
+            verdicts, chosen, at, source, code, exemplar = plans[i]
+            new = next_descriptions.get(i, chain.description)
+            for j, completion in enumerate(completions[i]):
+                here = j == at
+                yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], verdicts[j],
+                                kept=mark and j in chosen,
+                                next_description=new if here else None,
+                                summary_source=source if here else None,
+                                exemplar_id=exemplar[0] if here and exemplar else None)
+            chain.description = new
+            if source == "step":
+                chain.last_passing = code
+
+    def _plain_rows(self, t: int, descriptions: list[str], completions: list[list[Any]], codes: list[list[str]],
+                    futures: list[list[Future]]) -> Iterator[dict[str, Any]]:
+        for i, chain in enumerate(self.chains):
+            for j, completion in enumerate(completions[i]):
+                verdict = futures[i][j].result()
+                yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], verdict,
+                                kept=bool(verdict.passed), next_description=None, summary_source=None,
+                                exemplar_id=None)
+
+    def _row(self, chain: _Chain, t: int, j: int, description: str, completion: Any, code: str, verdict: Any,
+             **lineage: Any) -> dict[str, Any]:
+        row = dict(chain.row)
+        row.update({
+            "chain_id": chain_id(self.config, chain.row["problem_id"]), "step": t, "sample": j,
+            "gen_description": description, "raw": completion.text, "code": code,
+            "gen_tokens": completion.tokens, "finish_reason": completion.finish_reason,
+            "chain_status": verdict.status, "chain_passed": bool(verdict.passed),
+        })
+        row.update(lineage)
+        row.update(self.shared)
+        return row
+
+
+# --------------------------------------------------------------------------------------------------- resume
+
+
+def prepare_resume(path: str | Path, rows: Sequence[dict[str, Any]], config: ChainConfig) -> list[dict[str, Any]]:
+    """The rows of this run already in the JSONL file ``path``, cut to whole steps (the file is truncated to match).
+
+    A run killed mid-step leaves part of a step (and maybe half a line); both are cut, and ``run_chain(done=...)``
+    writes that step again, so the file ends as an uninterrupted run's. Rows of another run (other problems,
+    seed, model or settings) are a ``ConfigError``: the file is left untouched.
+    """
+    path = Path(path)
+    if not path.exists():
+        return []
+    problems = check_problems(rows)
+    shared = run_columns(config, config.model)
+    block = len(problems) * config.n
+    lines = path.read_bytes().splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n"):
+        lines.pop()  # half a line: the run was killed while writing it
+    done: list[dict[str, Any]] = []
+    for k, line in enumerate(lines):
+        if not line.strip():
+            break
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{path}, line {k + 1}: invalid JSON, cannot resume",
+                              hint="use --no-resume to start over, or another -o") from None
+        if block == 0 or k // block >= config.steps:
+            raise ConfigError(f"{path} holds more rows than {config.steps} steps of this run write",
+                              hint="raise --steps to extend the chain, or use --no-resume")
+        within = k % block
+        expected = {"problem_id": problems[within // config.n]["problem_id"], "step": k // block + 1,
+                    "sample": within % config.n, **shared}
+        difference = _difference(row, expected)
+        if difference:
+            key, got, want = difference
+            raise ConfigError(f"{path}, line {k + 1}: rows of another run ({key} is {got!r}, this run: "
+                              f"{want!r}); cannot resume", hint="use --no-resume to start over, or another -o")
+        done.append(row)
+    keep = len(done) - len(done) % block if block else 0
+    size = sum(len(line) for line in lines[:keep])
+    if size != path.stat().st_size:
+        with open(path, "rb+") as f:
+            f.truncate(size)
+    return done[:keep]
+
+
+
+def _difference(row: Any, expected: dict[str, Any]) -> tuple[str, Any, Any] | None:
+    """The first (column, found, expected) where ``row`` differs; inside ``chain_settings``, the setting."""
+    if not isinstance(row, dict):
+        return ("row", row, "an object")
+    for key, want in expected.items():
+        got = row.get(key)
+        if got == want:
+            continue
+        if key == "chain_settings" and isinstance(got, str):
+            try:
+                old, new = json.loads(got), json.loads(want)
+            except json.JSONDecodeError:
+                return (key, got, want)
+            for name in sorted(set(old) | set(new)):
+                if old.get(name) != new.get(name):
+                    return (name, old.get(name), new.get(name))
+        return (key, got, want)
+    return None

@@ -205,12 +205,40 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
           **params: Any) -> None:
     """Run the Gibbs chain of GiFT over seed problems and write one row per sampled code.
 
+    Each step samples -n codes per problem, verifies them in the sandbox (chain_passed), keeps one passing code
+    and summarises it into the next description. --mode rft samples from the seed description only; --mode
+    rewrite paraphrases it first (RFT+RD). The chain model may be any model (a teacher for distillation). With
+    -o FILE.jsonl, a killed run started again continues where it stopped (--no-resume starts over).
+
     \b
         giftgen chain seeds.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o chain.jsonl
-        giftgen chain seeds.jsonl --model M --mode rft --steps 20 -n 3
+        giftgen chain seeds.jsonl --model M --mode rft --steps 20 -n 3 -o rft.jsonl
+        giftgen chain seeds.jsonl --model teacher --backend openai --base-url http://127.0.0.1:8000/v1 -o c.jsonl
     """
-    resolve_config(ctx, ChainConfig, params)
-    not_implemented("chain", 4)
+    config = resolve_config(ctx, ChainConfig, params)
+    from contextlib import closing
+
+    from giftgen.chain import check_problems, prepare_resume, run_chain
+    from giftgen.errors import ConfigError
+    from giftgen.progress import Progress, log
+
+    problems = check_problems(read_rows(input, split))
+    if config.model is None:
+        raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
+    resumable = bool(output) and output.endswith(".jsonl")
+    done = prepare_resume(output, problems, config) if resumable and config.resume else []
+    if done:
+        log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
+    with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
+            closing(run_chain(problems, config, done=done, progress=progress)) as rows:
+        if resumable:
+            with RowWriter(output, append=bool(done)) as writer:
+                writer.write_many(rows)
+        else:
+            write_rows(rows, output, push_to_hub, stage="chain", model=config.model)
+    if resumable and push_to_hub:
+        # pushed once the file is complete, so a resumed run pushes every row, not only this process's
+        write_rows(read_rows(output), None, push_to_hub, stage="chain", model=config.model)
 
 
 @_stage_command("verify", VerifyConfig, "Run each row's code against its tests in the sandbox.")
