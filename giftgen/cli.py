@@ -341,5 +341,32 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
     not_implemented("eval", 5)
 
 
+@main.command("merge", short_help="Join the outputs of a stage run with --shard I/N.")
+@click.argument("inputs", nargs=-1, required=True, metavar="SHARD...")
+@io_options
+@click.option("--order", "order_path", default=None, metavar="FILE",
+              help="Restore the problem order of FILE (e.g. the seeds the shards were cut from); default: shard "
+                   "order.")
+@click.option("--shards", type=int, default=None, help="How many shards there are (default: one per input).")
+def merge(inputs: tuple[str, ...], output: str | None, push_to_hub: str | None, split: str | None,
+          order_path: str | None, shards: int | None) -> None:
+    """Join the outputs of `chain`, `verify` or `score` run on N shards (--shard 0/N ... N-1/N) into one.
+
+    The inputs must be exactly the N shards (an empty file for an empty shard): a missing, repeated or foreign
+    shard is an error. Rows come out step by step, problems in --order FILE's order (with the seeds the shards
+    were cut from, the result equals an unsharded run's) or in shard order.
+
+    \b
+        giftgen chain seeds.jsonl --model M --shard 0/2 -o chain-0.jsonl   # on machine 0
+        giftgen chain seeds.jsonl --model M --shard 1/2 -o chain-1.jsonl   # on machine 1
+        giftgen merge chain-0.jsonl chain-1.jsonl --order seeds.jsonl -o chain.jsonl
+    """
+    from giftgen.merge import merge_shards
+
+    order = read_rows(order_path) if order_path else None
+    write_rows(merge_shards(list(inputs), shards=shards, order=order, split=split), output, push_to_hub,
+               stage="merge")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -455,3 +455,42 @@ def read_existing(path: Path) -> list[dict[str, Any]]:
     truncate_partial_line(path)
     with open(path, "rb") as f:
         return list(_read_jsonl(f, str(path)))
+
+
+# --------------------------------------------------------------------------------------------------- shards
+
+
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)``: shard I (counting from 0) of N."""
+    index, slash, count = str(spec).partition("/")
+    try:
+        i, n = int(index), int(count)
+    except ValueError:
+        i, n = -1, 0
+    if not slash or n < 1 or not 0 <= i < n:
+        raise InputError(f"--shard takes I/N with 0 <= I < N (shard I of N, counting from 0), got {spec!r}")
+    return i, n
+
+
+def shard_of(problem_id: str, count: int) -> int:
+    """The shard (0..count-1) that ``problem_id`` belongs to: a stable hash, the same on every machine."""
+    import hashlib
+
+    digest = hashlib.blake2b(problem_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % count
+
+
+def shard_filter(rows: Iterable[dict[str, Any]], shard: str | None, stage: str = "shard") -> Iterator[dict[str, Any]]:
+    """The rows of shard ``"I/N"`` (all rows when ``shard`` is None), keyed by ``problem_id``.
+
+    The N shards partition any input: disjoint, complete, and every row of a problem in the same shard, whatever
+    the row order or the other rows, so N machines can each run a stage on one shard and `giftgen merge` joins them.
+    """
+    if shard is None:
+        yield from rows
+        return
+    i, n = parse_shard(shard)
+    for index, row in enumerate(rows, start=1):
+        require(row, {"problem_id": str}, index, stage)
+        if shard_of(row["problem_id"], n) == i:
+            yield row
