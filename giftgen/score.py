@@ -321,7 +321,7 @@ def openai_scorer(config: ScoreConfig) -> Scorer:
         client = clients[n % len(clients)]
         body = {"model": config.model, "prompt": list(seq), "echo": True, "logprobs": 0, "max_tokens": 0,
                 "temperature": 0.0}
-        data = _post(client, body, config.max_retries)
+        data = _post(client, body, config.max_retries, config.retry_backoff)
         try:
             lps = data["choices"][0]["logprobs"]["token_logprobs"]
         except (KeyError, IndexError, TypeError):
@@ -343,14 +343,15 @@ def openai_scorer(config: ScoreConfig) -> Scorer:
     return score
 
 
-def _post(client: Any, body: dict[str, Any], retries: int) -> dict[str, Any]:
+def _post(client: Any, body: dict[str, Any], retries: int, backoff: float) -> dict[str, Any]:
     import httpx
 
-    for attempt in range(retries + 1):
+    attempt = 0
+    while True:
         try:
             response = client.post("/completions", json=body)
         except httpx.TransportError as e:
-            if attempt == retries:
+            if attempt >= retries:
                 raise GiftgenError(f"cannot reach {client.base_url}: {type(e).__name__}") from None
         else:
             if response.status_code == 400 and body.get("max_tokens") == 0:
@@ -359,9 +360,9 @@ def _post(client: Any, body: dict[str, Any], retries: int) -> dict[str, Any]:
                 continue
             if response.status_code < 400:
                 return response.json()
-            if response.status_code not in (408, 409, 429) and response.status_code < 500 or attempt == retries:
+            retryable = response.status_code in (408, 409, 429) or response.status_code >= 500
+            if not retryable or attempt >= retries:
                 raise GiftgenError(f"{client.base_url}/completions answered {response.status_code}: "
                                    f"{response.text[:200]}")
-        time.sleep(min(30.0, 0.5 * 2**attempt))
-    raise GiftgenError(f"{client.base_url}/completions kept failing")  # pragma: no cover
-
+        time.sleep(min(60.0, backoff * 2**attempt))
+        attempt += 1

@@ -275,13 +275,15 @@ class CompletionsServer:
 def test_openai_backend_uses_echoed_logprobs(lm, rows, tiny_model, mode):
     want = list(score_rows(rows, config(tiny_model, batch_size=4)))
     with CompletionsServer(lm, mode) as server:
+        # max_retries=0: refusing max_tokens=0 is not a failure to retry, it is answered at once
         got = list(score_rows(rows, config(tiny_model, backend="openai", base_url=[server.url], batch_size=4,
-                                           tokenizer=str(tiny_model))))
+                                           max_retries=0, tokenizer=str(tiny_model))))
     for a, b in zip(got, want, strict=True):
         if b["ppl"] is not None:
             assert a["nll"] == pytest.approx(b["nll"], rel=1e-4)
     first = server.requests[0]
     assert first["echo"] is True and first["logprobs"] == 0 and first["max_tokens"] == 0
+    assert any(r["max_tokens"] == 1 for r in server.requests) == (mode == "no-zero")
     assert isinstance(first["prompt"], list) and all(isinstance(t, int) for t in first["prompt"])
 
 
