@@ -9,8 +9,8 @@ pair.
 
 Rows: every input row comes out, in input order, with ``nll`` (mean NLL per scored token), ``ppl``,
 ``ppl_tokens`` (how many tokens the mean is over: completion + EOS), ``score_model`` and ``score_condition``.
-Rows whose ``passed`` is not true are not scored (these columns are null) unless ``--all``: only passing codes are
-selection candidates, and scoring is the expensive part.
+Only selection candidates are scored, rows with ``passed`` true that the chain did not mark ``kept: false``;
+the others get null in these columns, unless ``--all`` (scoring is the expensive part).
 
 Backends: ``transformers`` (rows read ``--window`` at a time, sorted by length, batched with dynamic padding:
 one forward per batch, never padding to a fixed length), ``vllm`` (prompt log-probs of the token ids,
@@ -40,7 +40,7 @@ Scorer = Callable[[Sequence[Sequence[int]], Sequence[int]], list[float]]
 class ScoreConfig(BackendSettings):
     condition: str = setting("generating", "Condition on the description that generated the code, or the seed one.",
                              choices=("generating", "seed"))
-    all: bool = setting(False, "Score every row; by default only rows that passed verification (others get null).")
+    all: bool = setting(False, "Score every row; by default only passed rows the chain kept (others get null).")
     prompt_style: str = setting("base", "Prompt format: base (plain text) or chat (the tokenizer's chat template).",
                                 choices=("base", "chat"))
     window: int = setting(4096, "transformers: rows read ahead and sorted by length before batching (bounds memory).")
@@ -152,8 +152,11 @@ def score_rows(rows: Iterable[dict[str, Any]], config: ScoreConfig, *, scorer: S
 
 
 def _wanted(row: dict[str, Any], config: ScoreConfig) -> bool:
-    # With --all, a row without code (a sample the chain could not extract) still passes through unscored.
-    return row.get("passed") is True or (config.all and isinstance(row.get("code"), str))
+    if config.all:
+        # a row without code (a sample the chain could not extract) still passes through unscored
+        return isinstance(row.get("code"), str)
+    # the selection candidates: passed, and kept by the chain (rows without the mark count as kept)
+    return row.get("passed") is True and row.get("kept", True) is not False
 
 
 def _check(row: dict[str, Any], index: int, config: ScoreConfig) -> None:

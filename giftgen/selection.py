@@ -2,8 +2,10 @@
 
 Contract (METHOD.md, step 3 and the training set of step 4):
 
-- Candidates of a problem are its rows with ``passed`` true; each has a ``ppl`` from ``giftgen score`` (not needed
-  when T = 0, the uniform RFT baseline). Weights are w_j = softmax(T * p_j), or softmax(T * log p_j) with
+- Candidates of a problem are its rows with ``passed`` true (``giftgen verify``) that the chain marked ``kept``
+  (at most one per Gibbs step, after burn-in and thinning; rows without a ``kept`` column count as kept;
+  ``--candidates passed`` ignores the mark); each has a ``ppl`` from ``giftgen score`` (not needed when T = 0,
+  the uniform RFT baseline). Weights are w_j = softmax(T * p_j), or softmax(T * log p_j) with
   ``--log-ppl``; K codes are drawn by these weights, with replacement by default (a problem with one distinct code
   then contributes K copies of it), or without (then at most K distinct rows). ``--dedup`` first keeps one row per
   normalised code (the first one seen, with its ppl).
@@ -37,7 +39,7 @@ from giftgen.records import require
 # The seed-schema columns prompts need; ``tests`` is left out on purpose (MBPP+ tests are large).
 SEED_COLUMNS = ("problem_id", "source", "split", "description", "reference", "entry_point", "prompt_head", "doctest")
 # Provenance copied from a selected row (null when the row has no such column).
-PROVENANCE = ("chain_id", "step")
+PROVENANCE = ("chain_id", "step", "sample")
 
 
 @command_config("select")
@@ -46,6 +48,8 @@ class SelectConfig:
                                       "(the RFT baseline; needs no ppl).", flag="-T")
     k: int = setting(8, "Codes drawn per problem.", flag="-k")
     seed: int = setting(0, "Seed of the draw (each problem's draw depends on it and the problem id only).")
+    candidates: str = setting("kept", "Rows to draw from: passed rows the chain marked kept (its one code per step), "
+                                      "or every passed row.", choices=("kept", "passed"))
     replacement: bool = setting(True, "Draw with replacement (the release) or without (at most K distinct rows).")
     dedup: bool = setting(False, "Keep one candidate per normalised code (comments and layout ignored) before drawing.")
     log_ppl: bool = setting(False, "Weight by softmax(T * log PPL) instead of softmax(T * PPL).")
@@ -122,8 +126,14 @@ class Problem:
     candidates: list[Candidate] = field(default_factory=list)
 
 
-def group_problems(rows: Iterable[dict[str, Any]], *, need_ppl: bool) -> dict[str, Problem]:
-    """Group rows by ``problem_id`` (first-seen order), keeping the seed columns once and each passing code."""
+def is_candidate(row: dict[str, Any], candidates: str = "kept") -> bool:
+    """A row that passed verification and, unless ``candidates == "passed"``, that the chain did not leave unkept."""
+    return row.get("passed") is True and (candidates == "passed" or row.get("kept", True) is not False)
+
+
+def group_problems(rows: Iterable[dict[str, Any]], *, need_ppl: bool,
+                   candidates: str = "kept") -> dict[str, Problem]:
+    """Group rows by ``problem_id`` (first-seen order), keeping the seed columns once and each candidate code."""
     problems: dict[str, Problem] = {}
     for index, row in enumerate(rows, start=1):
         require(row, {"problem_id": str, "description": str, "passed": (bool, type(None))}, index, "select")
@@ -131,7 +141,7 @@ def group_problems(rows: Iterable[dict[str, Any]], *, need_ppl: bool) -> dict[st
         problem = problems.get(pid)
         if problem is None:
             problem = problems[pid] = Problem(seed={c: row.get(c) for c in SEED_COLUMNS})
-        if not row["passed"]:
+        if not is_candidate(row, candidates):
             continue
         require(row, {"code": str}, index, "select")
         ppl = None
@@ -141,7 +151,8 @@ def group_problems(rows: Iterable[dict[str, Any]], *, need_ppl: bool) -> dict[st
             if ppl is None or not math.isfinite(ppl) or ppl <= 0:
                 raise InputError(
                     f"`giftgen select`: row {index} ({pid}) passed but has no usable ppl ({ppl!r})",
-                    hint="score passed rows with `giftgen score`, or draw uniformly with -T 0",
+                    hint="score it with `giftgen score` (--all for rows the chain did not keep), or draw uniformly "
+                         "with -T 0",
                 )
         elif isinstance(row.get("ppl"), (int, float)):
             ppl = row["ppl"]
@@ -168,7 +179,7 @@ def select_rows(rows: Iterable[dict[str, Any]], config: SelectConfig,
     """The training set: seed pairs (if asked) plus K perplexity-weighted draws per problem, as TRL rows."""
     from giftgen.prompts import training_pair
 
-    problems = group_problems(rows, need_ppl=config.temperature != 0)
+    problems = group_problems(rows, need_ppl=config.temperature != 0, candidates=config.candidates)
     gold: dict[str, dict[str, Any]] = {}
     if config.include_reference:
         if seeds is not None:

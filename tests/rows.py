@@ -14,13 +14,17 @@ def seed_rows(data_dir: Path, n: int = 4) -> list[dict]:
 
 
 def chain_rows(seed: dict, codes: list[str], ppls: list[float | None] | None = None,
-               passed: list[bool] | None = None) -> list[dict]:
-    """One verified chain row per code (step i + 1); ``ppls`` adds a score column as `giftgen score` would."""
+               passed: list[bool] | None = None, kept: list[bool] | None = None) -> list[dict]:
+    """One verified chain row per code (step i + 1, sample 0); ``ppls`` adds the columns of `giftgen score`.
+
+    ``kept`` is the chain's mark (default: every passing code kept).
+    """
     passed = passed or [True] * len(codes)
+    kept = kept or passed
     rows = []
     for i, (code, ok) in enumerate(zip(codes, passed, strict=True)):
         row = {**seed, "code": code, "gen_description": f"paraphrase {i} of the task: {seed['description']}",
-               "chain_id": f"{seed['problem_id']}#0", "step": i + 1, "passed": ok,
+               "chain_id": f"{seed['problem_id']}#0", "step": i + 1, "sample": 0, "kept": kept[i], "passed": ok,
                "status": "passed" if ok else "failed"}
         if ppls is not None:
             row["ppl"] = ppls[i]

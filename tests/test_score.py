@@ -155,6 +155,13 @@ def test_all_scores_failed_rows_too(rows, tiny_model):
             assert a["ppl"] == pytest.approx(b["ppl"], rel=1e-5)
 
 
+def test_rows_the_chain_did_not_keep_are_not_scored(rows, tiny_model):
+    unkept = [{**rows[0], "kept": False}, rows[0]]
+    out = list(score_rows(unkept, config(tiny_model)))
+    assert out[0]["ppl"] is None and out[1]["ppl"] is not None
+    assert next(score_rows(unkept, config(tiny_model, all=True)))["ppl"] == pytest.approx(out[1]["ppl"])
+
+
 def test_missing_columns_name_their_stage(rows, tiny_model):
     no_verdict = [{k: v for k, v in rows[0].items() if k != "passed"}]
     with pytest.raises(InputError, match="giftgen verify"):

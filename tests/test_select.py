@@ -105,7 +105,7 @@ def test_training_pairs_use_the_seed_description_and_reference(data_dir):
     assert [r["problem_id"] for r in gold] == ["mbpp/2", "mbpp/3"]
     assert len(self_) == 8 and {r["problem_id"] for r in self_} == {"mbpp/2"}
     assert gold[0] == {**training_pair(seeds[0], seeds[0]["reference"]), "problem_id": "mbpp/2", "origin": "gold",
-                       "weight": None, "ppl": None, "chain_id": None, "step": None}
+                       "weight": None, "ppl": None, "chain_id": None, "step": None, "sample": None}
     by_step = {r["step"]: r for r in rows if r["problem_id"] == "mbpp/2"}
     for r in self_:
         source = by_step[r["step"]]
@@ -141,6 +141,18 @@ def test_without_replacement_dedup_and_uniform(data_dir):
     assert sorted(r["step"] for r in dedup) == [1, 3, 4]  # the reformatted copy is gone; the first one kept
     uniform = list(select_rows(chain_rows(seed, codes, [None] * 4), SelectConfig(temperature=0, k=3)))
     assert [r["weight"] for r in uniform if r["origin"] == "self"] == [0.25] * 3
+
+
+def test_only_codes_the_chain_kept_are_candidates(data_dir):
+    seed = seed_rows(data_dir, 1)[0]
+    # a Gibbs step keeps one of its passing codes; the other passed too but was not kept
+    rows = chain_rows(seed, variants(seed, 3), [1.1, 1.2, 1.3], kept=[True, False, True])
+    steps = {r["step"] for r in select_rows(rows, SelectConfig(include_reference=False, k=50))}
+    assert steps == {1, 3}
+    every = {r["step"] for r in select_rows(rows, SelectConfig(include_reference=False, k=50, candidates="passed"))}
+    assert every == {1, 2, 3}
+    no_mark = [{k: v for k, v in r.items() if k != "kept"} for r in rows]  # rows of another producer
+    assert {r["step"] for r in select_rows(no_mark, SelectConfig(include_reference=False, k=50))} == {1, 2, 3}
 
 
 def test_one_distinct_code_gives_k_copies(data_dir):
