@@ -271,7 +271,7 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     from giftgen.progress import Progress
     from giftgen.score import score_rows
 
-    with Progress("score") as progress:
+    with Progress("score", unit="codes scored") as progress:
         write_rows(score_rows(read_rows(input, split), config, progress=progress), output, push_to_hub)
 
 

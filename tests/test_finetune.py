@@ -191,3 +191,25 @@ def test_chat_pairs_train_on_the_assistant_turn_only(tiny_model, data_dir, tmp_p
         labels = example["labels"]
         assert labels[:n_prompt] == [-100] * n_prompt and -100 not in labels[n_prompt:]
         assert tok.decode(labels[n_prompt:]) == pair["completion"][0]["content"] + "<|end|>\n"
+
+
+def test_score_select_finetune_compose_through_pipes(tiny_model, data_dir, tmp_path):
+    from tests.rows import chain_rows, variants
+
+    seeds = seed_rows(data_dir, 3)
+    rows = [r for s in seeds for r in chain_rows(s, variants(s, 2) + ["def broken(:\n"], passed=[True, True, False])]
+    runner = CliRunner()
+    scored = runner.invoke(main, ["score", "-", "--model", str(tiny_model), "--device", "cpu"],
+                           input="".join(json.dumps(r) + "\n" for r in rows))
+    assert scored.exit_code == 0, scored.output
+    selected = runner.invoke(main, ["select", "-", "-k", "2"], input=scored.stdout)
+    assert selected.exit_code == 0, selected.output
+    sft = [json.loads(line) for line in selected.stdout.splitlines()]
+    assert [r["origin"] for r in sft] == ["gold", "self", "self"] * 3
+    (tmp_path / "sft.jsonl").write_text(selected.stdout)
+    out = tmp_path / "model"
+    tuned = runner.invoke(main, ["finetune", str(tmp_path / "sft.jsonl"), "--model", str(tiny_model), "-o", str(out),
+                                 "--max-steps", "1", "--global-batch-size", "9", "--per-device-batch-size", "9",
+                                 "--device", "cpu"])
+    assert tuned.exit_code == 0, tuned.output
+    assert json.loads(tuned.stdout.strip().splitlines()[-1])["examples"] == 9
