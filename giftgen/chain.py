@@ -29,7 +29,8 @@ with exactly the rows an uninterrupted run writes.
 
 Throughput: each step makes one backend call for all problems' code prompts (one per distinct stop list) and
 one for their summaries; codes are verified in the sandbox's worker processes as soon as a call returns, and in
-rft/rewrite modes while the next step generates.
+rft/rewrite modes while the next step generates. A problem's identical codes are verified once per run, and a
+code that does not compile is judged ``syntax_error`` here, without a sandbox process.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from typing import Any
 
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting
-from giftgen.errors import ConfigError, InputError
+from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.records import require
 
 FALLBACKS = ("last-passing", "reference")
@@ -54,7 +55,7 @@ FALLBACKS = ("last-passing", "reference")
 AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
 # Settings that shape the rows besides the flat sampling columns; recorded as JSON and checked on resume.
 _SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
-                    "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens")
+                    "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests")
 _RUN_COLUMNS = ("chain_model", "mode", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "chain_settings")
 
 
@@ -83,14 +84,21 @@ class ChainConfig(BackendSettings):
                               choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
     workers: int = setting(0, "Sandbox worker processes for in-loop verification (0: one per CPU core).")
+    tests: str = setting("base", "Tests the in-loop verification runs: the problem's own (base), its extra inputs "
+                         "(plus) or all. The paper's chain uses the base tests.", choices=("base", "plus", "all"))
+    max_tests: int | None = setting(None, "Run only the first N tests of each problem (the release: 10 for APPS).")
+    timeout: float = setting(4.0, "Seconds per test in the sandbox.")
     resume: bool = setting(True, "With -o FILE.jsonl: continue the rows already in FILE (a killed run); "
                            "--no-resume starts over.")
 
     def validate(self) -> None:
         for name, low in (("steps", 1), ("n", 1), ("kept_per_step", 0), ("burn_in", 0), ("thinning", 1),
-                          ("workers", 0)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"{name} must be at least {low}, got {getattr(self, name)}")
+                          ("workers", 0), ("max_tests", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be positive, got {self.timeout}")
         # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
         self.code_sampling(0, [])
         self.desc_sampling(0)
@@ -124,10 +132,11 @@ Exemplar = tuple[str, str, str]  # (problem_id, code, description)
 
 @dataclass
 class _Chain:
-    """One problem's chain: its seed row and the state the next step needs."""
+    """One problem's chain: its seed row, its test plan and the state the next step needs."""
 
     row: dict[str, Any]
     description: str
+    plan: Any
     last_passing: str | None = None
     stops: tuple[str, ...] = ()
 
@@ -200,8 +209,9 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
               progress: Any = None) -> Iterator[dict[str, Any]]:
     """Run the chain over the seed ``rows`` and yield its rows (module docstring), step by step.
 
-    ``backend`` (the ``Backend`` protocol) and ``executor`` (``giftgen.sandbox.Executor``) default to the
-    configured ones, created when the first step needs them and closed at the end. ``exemplars`` defaults to
+    ``backend`` (the ``Backend`` protocol) and ``executor`` (``giftgen.sandbox.Executor``; it is given test plans
+    of the configured ``tests``/``max_tests`` selection) default to the configured ones, created when the first
+    step needs them and closed at the end. ``exemplars`` defaults to
     the pool built from ``rows``. ``done`` are rows of this run already written (``prepare_resume``): the chain
     state is rebuilt from them and the run continues with the next step; they are not yielded again.
     """
@@ -213,7 +223,11 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     if not problems:
         return
     pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
-    chains = [_Chain(row, row["description"], stops=code_stops(row, config)) for row in problems]
+    from giftgen.sandbox.plan import make_plan
+
+    # Test plans first: a problem whose tests cannot run is an input error before any model loads.
+    chains = [_Chain(row, row["description"], make_plan(row, config.tests, config.max_tests),
+                     stops=code_stops(row, config)) for row in problems]
     block = len(problems) * config.n
     if len(done) % block:
         raise ConfigError(f"resume: {len(done)} rows done is not a whole number of steps ({block} rows per step)")
@@ -234,7 +248,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
         if executor is None:
             from giftgen.sandbox import Executor, Limits
 
-            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits()))
+            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout)))
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 
@@ -249,6 +263,22 @@ def _replay(chains: list[_Chain], step_rows: Sequence[dict[str, Any]], config: C
                 chain.description = row["next_description"]
                 if row.get("summary_source") == "step":
                     chain.last_passing = row["code"]
+
+
+@dataclass
+class _Choice:
+    """One problem's step in gibbs mode: verdicts, chosen passing samples, and what the summary describes."""
+
+    verdicts: list[Any]
+    chosen: list[int]
+    source: str | None  # step | last-passing | reference | None
+    code: str | None
+    exemplar: Exemplar | None
+
+    @property
+    def carrier(self) -> int:
+        """The sample whose row carries the next description: the summarised code's, else the first."""
+        return self.chosen[0] if self.chosen else 0
 
 
 class _Run:
@@ -325,59 +355,65 @@ class _Run:
     def _submit(self, i: int, code: str) -> Future:
         key = (i, code)
         if key not in self.cache:
-            self.cache[key] = self.executor.submit(code, self.chains[i].row)
+            self.cache[key] = _syntax_error(code) or self.executor.submit(code, self.chains[i].plan)
         return self.cache[key]
 
     # ----------------------------------------------------------------------------------------------- rows
 
     def _gibbs_rows(self, t: int, descriptions: list[str], completions: list[list[Any]], codes: list[list[str]],
                     futures: list[list[Future]]) -> Iterator[dict[str, Any]]:
-        from giftgen.backends.base import derive_seed
         from giftgen.prompts import extract_description, summary_prompt
 
         config = self.config
-        plans = []  # per problem: (verdicts, chosen sample indices, summarised row index, source, code, exemplar)
-        for i, chain in enumerate(self.chains):
-            verdicts = [f.result() for f in futures[i]]
-            passing = [j for j, v in enumerate(verdicts) if v.passed]
-            k = len(passing) if config.kept_per_step == 0 else min(config.kept_per_step, len(passing))
-            pid = chain.row["problem_id"]
-            chosen = random.Random(derive_seed(config.seed, "keep", pid, t)).sample(passing, k)
-            if chosen:
-                source, code = "step", codes[i][chosen[0]]
-            elif config.fallback == "last-passing" and chain.last_passing is not None:
-                source, code = "last-passing", chain.last_passing
-            elif chain.row.get("reference"):
-                source, code = "reference", chain.row["reference"]
-            else:
-                source, code = None, None
-            exemplar = draw_exemplar(self.pool, pid, config.seed, t) if code is not None else None
-            plans.append((verdicts, chosen, chosen[0] if chosen else 0, source, code, exemplar))
-        todo = [i for i, plan in enumerate(plans) if plan[4] is not None]
-        prompts = [summary_prompt(plans[i][4], plans[i][5][1:] if plans[i][5] else None, config.prompt_style)
-                   for i in todo]
+        choices = [self._choose(chain, t, codes[i], [_verdict(f, chain, t) for f in futures[i]])
+                   for i, chain in enumerate(self.chains)]
+        todo = [i for i, c in enumerate(choices) if c.code is not None]
+        prompts = [summary_prompt(choices[i].code, choices[i].exemplar[1:] if choices[i].exemplar else None,
+                                  config.prompt_style) for i in todo]
         summaries = self.backend.generate(prompts, config.desc_sampling(t)) if prompts else []
         next_descriptions = {i: extract_description(s[0].text) for i, s in zip(todo, summaries, strict=True)}
         mark = marks_kept(config, t)
         for i, chain in enumerate(self.chains):
-            verdicts, chosen, at, source, code, exemplar = plans[i]
+            choice = choices[i]
             new = next_descriptions.get(i, chain.description)
             for j, completion in enumerate(completions[i]):
-                here = j == at
-                yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], verdicts[j],
-                                kept=mark and j in chosen,
+                here = j == choice.carrier
+                yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], choice.verdicts[j],
+                                kept=mark and j in choice.chosen,
                                 next_description=new if here else None,
-                                summary_source=source if here else None,
-                                exemplar_id=exemplar[0] if here and exemplar else None)
+                                summary_source=choice.source if here else None,
+                                exemplar_id=choice.exemplar[0] if here and choice.exemplar else None)
             chain.description = new
-            if source == "step":
-                chain.last_passing = code
+            if choice.source == "step":
+                chain.last_passing = choice.code
+
+    def _choose(self, chain: _Chain, t: int, codes: list[str], verdicts: list[Any]) -> _Choice:
+        """Which passing codes this step keeps, and which code (and exemplar) its summary describes."""
+        from giftgen.backends.base import derive_seed
+
+        config = self.config
+        pid = chain.row["problem_id"]
+        passing = [j for j, v in enumerate(verdicts) if v.passed]
+        k = len(passing) if config.kept_per_step == 0 else min(config.kept_per_step, len(passing))
+        chosen = random.Random(derive_seed(config.seed, "keep", pid, t)).sample(passing, k)
+        if chosen:
+            source, code = "step", codes[chosen[0]]
+        elif config.fallback == "last-passing" and chain.last_passing is not None:
+            source, code = "last-passing", chain.last_passing
+        elif chain.row.get("reference"):
+            source, code = "reference", chain.row["reference"]
+        else:  # nothing to summarise: the description stays
+            source, code = None, None
+        exemplar = draw_exemplar(self.pool, pid, config.seed, t) if code is not None else None
+        return _Choice(verdicts, chosen, source, code, exemplar)
 
     def _plain_rows(self, t: int, descriptions: list[str], completions: list[list[Any]], codes: list[list[str]],
                     futures: list[list[Future]]) -> Iterator[dict[str, Any]]:
+        # every verdict first: a sandbox failure must not leave half a step behind
+        verdicts = [[_verdict(f, chain, t) for f in fs] for chain, fs in zip(self.chains, futures, strict=True)]
         for i, chain in enumerate(self.chains):
             for j, completion in enumerate(completions[i]):
-                verdict = futures[i][j].result()
+                verdict = verdicts[i][j]
                 yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], verdict,
                                 kept=bool(verdict.passed), next_description=None, summary_source=None,
                                 exemplar_id=None)
@@ -394,6 +430,35 @@ class _Run:
         row.update(lineage)
         row.update(self.shared)
         return row
+
+
+def _verdict(future: Future, chain: _Chain, step: int) -> Any:
+    """The verdict of a code; an infrastructure failure stops the run rather than pass for a wrong code."""
+    verdict = future.result()
+    if verdict.status == "sandbox_error":
+        lines = (verdict.error or "").strip().splitlines()
+        raise GiftgenError(
+            f"the sandbox failed on a code of {chain.row['problem_id']} at step {step}: "
+            f"{lines[-1] if lines else 'no detail'}",
+            hint="the steps before it are written; run the same command again (with -o FILE.jsonl) to resume")
+    return verdict
+
+
+def _syntax_error(code: str) -> Future | None:
+    """A finished ``syntax_error`` verdict when ``code`` does not compile, else None.
+
+    Weak models write many programs that do not parse; each would cost the sandbox a process to say so.
+    Compiling runs none of the code, so it is safe here, and it is the same compiler the sandbox's child uses.
+    """
+    from giftgen.sandbox import Verdict
+
+    try:
+        compile(code, "<program>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as e:
+        future: Future = Future()
+        future.set_result(Verdict("syntax_error", False, error=f"{type(e).__name__}: {e}"))
+        return future
+    return None
 
 
 # --------------------------------------------------------------------------------------------------- resume
