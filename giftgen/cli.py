@@ -330,15 +330,50 @@ def finetune(ctx: click.Context, input: str, push_to_hub: str | None, split: str
 
 
 @_stage_command("eval", EvalConfig, "Measure pass@1 / pass@k of a model on seed rows.")
+@click.option("--summary", "summary_path", default=None, metavar="FILE.json",
+              help="Also write the summary (pass@k, verdict counts, model, settings) as JSON to FILE.json.")
 def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
-             **params: Any) -> None:
+             summary_path: str | None, **params: Any) -> None:
     """Measure greedy pass@1 (and sampled pass@k) of a model on seed rows, through the sandbox.
 
+    Each problem is prompted exactly as in training (its seed description, --prompt-style), codes are extracted
+    as in `chain` and run against the problem's tests. Writes one row per problem (samples, verdicts, n_correct,
+    pass@k) and prints a summary table on stderr.
+
     \b
-        giftgen eval mbppplus.jsonl --model out/round-1 -o results.jsonl
+        giftgen eval mbppplus.jsonl --model out/round-1 -o results.jsonl --summary summary.json
+        giftgen eval humaneval.jsonl --model M --backend vllm -n 20 --temperature 0.8 --k 1,10
+        giftgen eval apps-test.jsonl --model M --max-tests 10 -o results.parquet
     """
-    resolve_config(ctx, EvalConfig, params)
-    not_implemented("eval", 5)
+    config = resolve_config(ctx, EvalConfig, params)
+    import json
+    import time
+    from contextlib import closing
+
+    from giftgen.evaluate import Tally, evaluate_rows, print_summary
+    from giftgen.progress import Progress
+
+    tally = Tally(config)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    # closing(): the model and the sandbox workers go away even when the reader does (| head)
+    with Progress("eval", unit="problems") as progress, \
+            closing(evaluate_rows(read_rows(input, split), config, progress=progress, timings=timings)) as rows:
+        write_rows(tally.track(rows), output, push_to_hub, stage="eval", model=config.model)
+    summary = tally.summary(input=input, elapsed_s=round(time.perf_counter() - start, 3),
+                            **{k: round(v, 3) for k, v in timings.items()})
+    print_summary(summary)
+    if summary_path:
+        from pathlib import Path
+
+        path = Path(summary_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=2) + "\n")
+    if summary["incomplete_problems"]:
+        # the rows and the summary are written; the exit status says the means do not cover every problem
+        raise GiftgenError(f"{summary['incomplete_problems']} of {summary['problems']} problems met sandbox errors "
+                           f"after retries; pass@k covers the other {summary['scored_problems']}",
+                           hint="see the error of their samples with status sandbox_error, then evaluate them again")
 
 
 @main.command("merge", short_help="Join the outputs of a stage run with --shard I/N.")

@@ -63,14 +63,24 @@ class EvalConfig(BackendSettings):
                                         "use the one the model was trained with.", choices=("base", "chat"))
     extraction: str = setting("stop", "Code extraction: stop (cut at the release's stop strings) or ast (longest "
                                       "parsable prefix, helpers kept).", choices=("stop", "ast"))
+    workers: int = setting(0, "Sandbox worker processes (0: one per CPU core).")
+    tests: str = setting("all", "Tests each sample runs: the problem's own (base), its extra inputs (plus: MBPP+) "
+                         "or all.", choices=("base", "plus", "all"))
+    max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as the paper).")
+    timeout: float = setting(4.0, "Seconds per test in the sandbox.")
     window: int = setting(1024, "Problems per round of generation then verification (all their prompts go to "
                                 "the backend in one call).")
 
     def validate(self) -> None:
         if self.n < 1:
             raise ConfigError(f"n must be at least 1, got {self.n}")
-        if self.window < 1:
-            raise ConfigError(f"window must be at least 1, got {self.window}")
+        for name, low in (("window", 1), ("workers", 0), ("max_tests", 1)):
+            value = getattr(self, name)
+            if value is not None and value < low:
+                raise ConfigError(f"{name} must be at least {low}, got {value}")
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        self.sampling(())  # checks the sampling ranges before a model loads
         if self.n > 1 and self.temperature == 0:
             raise ConfigError(f"n = {self.n} with temperature 0 would score {self.n} copies of the greedy answer",
                               hint="give --temperature (e.g. 0.8) for pass@k, or -n 1 for greedy pass@1")
@@ -132,19 +142,14 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def prompt_and_stops(row: Mapping[str, Any], config: EvalConfig) -> tuple[Any, tuple[str, ...]]:
     """The prompt for ``row`` (the training prompt: seed description, ``prompt_style``) and its stop strings.
 
-    Base style with stop extraction uses the release's stop strings (``prompts.stop_strings``: stdin/stdout
-    programs have their own). With AST extraction, function problems get none: a stop at ``"\\ndef"`` would cut
-    the helper functions that AST extraction exists to keep; stdin/stdout programs keep theirs, which end the
-    program and never cut inside it. Chat answers end at the end of the assistant's turn.
+    The stop strings are the chain's (``chain.code_stops``), so a model is measured on codes extracted exactly
+    as the ones it was trained on: the release's stops for base style with stop extraction (stdin/stdout programs
+    have their own), stops that spare helper functions with AST extraction, none for chat.
     """
-    from giftgen.prompts import code_prompt, is_function_problem, stop_strings
+    from giftgen.chain import code_stops
+    from giftgen.prompts import code_prompt
 
-    prompt = code_prompt(row, style=config.prompt_style)
-    if config.prompt_style == "chat":
-        return prompt, ()
-    if config.extraction == "ast" and is_function_problem(row):
-        return prompt, ()
-    return prompt, tuple(stop_strings(row))
+    return code_prompt(row, style=config.prompt_style), tuple(code_stops(row, config))  # type: ignore[arg-type]
 
 
 def generate_window(rows: Sequence[Mapping[str, Any]], config: EvalConfig, backend: Backend) -> list[list[Any]]:
@@ -290,7 +295,8 @@ def make_executor(config: EvalConfig) -> Any:
     """The sandbox executor for ``config`` (a context manager)."""
     from giftgen.sandbox import Executor, Limits
 
-    return Executor(workers=0, limits=Limits())
+    return Executor(workers=config.workers, limits=Limits(timeout=config.timeout), tests=config.tests,
+                    max_tests=config.max_tests)
 
 
 # --------------------------------------------------------------------------------------------------- summary
@@ -391,4 +397,7 @@ def evaluate(rows: Iterable[dict[str, Any]], config: EvalConfig, **kwargs: Any) 
     tally = Tally(config)
     timings: dict[str, float] = {}
     results = list(tally.track(evaluate_rows(rows, config, timings=timings, **kwargs)))
-    return results, tally.summary(**{k: round(v, 3) for k, v in timings.items()})
+    extra: dict[str, Any] = {k: round(v, 3) for k, v in timings.items()}
+    if kwargs.get("backend") is not None:
+        extra["backend"] = kwargs["backend"].name
+    return results, tally.summary(**extra)

@@ -20,6 +20,7 @@ SOURCES: dict[str, str] = {
     "humaneval": "giftgen.seeds.humaneval",
     "apps": "giftgen.seeds.apps",
     "generic": "giftgen.seeds.generic",
+    "toy": "giftgen.seeds.toy",
 }
 
 
