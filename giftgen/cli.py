@@ -93,6 +93,13 @@ def io_options(fn: Callable, split: bool = True) -> Callable:
     return fn
 
 
+def shard_option(fn: Callable) -> Callable:
+    """--shard I/N: process only the problems of shard I of N (`giftgen merge` joins the N outputs)."""
+    return click.option("--shard", default=None, metavar="I/N",
+                        help="Process only shard I of N (0 <= I < N), split by problem_id; join the N outputs "
+                             "with `giftgen merge`.")(fn)
+
+
 def config_options(cls: type) -> Callable[[Callable], Callable]:
     def decorate(fn: Callable) -> Callable:
         fn = click_options(cls)(fn)
@@ -201,6 +208,7 @@ def _stage_command(name: str, cls: type, summary: str) -> Callable[[Callable], C
 
 
 @_stage_command("chain", ChainConfig, "Run the Gibbs chain (or RFT / RFT+RD) over seed problems.")
+@shard_option
 def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
           **params: Any) -> None:
     """Run the Gibbs chain of GiFT over seed problems and write one row per sampled code.
@@ -218,11 +226,13 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     config = resolve_config(ctx, ChainConfig, params)
     from contextlib import closing
 
-    from giftgen.chain import check_problems, prepare_resume, run_chain
+    from giftgen.chain import check_problems, exemplar_pool, prepare_resume, run_chain
     from giftgen.errors import ConfigError
     from giftgen.progress import Progress, log
+    from giftgen.records import shard_filter
 
-    problems = check_problems(read_rows(input, split))
+    seeds = check_problems(read_rows(input, split))
+    problems = list(shard_filter(seeds, params.get("shard"), "chain"))  # exemplars: from all seeds, as unsharded
     if config.model is None:
         raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
     resumable = bool(output) and output.endswith(".jsonl")
@@ -230,7 +240,8 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     if done:
         log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
-            closing(run_chain(problems, config, done=done, progress=progress)) as rows:
+            closing(run_chain(problems, config, exemplars=exemplar_pool(seeds), done=done,
+                              progress=progress)) as rows:
         if resumable:
             with RowWriter(output, append=bool(done)) as writer:
                 writer.write_many(rows)
@@ -255,6 +266,7 @@ def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
 
 
 @_stage_command("score", ScoreConfig, "Add the perplexity of each code under a model.")
+@shard_option
 def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
           **params: Any) -> None:
     """Add the perplexity of each row's code under a model (the student, in distillation).
@@ -269,10 +281,12 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     """
     config = resolve_config(ctx, ScoreConfig, params)
     from giftgen.progress import Progress
+    from giftgen.records import shard_filter
     from giftgen.score import score_rows
 
     with Progress("score", unit="codes scored") as progress:
-        write_rows(score_rows(read_rows(input, split), config, progress=progress), output, push_to_hub)
+        rows = shard_filter(read_rows(input, split), params.get("shard"), "score")
+        write_rows(score_rows(rows, config, progress=progress), output, push_to_hub)
 
 
 @_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")

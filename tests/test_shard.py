@@ -183,3 +183,80 @@ def test_merge_command(seeds, tmp_path):
     assert "Error:" in result.output and "shards" in result.output
     result = CliRunner().invoke(main, ["merge", "-", files[0]])
     assert result.exit_code == 2 and "stdin" in result.output
+
+
+# --------------------------------------------------------------------------------------------------- real stages
+
+SHARD_IDS = ["mbpp/2", "mbpp/3", "mbpp/4", "mbpp/6", "mbpp/7", "mbpp/8", "mbpp/9", "mbpp/11"]
+
+
+@pytest.fixture(scope="module")
+def stage_seeds(seeds, data_dir, tmp_path_factory) -> Path:
+    from giftgen.seeds import load_seeds
+
+    rows = {r["problem_id"]: r for r in load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), "all")}
+    path = tmp_path_factory.mktemp("shard-seeds") / "seeds.jsonl"
+    write(path, [rows[i] for i in SHARD_IDS])
+    return path
+
+
+def fake_teacher(seeds_path: Path, path: Path) -> Path:
+    """A script answering every code prompt with the problem's reference body (even problems) or a wrong one:
+    one reply per rule, so a prompt's reply does not depend on which other prompts share a call."""
+    from giftgen.prompts import code_prompt
+
+    rules = [{"match": "###Description of the given code:", "reply": "Solve the task."}]
+    for k, row in enumerate(read_rows(seeds_path)):
+        opening = code_prompt(row).split('"""')[0] + '"""'
+        body = row["reference"][len(row["prompt_head"]):] if k % 2 == 0 else "    return None\n"
+        rules.append({"match": opening, "reply": body})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rules))
+    return path
+
+
+def run_cli(*args: str) -> None:
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 0, result.output
+
+
+def test_chain_and_score_shards_merge_to_the_unsharded_output(stage_seeds, tiny_model, tmp_path):
+    script = fake_teacher(stage_seeds, tmp_path / "teacher.jsonl")
+    chain = ["chain", str(stage_seeds), "--backend", "fake", "--model", str(script), "-R", "3", "-n", "2",
+             "--workers", "2"]
+    run_cli(*chain, "-o", str(tmp_path / "chain.jsonl"))
+    parts = []
+    for i in range(3):
+        parts.append(str(tmp_path / f"chain-{i}.jsonl"))
+        run_cli(*chain, "--shard", f"{i}/3", "-o", parts[-1])
+    whole = list(read_rows(tmp_path / "chain.jsonl"))
+    assert {r["chain_passed"] for r in whole} == {True, False}
+    shards = [list(read_rows(p)) for p in parts]
+    assert all(shards) and sum(len(s) for s in shards) == len(whole)
+    assert not set.intersection(*({r["problem_id"] for r in s} for s in shards))
+    run_cli("merge", *parts, "--order", str(stage_seeds), "-o", str(tmp_path / "merged.jsonl"))
+    assert list(read_rows(tmp_path / "merged.jsonl")) == whole  # exemplars and choices as unsharded
+
+    # score on shards: the passed rows of the chain stand in for verify's output
+    write(tmp_path / "verified.jsonl", [{**r, "passed": r["chain_passed"]} for r in whole])
+    score = ["score", str(tmp_path / "verified.jsonl"), "--model", str(tiny_model), "--device", "cpu"]
+    run_cli(*score, "-o", str(tmp_path / "score.jsonl"))
+    parts = []
+    for i in range(2):
+        parts.append(str(tmp_path / f"score-{i}.jsonl"))
+        run_cli(*score, "--shard", f"{i}/2", "-o", parts[-1])
+    run_cli("merge", *parts[::-1], "--order", str(stage_seeds), "-o", str(tmp_path / "score-merged.jsonl"))
+    expected = list(read_rows(tmp_path / "score.jsonl"))
+    merged = list(read_rows(tmp_path / "score-merged.jsonl"))
+    assert [r["ppl"] is None for r in merged] == [r["ppl"] is None for r in expected]
+    assert any(r["ppl"] is not None for r in merged)
+    for got, want in zip(merged, expected, strict=True):
+        # batches differ between shards, so float sums may differ in the last bits
+        assert {k: v for k, v in got.items() if k not in ("nll", "ppl")} == \
+            {k: v for k, v in want.items() if k not in ("nll", "ppl")}
+        if want["ppl"] is not None:
+            assert got["ppl"] == pytest.approx(want["ppl"], rel=1e-5)
+
+
+def test_shard_option_refuses_a_bad_spec(stage_seeds, tiny_model):
+    result = CliRunner().invoke(main, ["score", str(stage_seeds), "--model", str(tiny_model), "--shard", "2/2"])
+    assert result.exit_code == 2 and "I/N" in result.output
