@@ -23,6 +23,7 @@ from giftgen.errors import GiftgenError, NotImplementedStage
 from giftgen.evaluate import EvalConfig
 from giftgen.finetune import FinetuneConfig
 from giftgen.records import PipeClosed, RowWriter, read_rows, records_stream, reset_records_stream
+from giftgen.run import RunConfig
 from giftgen.score import ScoreConfig
 from giftgen.seeds import SOURCES, SeedsConfig
 from giftgen.selection import SelectConfig
@@ -415,6 +416,53 @@ def merge(inputs: tuple[str, ...], output: str | None, push_to_hub: str | None, 
     order = read_rows(order_path) if order_path else None
     write_rows(merge_shards(list(inputs), shards=shards, order=order, split=split), output, push_to_hub,
                stage="merge")
+
+
+@main.command("run", short_help="Self-training rounds from a recipe: chain, verify, score, select, finetune, eval.")
+@click.argument("recipe_path", metavar="RECIPE", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override one recipe setting (the value is read as YAML); repeatable. E.g. --set chain.steps=3.")
+@config_options(RunConfig)
+@click.pass_context
+def run(ctx: click.Context, recipe_path: str, overrides: tuple[str, ...], **params: Any) -> None:
+    """Run R self-training rounds of GiFT from RECIPE into a run directory; rerun the command to resume.
+
+    Each round: chain (with the previous round's model, or run.teacher), verify, score, select, finetune (from
+    the base model, or the previous round's with --policy continue), eval. Finished stages are skipped on a
+    rerun; a killed chain continues from its rows. A table of each round (problems solved, codes kept, selected
+    rows, pass@1) goes to stderr and RUN_DIR/summary.json; the summary is also printed to stdout as JSON.
+
+    \b
+        giftgen run recipes/quickstart.yaml
+        giftgen run recipes/gift-mbppplus.yaml --run-dir runs/gift --rounds 3
+        giftgen run recipes/quickstart.yaml --model ./my-model --set chain.steps=2 --set eval.max_new_tokens=256
+    """
+    from dataclasses import fields
+
+    from click.core import ParameterSource
+
+    from giftgen.config import dump_yaml
+    from giftgen.errors import ConfigError
+    from giftgen.run import load_run_recipe, run_rounds
+
+    if (ctx.obj or {}).get("recipe"):
+        raise ConfigError("give the recipe once: `giftgen run RECIPE` (not --recipe)")
+    names = {f.name for f in fields(RunConfig)}
+    flags = {name: (list(value) if isinstance(value, tuple) else value) for name, value in params.items()
+             if name in names
+             and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
+    plan = load_run_recipe(recipe_path, overrides, flags)
+    stream = records_stream()
+    if params.get("print_config"):
+        stream.write("".join(dump_yaml(name, cfg) for name, cfg in [("run", plan.run), *plan.stages.items()])
+                     .encode())
+        stream.flush()
+        return
+    import json
+
+    summary = run_rounds(plan)
+    stream.write(json.dumps(summary).encode() + b"\n")
+    stream.flush()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,0 +1,291 @@
+"""The stages of `giftgen run` as jobs: one function per stage, from input files to an output that survives kill -9.
+
+Contract of a stage function ``(config, inputs, output) -> result``: ``inputs`` maps names to files, ``output`` is
+the file (or, for finetune, the folder) it writes, ``result`` is a JSON-able dict of counts. The output is either
+complete or absent-or-replaceable, never half-counted:
+
+- ``chain`` appends to ``output`` and, when started again, continues the rows already there
+  (``chain.prepare_resume``: a half-written step is cut and written again), so a killed chain loses at most the
+  step in flight;
+- ``verify``, ``score``, ``select`` and ``eval`` write ``NAME.partial.jsonl`` and rename it onto ``output`` once it is
+  complete and on disk, so a rerun redoes them from their inputs and never duplicates a row;
+- ``finetune`` trains into ``output`` after removing what a killed attempt left there.
+
+The caller (``giftgen.run``) records completion with a marker written after the stage returns; an output without
+its marker is unfinished. Jobs run in the caller's process (``execute``) or in a child process of their own
+(``python -m giftgen.stages JOB.json``), which frees every byte of memory the stage's model held (GPU included,
+and vLLM's reservation) when it exits. The child dies with its parent (Linux ``PR_SET_PDEATHSIG``), so a killed
+run leaves no stage writing behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from giftgen.errors import GiftgenError, InputError
+from giftgen.records import RowWriter, read_rows
+
+# The stages that load a model: run in a child process when the run isolates them.
+MODEL_STAGES = ("chain", "score", "finetune", "eval")
+
+
+# --------------------------------------------------------------------------------------------------- files
+
+
+def fsync_path(path: Path) -> None:
+    """Flush a file (and the directory entry naming it) to disk."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:  # some platforms cannot open a directory
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_path(path)
+
+
+def write_rows_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Write rows to ``NAME.partial.jsonl`` beside ``path``, then rename it onto ``path`` once complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name.split(".")[0] + ".partial.jsonl")
+    with RowWriter(tmp) as writer:
+        writer.write_many(rows)
+    fsync_path(tmp)
+    os.replace(tmp, path)
+    fsync_path(path)
+
+
+# --------------------------------------------------------------------------------------------------- stages
+
+
+def chain_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    from contextlib import closing
+
+    from giftgen.chain import check_problems, prepare_resume, run_chain
+    from giftgen.progress import Progress, log
+
+    out = Path(output)
+    problems = check_problems(read_rows(inputs["seeds"]))
+    done = prepare_resume(out, problems, config) if out.exists() else []
+    if done:
+        log(f"chain: resuming {out} after step {len(done) // max(1, len(problems) * config.n)}")
+    with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
+            closing(run_chain(problems, config, done=done, progress=progress)) as rows, \
+            RowWriter(out, append=bool(done)) as writer:
+        writer.write_many(rows)
+    fsync_path(out)
+    return chain_counts(read_rows(out))
+
+
+def verify_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    from giftgen.verify import verify_rows
+
+    # Only rows that can become selection candidates are verified again: those the chain kept (at most
+    # `kept_per_step` passing codes per step, METHOD.md step 1), or with `select --candidates passed` every row
+    # that passed in the chain. A row that failed there fails here too; verifying it would only cost time.
+    column = "chain_passed" if inputs.get("candidates") == "passed" else "kept"
+    rows = (row for row in read_rows(inputs["rows"]) if row.get(column) is True)
+    write_rows_atomic(Path(output), verify_rows(rows, config))
+    return verify_counts(read_rows(output))
+
+
+def score_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    from giftgen.progress import Progress
+    from giftgen.score import score_rows
+
+    with Progress("score") as progress:
+        write_rows_atomic(Path(output), score_rows(read_rows(inputs["rows"]), config, progress=progress))
+    return score_counts(read_rows(output))
+
+
+def select_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    from giftgen.selection import select_rows
+
+    seeds = read_rows(config.seeds) if config.seeds else None
+    write_rows_atomic(Path(output), select_rows(read_rows(inputs["rows"]), config, seeds))
+    return select_counts(read_rows(output))
+
+
+def finetune_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    from dataclasses import asdict, replace
+
+    from giftgen.finetune import finetune
+
+    out = Path(output)
+    if out.exists():  # what a killed attempt left: train again from the start
+        shutil.rmtree(out)
+    result = finetune(replace(config, output_dir=str(out)), read_rows(inputs["rows"]), dataset_name=inputs["rows"])
+    return asdict(result)
+
+
+def eval_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
+    import time
+    from contextlib import closing
+
+    from giftgen.evaluate import Tally, evaluate_rows, print_summary
+    from giftgen.progress import Progress
+
+    tally = Tally(config)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    with Progress("eval", unit="problems") as progress, \
+            closing(evaluate_rows(read_rows(inputs["seeds"]), config, progress=progress, timings=timings)) as rows:
+        write_rows_atomic(Path(output), tally.track(rows))
+    summary = tally.summary(input=inputs["seeds"], elapsed_s=round(time.perf_counter() - start, 3),
+                            **{k: round(v, 3) for k, v in timings.items()})
+    print_summary(summary)
+    return summary
+
+
+STAGES = {"chain": chain_stage, "verify": verify_stage, "score": score_stage, "select": select_stage,
+          "finetune": finetune_stage, "eval": eval_stage}
+
+
+# --------------------------------------------------------------------------------------------------- counts
+
+
+def chain_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    problems, solved = set(), set()
+    total = kept = passed = 0
+    for row in rows:
+        total += 1
+        problems.add(row["problem_id"])
+        passed += bool(row.get("chain_passed"))
+        if row.get("kept"):
+            kept += 1
+            solved.add(row["problem_id"])
+    return {"rows": total, "problems": len(problems), "solved": len(solved), "kept": kept, "passed": passed}
+
+
+def verify_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    statuses: Counter[str] = Counter()
+    passed_problems = set()
+    passed = 0
+    for row in rows:
+        statuses[str(row.get("status"))] += 1
+        if row.get("passed") is True:
+            passed += 1
+            passed_problems.add(row["problem_id"])
+    return {"rows": sum(statuses.values()), "passed": passed, "solved": len(passed_problems),
+            "statuses": dict(sorted(statuses.items()))}
+
+
+def score_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    total, ppls = 0, []
+    for row in rows:
+        total += 1
+        if isinstance(row.get("ppl"), (int, float)):
+            ppls.append(float(row["ppl"]))
+    return {"rows": total, "scored": len(ppls), "mean_ppl": math.fsum(ppls) / len(ppls) if ppls else None}
+
+
+def select_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    origins: Counter[str] = Counter()
+    problems = set()
+    for row in rows:
+        origins[str(row.get("origin"))] += 1
+        if row.get("origin") == "self":
+            problems.add(row["problem_id"])
+    return {"rows": sum(origins.values()), "gold": origins.get("gold", 0), "self": origins.get("self", 0),
+            "problems_with_self": len(problems)}
+
+
+# --------------------------------------------------------------------------------------------------- jobs
+
+
+def execute(job: dict[str, Any]) -> dict[str, Any]:
+    """Run one job: ``{"stage", "config" (the section as a dict), "inputs", "output"}``; return its result."""
+    from giftgen.config import CONFIGS, resolve
+
+    _import_configs()
+    stage = job["stage"]
+    if stage not in STAGES:
+        raise InputError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    config = resolve(CONFIGS[stage], job["config"])
+    return STAGES[stage](config, dict(job["inputs"]), job["output"])
+
+
+def _import_configs() -> None:
+    # Each stage module registers its config class when imported; all are light at module level.
+    import giftgen.chain  # noqa: F401
+    import giftgen.evaluate  # noqa: F401
+    import giftgen.finetune  # noqa: F401
+    import giftgen.score  # noqa: F401
+    import giftgen.selection  # noqa: F401
+    import giftgen.verify  # noqa: F401
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Linux: have the kernel SIGKILL this process when its parent dies; exit now if it already has."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    expected = os.getppid() if parent is None else parent
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != expected:  # the parent died before the line above
+        os._exit(1)
+
+
+def _rank_zero() -> bool:
+    return os.environ.get("RANK", "0") == "0"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m giftgen.stages JOB.json``: run the job; write ``{"result": ...}`` or ``{"error": ...}`` to
+    the job's ``result`` file. Exit code 0 on success, else the error's."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m giftgen.stages JOB.json", file=sys.stderr)
+        return 2
+    die_with_parent()
+    job = json.loads(Path(args[0]).read_text())
+    result_path = Path(job["result"])
+    # stdout is the run's stderr here (see run.py), so library prints cannot reach the run's records
+    try:
+        result = execute(job)
+    except GiftgenError as e:
+        if _rank_zero():
+            write_atomic(result_path, json.dumps({"error": str(e), "exit_code": e.exit_code}))
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    if _rank_zero():
+        write_atomic(result_path, json.dumps({"result": result}, default=_json_default))
+    return 0
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write a value of type {type(value).__name__} to JSON")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
