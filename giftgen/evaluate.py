@@ -13,9 +13,9 @@ columns), ``n_samples``, ``n_correct``, ``pass@k`` for each requested k, and ``e
 result rows into the summary (pass@k means, counts by verdict, by source, model, settings).
 
 Throughput: problems are read ``window`` at a time and all their prompts go to the backend in one call per stop
-list (function problems and stdin/stdout programs stop differently); every sample of the window is then verified
-by the executor's worker pool. The model is released (``close()``) right after the last generation call, before
-the last window is verified.
+list (function problems and stdin/stdout programs stop differently); every sample of the window is then queued in
+the executor's worker pool, which verifies it while the next window is generated. The model is released
+(``close()``) right after the last generation call, before the last window's verdicts are collected.
 
 Infrastructure failures are not wrong code: a sample whose verdict stays ``sandbox_error`` (the executor retries
 them) leaves its problem's pass@k null, so the problem is left out of the means, and the summary counts it.
@@ -190,8 +190,10 @@ def evaluate_rows(
 
     ``backend`` defaults to the one ``config`` names, loaded when the first rows have been read and checked,
     and closed after the last generation call (a backend passed in is the caller's to close). ``executor``
-    defaults to a sandbox ``Executor`` with the configured test selection and limits. ``timings``, when given,
-    receives the seconds spent generating and verifying.
+    defaults to a sandbox ``Executor`` with the configured test selection and limits. Window i is verified in
+    the executor's workers while window i+1 is generated. ``timings``, when given, receives the seconds spent
+    in generation calls (``generate_s``) and waiting for verdicts once generation had nothing left to overlap
+    with (``verify_wait_s``).
     """
     config.validate()
     ks = config.ks
@@ -199,10 +201,11 @@ def evaluate_rows(
         raise ConfigError("`giftgen eval` needs a model", hint="give --model (a Hub id or a local folder)")
     timings = timings if timings is not None else {}
     timings.setdefault("generate_s", 0.0)
-    timings.setdefault("verify_s", 0.0)
+    timings.setdefault("verify_wait_s", 0.0)
     own_backend = backend is None
     windows = _windows(rows, config.window)
     index = 0
+    pending: _Pending | None = None
     with _executor_context(config, executor) as ex:
         try:
             window = next(windows, None)
@@ -217,44 +220,67 @@ def evaluate_rows(
                 start = time.perf_counter()
                 completions = generate_window(window, config, backend)
                 timings["generate_s"] += time.perf_counter() - start
+                model = getattr(backend, "model", None) or config.model
                 upcoming = next(windows, None)
                 if upcoming is None and own_backend:
                     backend.close()  # free the model (GPU memory) before the last verification
                     own_backend = False
-                start = time.perf_counter()
-                results = list(_verify_window(window, completions, config, ex))
-                timings["verify_s"] += time.perf_counter() - start
-                model = getattr(backend, "model", config.model)
-                for row, samples in zip(window, results, strict=True):
-                    yield _result_row(row, samples, ks, model)
-                    if progress is not None:
-                        progress.advance()
+                if pending is not None:
+                    yield from _finish(pending, ks, progress, timings)
+                pending = _submit(window, completions, config, ex, model)
                 window = upcoming
+            if pending is not None:
+                yield from _finish(pending, ks, progress, timings)
+                pending = None
         finally:
+            if pending is not None:  # stopped early: drop the queued programs rather than wait for them
+                for future in pending.futures:
+                    future.cancel()
             if own_backend and backend is not None:
                 backend.close()
 
 
-def _verify_window(rows: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[Any]], config: EvalConfig,
-                   ex: Any) -> Iterator[list[dict[str, Any]]]:
-    """Per row, its samples as dicts (raw, code, finish reason, tokens, verdict columns); one ``map`` call."""
+class _Pending:
+    """A generated window whose programs are in the executor: rows, samples (verdicts to come), futures."""
+
+    def __init__(self, rows: list[dict[str, Any]], samples: list[list[dict[str, Any]]], futures: list[Any],
+                 model: str | None):
+        self.rows = rows
+        self.samples = samples
+        self.futures = futures
+        self.model = model
+
+
+def _submit(rows: list[dict[str, Any]], completions: Sequence[Sequence[Any]], config: EvalConfig, ex: Any,
+            model: str | None) -> _Pending:
+    """Extract every sample's code and queue it in the executor (each problem's test plan is built once)."""
     from giftgen.prompts import extract_code
 
-    jobs: list[tuple[str, Mapping[str, Any]]] = []
-    drafts: list[list[dict[str, Any]]] = []
-    for row, samples in zip(rows, completions, strict=True):
+    samples: list[list[dict[str, Any]]] = []
+    futures: list[Any] = []
+    for row, generated in zip(rows, completions, strict=True):
+        plan = ex.plan(row)
         mine = []
-        for completion in samples:
+        for completion in generated:
             code = extract_code(row, completion.text, method=config.extraction, style=config.prompt_style)
             mine.append({"raw": completion.text, "code": code, "finish_reason": completion.finish_reason,
                          "tokens": completion.tokens})
-            jobs.append((code, row))
-        drafts.append(mine)
-    verdicts = iter(ex.map(jobs))
-    for mine in drafts:
-        for sample in mine:
-            sample.update(next(verdicts).to_columns())
-        yield mine
+            futures.append(ex.submit(code, plan))
+        samples.append(mine)
+    return _Pending(rows, samples, futures, model)
+
+
+def _finish(pending: _Pending, ks: Sequence[int], progress: Any, timings: dict[str, float]) -> Iterator[dict[str, Any]]:
+    """Wait for a window's verdicts and yield its result rows."""
+    futures = iter(pending.futures)
+    for row, samples in zip(pending.rows, pending.samples, strict=True):
+        start = time.perf_counter()
+        for sample in samples:
+            sample.update(next(futures).result().to_columns())
+        timings["verify_wait_s"] += time.perf_counter() - start
+        yield _result_row(row, samples, ks, pending.model)
+        if progress is not None:
+            progress.advance()
 
 
 def _result_row(row: Mapping[str, Any], samples: list[dict[str, Any]], ks: Sequence[int],

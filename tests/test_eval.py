@@ -239,6 +239,58 @@ def test_the_backend_is_closed_once(data_dir, monkeypatch):
     assert len(results) == 4 and closed == [2]  # after the second (last) generation call, once
 
 
+def test_a_window_is_verified_while_the_next_is_generated(data_dir, monkeypatch):
+    from giftgen.sandbox import Executor
+
+    rows = load(data_dir, "mbppplus", 4)
+    events: list[str] = []
+
+    class Logged(FakeBackend):
+        def generate(self, prompts, sampling):
+            events.append(f"generate {len(prompts)}")
+            return super().generate(prompts, sampling)
+
+        def close(self) -> None:
+            events.append("close")
+
+    monkeypatch.setattr("giftgen.backends.load_backend", lambda settings: Logged(script(rows)))
+    with Executor(workers=1) as real:
+        class Spy:
+            def plan(self, row):
+                return real.plan(row)
+
+            def submit(self, code, plan):
+                events.append("submit")
+                return real.submit(code, plan)
+
+        out = []
+        for row in evaluate_rows(rows, EvalConfig(model="scripted", window=2), executor=Spy()):
+            events.append(f"row {row['problem_id']}")
+            out.append(row)
+    ids = [r["problem_id"] for r in rows]
+    # window 1's programs are queued before window 2 is generated, and its rows come out after; the model is
+    # released before the last window's verdicts are awaited
+    assert events == ["generate 2", "submit", "submit", "generate 2", "close", f"row {ids[0]}", f"row {ids[1]}",
+                      "submit", "submit", f"row {ids[2]}", f"row {ids[3]}"]
+    assert all(r["pass@1"] == 1.0 for r in out)
+
+
+def test_stopping_early_releases_the_model(data_dir, monkeypatch):
+    rows = load(data_dir, "mbppplus", 6)
+    closed = []
+
+    class Recording(FakeBackend):
+        def close(self) -> None:
+            closed.append(True)
+
+    monkeypatch.setattr("giftgen.backends.load_backend", lambda settings: Recording(script(rows)))
+    gen = evaluate_rows(rows, EvalConfig(model="scripted", window=2))
+    first = next(gen)
+    assert first["problem_id"] == rows[0]["problem_id"] and not closed
+    gen.close()
+    assert closed == [True]
+
+
 # --------------------------------------------------------------------------------------------------- through the sandbox
 
 
@@ -388,12 +440,23 @@ def test_cli_usage_errors(tmp_path, benchmark_rows):
 def test_sandbox_errors_are_not_wrong_answers(benchmark_rows, tmp_path, monkeypatch):
     # An infrastructure failure cannot be provoked honestly from a program, so the executor is a stand-in here:
     # it fails the second problem's sample as the real one reports a failure that survived its retries.
+    from concurrent.futures import Future
+
     from giftgen.sandbox import Verdict
 
     class FailingSecond:
-        def map(self, jobs):
-            for i, _ in enumerate(jobs):
-                yield Verdict("sandbox_error", False, error="zygote died") if i == 1 else Verdict("pass", True)
+        def __init__(self):
+            self.jobs = 0
+
+        def plan(self, row):
+            return row
+
+        def submit(self, code, plan):
+            future = Future()
+            self.jobs += 1
+            bad = self.jobs == 2
+            future.set_result(Verdict("sandbox_error", False, error="zygote died") if bad else Verdict("pass", True))
+            return future
 
         def __enter__(self):
             return self
