@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -453,7 +454,9 @@ def _syntax_error(code: str) -> Future | None:
     from giftgen.sandbox import Verdict
 
     try:
-        compile(code, "<program>", "exec", dont_inherit=True)
+        with warnings.catch_warnings():  # "invalid escape sequence" and the like: the program's, not ours
+            warnings.simplefilter("ignore")
+            compile(code, "<program>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError) as e:
         future: Future = Future()
         future.set_result(Verdict("syntax_error", False, error=f"{type(e).__name__}: {e}"))
