@@ -121,17 +121,19 @@ def resolve_config(ctx: click.Context, cls: type, params: dict[str, Any]) -> Any
     return config
 
 
-def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: str = "convert",
+def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: str | None = None,
                model: str | None = None) -> int:
-    """Write ``rows``; with --push-to-hub, push them with a dataset card recording the command."""
-    card = None
+    """Write ``rows``; with --push-to-hub, push them as the stage's config with the dataset card (giftgen.publish).
+
+    ``stage`` defaults to the running command's name; ``model`` is unused (the rows name their models).
+    """
+    card, config_name = None, "default"
     if push_to_hub:
-        from giftgen.card import dataset_card
+        from giftgen.publish import command_card
 
-        def card(count: int) -> str:
-            return dataset_card(stage=stage, num_rows=count, model=model)
-
-    with RowWriter(output, push_to_hub, card=card) as writer:
+        ctx = click.get_current_context(silent=True)
+        card, config_name = command_card(push_to_hub, stage or (ctx.info_name if ctx else "convert"))
+    with RowWriter(output, push_to_hub, card=card, config_name=config_name) as writer:
         writer.write_many(rows)
     return writer.count
 

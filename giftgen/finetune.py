@@ -298,7 +298,7 @@ def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: 
         method = f"LoRA (r={config.lora_r}, alpha={config.lora_alpha})" + (", merged" if config.merge_lora else "")
     card = ModelCard.from_template(
         data, template_str=template, model_name=Path(config.output_dir).name, base_model=config.model,
-        dataset=dataset_name, num_examples=result.examples, num_dropped=result.dropped,
+        dataset_block=dataset_block(dataset_name), num_examples=result.examples, num_dropped=result.dropped,
         prompt_format="chat messages" if chat else "base (plain text)", method=method, steps=result.steps,
         train_loss=None if result.train_loss is None else f"{result.train_loss:.4f}",
         command=command if command is not None else recorded_command(),
@@ -308,14 +308,60 @@ def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: 
     return str(card)
 
 
-def push_model(output_dir: str, repo_id: str) -> None:
-    """Upload the output folder (model, tokenizer, card) to a Hub model repo; the token is the user's login."""
+def dataset_block(dataset: str | None, revision: str | None = None, config: str | None = None,
+                  split: str | None = None) -> str:
+    """The model card's statement of its training data: a local file, or a Hub dataset pinned to a commit."""
+    if not dataset:
+        return "Training data: not recorded."
+    if revision is None:
+        return f"Training data: `{dataset}` (no Hub revision recorded)."
+    from huggingface_hub import constants
+
+    url = f"{constants.ENDPOINT}/datasets/{dataset}"
+    where = ", ".join(x for x in (f"config `{config}`" if config else "", f"split `{split}`" if split else "") if x)
+    args = "".join(f", {x!r}" for x in (config,) if x) + (f", split={split!r}" if split else "")
+    return (f"Training data: [{dataset}]({url}){', ' + where if where else ''}, at revision "
+            f"[`{revision}`]({url}/tree/{revision}), the commit that holds exactly the rows this model was "
+            f"trained on:\n\n```python\nfrom datasets import load_dataset\n\n"
+            f"rows = load_dataset({dataset!r}{args}, revision={revision!r})\n```")
+
+
+def link_dataset(card: str, dataset: str, revision: str | None, config: str | None = None,
+                 split: str | None = None) -> str:
+    """``card`` (a model card written by ``finetune``) naming ``dataset`` at ``revision`` as its training data."""
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(card)
+    datasets = list(parsed.data.datasets or [])
+    parsed.data.datasets = datasets + [dataset] if dataset not in datasets else datasets
+    text = str(parsed)
+    start, end = "<!-- giftgen:dataset -->\n", "\n<!-- /giftgen:dataset -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + start + dataset_block(dataset, revision, config, split) + end + rest.split(end, 1)[1]
+    else:  # a card from elsewhere: say it at the end
+        text = text.rstrip("\n") + "\n\n## Training data\n\n" + dataset_block(dataset, revision, config, split) + "\n"
+    return text
+
+
+def push_model(output_dir: str, repo_id: str, *, dataset: str | None = None, dataset_revision: str | None = None,
+               dataset_config: str | None = None, dataset_split: str | None = None) -> str:
+    """Upload the output folder (model, tokenizer, card) to a Hub model repo; return the commit sha.
+
+    With ``dataset`` (a Hub dataset id) the card first names it as the training data, pinned to
+    ``dataset_revision`` (the commit ``giftgen.publish.publish_stage`` returned), in the folder and on the Hub.
+    The token is the user's login.
+    """
+    readme = Path(output_dir) / "README.md"
+    if dataset is not None and readme.exists():
+        readme.write_text(link_dataset(readme.read_text(), dataset, dataset_revision, dataset_config, dataset_split))
     try:
         from huggingface_hub import HfApi
 
         api = HfApi()
         api.create_repo(repo_id, exist_ok=True)
-        api.upload_folder(folder_path=output_dir, repo_id=repo_id, ignore_patterns=["checkpoints/*"])
+        info = api.upload_folder(folder_path=output_dir, repo_id=repo_id, ignore_patterns=["checkpoints/*"])
     except Exception as e:  # network, auth, permissions: all end the same way for the user
         raise GiftgenError(f"could not push to the Hub model {repo_id!r}: {type(e).__name__}",
                            hint="log in with `hf auth login` or set HF_TOKEN") from None
+    return info.oid

@@ -271,13 +271,17 @@ class RowWriter:
         append: bool = False,
         split: str = "train",
         private: bool | None = None,
-        card: Callable[[int], str] | None = None,
+        card: Callable[[int, Path], str | CardRenderer] | None = None,
+        config_name: str = "default",
     ):
         self.output = None if output is None or os.fspath(output) == "-" else Path(output)
         self.push_to_hub = push_to_hub
         self.split = split
         self.private = private
+        # card(count, rows_jsonl): the card to push beside the rows, given their number and a JSONL file of them
         self.card = card
+        self.config_name = config_name
+        self.revision: str | None = None  # the commit of the push, once pushed
         self.count = 0
         self._stream: IO[bytes] | None = None
         self._tmp: Path | None = None
@@ -374,8 +378,9 @@ class RowWriter:
             elif kind == "disk":
                 ds.save_to_disk(str(self.output))
             if self.push_to_hub is not None:
-                card = self.card(self.count) if self.card is not None else None
-                push_dataset(ds, self.push_to_hub, split=self.split, private=self.private, card=card)
+                card = self.card(self.count, tmp) if self.card is not None else None
+                self.revision = push_dataset(ds, self.push_to_hub, split=self.split, private=self.private,
+                                             card=card, config_name=self.config_name)
             del ds
 
     def __enter__(self) -> RowWriter:
@@ -385,13 +390,23 @@ class RowWriter:
         self.close(commit=exc_type is None)
 
 
+# Renders a card from the files already in the repo: gets ``fetch(path) -> bytes | None`` and returns the README
+# text and other files (path in the repo -> bytes) to commit with it, e.g. ``giftgen.json`` and plots.
+CardRenderer = Callable[[Callable[[str], "bytes | None"]], "tuple[str, dict[str, bytes]]"]
+
+
 def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool | None = None,
-                 card: str | None = None, config_name: str = "default") -> None:
-    """Push ``ds`` to the Hub. The token comes from ``HF_TOKEN`` or the saved login, never from giftgen."""
+                 card: str | CardRenderer | None = None, config_name: str = "default") -> str:
+    """Push ``ds`` to the Hub as ``config_name``/``split``, then the card; return the commit that holds both.
+
+    The token comes from ``HF_TOKEN`` or the saved login, never from giftgen.
+    """
     try:
-        ds.push_to_hub(repo_id, split=split, private=private, config_name=config_name)
+        info = ds.push_to_hub(repo_id, split=split, private=private, config_name=config_name)
+        revision = getattr(info, "oid", None)
         if card is not None:
-            _push_card(repo_id, card)
+            revision = _push_card(repo_id, card)
+        return revision
     except Exception as e:
         from giftgen.errors import GiftgenError
 
@@ -401,24 +416,35 @@ def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool |
         ) from None
 
 
-def _push_card(repo_id: str, card: str) -> None:
-    """Replace the README.md that ``push_to_hub`` just wrote with giftgen's card, keeping that README's metadata.
+def _push_card(repo_id: str, card: str | CardRenderer) -> str:
+    """Replace the README.md that ``push_to_hub`` just wrote with giftgen's card, keeping that README's metadata;
+    commit the card's other files with it, in one commit, and return that commit.
 
     datasets records the split layout (``configs``) and the features (``dataset_info``) in the README's YAML;
     a card pushed over it without them leaves the Hub guessing splits from file names and losing the features.
     Keys giftgen's card sets win; every other key of the pushed README is kept.
     """
-    from huggingface_hub import DatasetCard, DatasetCardData, hf_hub_download
+    from huggingface_hub import CommitOperationAdd, DatasetCard, DatasetCardData, HfApi, hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError
 
-    new = DatasetCard(card)
-    try:
-        old = DatasetCard.load(Path(hf_hub_download(repo_id, "README.md", repo_type="dataset")))
-    except EntryNotFoundError:
-        old = None
-    if old is not None:
+    def fetch(path: str) -> bytes | None:
+        try:
+            return Path(hf_hub_download(repo_id, path, repo_type="dataset")).read_bytes()
+        except EntryNotFoundError:
+            return None
+
+    text, files = card(fetch) if callable(card) else (card, {})
+    new = DatasetCard(text)
+    readme = fetch("README.md")
+    if readme is not None:
+        old = DatasetCard(readme.decode("utf-8"))
         new.data = DatasetCardData(**{**old.data.to_dict(), **new.data.to_dict()})
-    new.push_to_hub(repo_id)
+    new.validate(repo_type="dataset")
+    operations = [CommitOperationAdd("README.md", str(new).encode("utf-8"))]
+    operations += [CommitOperationAdd(path, content) for path, content in sorted(files.items())]
+    info = HfApi().create_commit(repo_id, operations, repo_type="dataset",
+                                 commit_message="Update the dataset card (giftgen)")
+    return info.oid
 
 
 def truncate_partial_line(path: Path) -> None:
