@@ -364,21 +364,15 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
     """
     config = resolve_config(ctx, EvalConfig, params)
     import json
-    import time
-    from contextlib import closing
 
-    from giftgen.evaluate import Tally, evaluate_rows, print_summary
+    from giftgen.evaluate import evaluate_into, print_summary
     from giftgen.progress import Progress
 
-    tally = Tally(config)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    # closing(): the model and the sandbox workers go away even when the reader does (| head)
-    with Progress("eval", unit="problems") as progress, \
-            closing(evaluate_rows(read_rows(input, split), config, progress=progress, timings=timings)) as rows:
-        write_rows(tally.track(rows), output, push_to_hub, stage="eval", model=config.model)
-    summary = tally.summary(input=input, elapsed_s=round(time.perf_counter() - start, 3),
-                            **{k: round(v, 3) for k, v in timings.items()})
+    def write(rows: Any) -> None:
+        write_rows(rows, output, push_to_hub, stage="eval", model=config.model)
+
+    with Progress("eval", unit="problems") as progress:
+        summary = evaluate_into(read_rows(input, split), config, write, progress=progress, input=input)
     print_summary(summary)
     if summary_path:
         from pathlib import Path

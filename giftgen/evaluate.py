@@ -27,7 +27,8 @@ import math
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from fractions import Fraction
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
@@ -417,13 +418,30 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def evaluate(rows: Iterable[dict[str, Any]], config: EvalConfig, **kwargs: Any) -> tuple[list[dict[str, Any]],
-                                                                                      dict[str, Any]]:
-    """Evaluate all ``rows`` in memory: (result rows, summary). ``kwargs`` go to ``evaluate_rows``."""
+def evaluate_into(rows: Iterable[dict[str, Any]], config: EvalConfig, write: Callable[[Iterable[dict[str, Any]]], Any],
+                  *, progress: Any = None, backend: Backend | None = None, executor: Any = None,
+                  **extra: Any) -> dict[str, Any]:
+    """Evaluate ``rows``, hand the result rows (a stream) to ``write``, and return the summary.
+
+    The model and the sandbox workers are released even when ``write`` stops early (a closed pipe). ``extra``
+    goes into the summary (the CLI records its input there).
+    """
     tally = Tally(config)
     timings: dict[str, float] = {}
-    results = list(tally.track(evaluate_rows(rows, config, timings=timings, **kwargs)))
-    extra: dict[str, Any] = {k: round(v, 3) for k, v in timings.items()}
-    if kwargs.get("backend") is not None:
-        extra["backend"] = kwargs["backend"].name
-    return results, tally.summary(**extra)
+    start = time.perf_counter()
+    with closing(evaluate_rows(rows, config, backend=backend, executor=executor, progress=progress,
+                               timings=timings)) as results:
+        write(tally.track(results))
+    summary_extra: dict[str, Any] = {"elapsed_s": round(time.perf_counter() - start, 3)}
+    summary_extra.update({k: round(v, 3) for k, v in timings.items()})
+    if backend is not None:
+        summary_extra["backend"] = backend.name
+    return tally.summary(**summary_extra, **extra)
+
+
+def evaluate(rows: Iterable[dict[str, Any]], config: EvalConfig, **kwargs: Any) -> tuple[list[dict[str, Any]],
+                                                                                      dict[str, Any]]:
+    """Evaluate all ``rows`` in memory: (result rows, summary). ``kwargs`` go to ``evaluate_into``."""
+    results: list[dict[str, Any]] = []
+    summary = evaluate_into(rows, config, results.extend, **kwargs)
+    return results, summary

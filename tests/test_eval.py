@@ -365,6 +365,21 @@ def test_sampled_pass_at_k_end_to_end(benchmark_rows):
     assert summary["verdicts"] == {"pass": 14, "runtime_error": 5 + 14, "syntax_error": 7}
 
 
+def test_chat_style_and_stdin_programs(benchmark_rows):
+    rows = [stdio_row()] + benchmark_rows[:2] + benchmark_rows[30:32]
+    chat = [{"match": code_prompt(r, style="chat")[-1]["content"], "reply": f"Sure.\n```python\n{program}```\n"}
+            for r in rows for program in [r["reference"] if r is not rows[1] else r["prompt_head"] + BROKEN]]
+    backend = FakeBackend(chat)
+    results, summary = evaluate(rows, EvalConfig(prompt_style="chat"), backend=backend)
+    assert all(isinstance(p, list) and p[0]["role"] == "user" for prompts, _ in backend.calls for p in prompts)
+    assert all(sampling.stop == [] for _, sampling in backend.calls)
+    assert [r["pass@1"] for r in results] == [1.0, 0.0, 1.0, 1.0, 1.0]
+    assert results[0]["samples"][0]["code"] == rows[0]["reference"]
+    # base style: the stdin/stdout program is the reference too
+    results, _ = evaluate(rows[:1], EvalConfig(), backend=FakeBackend(script(rows[:1])))
+    assert results[0]["pass@1"] == 1.0 and results[0]["samples"][0]["code"] == rows[0]["reference"]
+
+
 def test_max_tests_and_test_selection(benchmark_rows):
     from giftgen.sandbox.plan import make_plan
 
