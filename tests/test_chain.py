@@ -281,6 +281,29 @@ def test_chat_style_and_ast_extraction(problems, executor):
         assert ("\ndef" in backend.calls[0][1].stop) is (method == "stop")
 
 
+def test_stdio_problems_get_their_own_stops(problems, executor):
+    from giftgen.prompts import STDIO_STOP_STRINGS, STOP_STRINGS
+
+    stdio = {"problem_id": "toy/sum", "source": "toy", "split": "train", "prompt_head": "", "doctest": None,
+             "description": "Read two integers and print their sum.", "entry_point": None,
+             "reference": "a, b = map(int, input().split())\nprint(a + b)\n",
+             "tests": json.dumps({"kind": "stdio", "inputs": ["1 2\n", "5 7\n"], "outputs": ["3\n", "12\n"]})}
+    rules = script(problems, {"mbpp/3": [PASS_A], "mbpp/4": [HEAP_PASS], "mbpp/8": [SQUARE_PASS]})
+    # the module docstring with no indentation: only the stdio problem's code prompt has it
+    rules.append({"match": '\n"""\n', "reply": "a, b = map(int, input().split())\nprint(a + b)\n"
+                                                           "\n```\nmore chatter"})
+    backend = FakeBackend(rules)
+    rows = chain(problems + [stdio], backend, executor, steps=2, n=1)
+    # step 1: one code call per stop list, then one summary call for all four problems
+    (first, s1), (second, s2), (summaries, _) = backend.calls[:3]
+    assert (len(first), s1.stop, len(second), s2.stop) == (3, STOP_STRINGS, 1, STDIO_STOP_STRINGS)
+    assert len(summaries) == 4
+    toy = steps_of(rows, "toy/sum")
+    assert toy[1][0]["code"] == "a, b = map(int, input().split())\nprint(a + b)\n"
+    assert toy[1][0]["chain_passed"] and toy[1][0]["summary_source"] == "step"
+    assert [r["problem_id"] for r in rows[:4]] == IDS + ["toy/sum"]  # input order, whatever the calls
+
+
 def test_bad_input_and_settings(problems, executor):
     backend = FakeBackend([])
     broken = dict(problems[0])

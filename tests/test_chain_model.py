@@ -27,7 +27,7 @@ def seeds_file(data_dir, tmp_path_factory) -> Path:
     from giftgen.seeds import load_seeds
 
     rows = [r for r in load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), "all") if r["problem_id"] in IDS]
-    rows[0] = {**rows[0], "my_column": {"nested": [1, 2]}}  # an unknown column passes through
+    rows = [{**r, "my_column": {"nested": [i, 2]}} for i, r in enumerate(rows)]  # unknown columns pass through
     path = tmp_path_factory.mktemp("seeds") / "seeds.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -64,7 +64,7 @@ def test_tiny_model_chain_end_to_end_and_reproducible(tiny_model, seeds_file):
         assert row["code"].startswith(row["prompt_head"]) and isinstance(row["raw"], str)
         assert row["chain_model"] == str(tiny_model) and row["gen_tokens"] <= 24
         assert isinstance(row["chain_passed"], bool) and isinstance(row["chain_status"], str)
-    assert rows[0]["my_column"] == {"nested": [1, 2]}
+    assert rows[0]["my_column"] == {"nested": [0, 2]}
     # a random model writes no passing code: every summary falls back to the reference
     carriers = [r for r in rows if r["next_description"] is not None]
     assert len(carriers) == len(IDS) * 2
@@ -162,6 +162,24 @@ def test_cli_fake_backend_file_output_and_errors(tmp_path, seeds_file):
     bad.write_text(json.dumps({"problem_id": "x", "description": "d"}) + "\n")
     result = runner.invoke(main, ["chain", str(bad), "--backend", "fake", "--model", str(script)])
     assert result.exit_code == 2 and "no column" in result.output and "giftgen seeds" in result.output
+
+
+@pytest.mark.parametrize("mode", ["gibbs", "rft"])
+def test_cli_rows_are_arrow_friendly(tmp_path, seeds_file, mode):
+    """Parquet needs one type per column: nulls and strings mix, nested values do not vary in type."""
+    import pyarrow.parquet as pq
+
+    script = fake_script(tmp_path / "script.json", seeds_file)
+    out = tmp_path / "chain.parquet"
+    result = CliRunner().invoke(main, ["chain", str(seeds_file), "--backend", "fake", "--model", str(script),
+                                       "-R", "2", "-n", "3", "--workers", "2", "--mode", mode, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.num_rows == len(IDS) * 2 * 3
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["step"] == types["sample"] == "int64" and types["kept"] == types["chain_passed"] == "bool"
+    assert types["chain_settings"] == "string" and types["temperature"] == "double"
+    assert table.column("my_column").to_pylist()[0] == {"nested": [0, 2]}
 
 
 def test_cli_pipe_into_verify(tmp_path, seeds_file):
