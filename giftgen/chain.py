@@ -56,8 +56,8 @@ FALLBACKS = ("last-passing", "reference")
 AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
 # Settings that shape the rows besides the flat sampling columns; recorded as JSON and checked on resume.
 _SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
-                    "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests")
-_RUN_COLUMNS = ("chain_model", "mode", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "chain_settings")
+                    "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests",
+                    "timeout")
 
 
 @command_config("chain")

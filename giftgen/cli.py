@@ -236,6 +236,14 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
 
     seeds = check_problems(read_rows(input, split))
     problems = list(shard_filter(seeds, params.get("shard"), "chain"))  # exemplars: from all seeds, as unsharded
+    backend = None
+    if config.model is None and config.backend == "openai" and problems:
+        from dataclasses import replace
+
+        from giftgen.backends import load_backend
+
+        backend = load_backend(config)  # asks the server which model it serves: rows and resume record it
+        config = replace(config, model=backend.model)
     if config.model is None:
         raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
     resumable = bool(output) and output.endswith(".jsonl")

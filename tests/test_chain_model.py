@@ -164,6 +164,25 @@ def test_cli_fake_backend_file_output_and_errors(tmp_path, seeds_file):
     assert result.exit_code == 2 and "no column" in result.output and "giftgen seeds" in result.output
 
 
+def test_teacher_behind_an_openai_server(tmp_path, seeds_file):
+    """Distillation: the chain runs on whatever model a server holds; its name is discovered and recorded."""
+    from tests.test_backends_openai import ScriptedServer
+
+    out = tmp_path / "chain.jsonl"
+    with ScriptedServer("teacher", honour_n=True, model="teacher-33b") as server:
+        args = ["chain", str(seeds_file), "--backend", "openai", "--base-url", server.url, "-R", "2", "-n", "2",
+                "--workers", "2", "-o", str(out)]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        requests = len(server.requests)
+        rows = list(read_rows(out))
+        assert len(rows) == len(IDS) * 2 * 2 and {r["chain_model"] for r in rows} == {"teacher-33b"}
+        codes = [r["body"] for r in server.requests if r["body"].get("n") == 2]
+        assert len(codes) == len(IDS) * 2 and {b["model"] for b in codes} == {"teacher-33b"}
+        again = CliRunner().invoke(main, args)  # a finished file: resumed, nothing left to generate
+        assert again.exit_code == 0 and len(server.requests) == requests and len(list(read_rows(out))) == len(rows)
+
+
 @pytest.mark.parametrize("mode", ["gibbs", "rft"])
 def test_cli_rows_are_arrow_friendly(tmp_path, seeds_file, mode):
     """Parquet needs one type per column: nulls and strings mix, nested values do not vary in type."""
