@@ -251,13 +251,17 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     if done:
         log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
-            closing(run_chain(problems, config, exemplars=exemplar_pool(seeds), done=done,
+            closing(run_chain(problems, config, backend=backend, exemplars=exemplar_pool(seeds), done=done,
                               progress=progress)) as rows:
-        if resumable:
-            with RowWriter(output, append=bool(done)) as writer:
-                writer.write_many(rows)
-        else:
-            write_rows(rows, output, push_to_hub, stage="chain", model=config.model)
+        try:
+            if resumable:
+                with RowWriter(output, append=bool(done)) as writer:
+                    writer.write_many(rows)
+            else:
+                write_rows(rows, output, push_to_hub, stage="chain", model=config.model)
+        finally:
+            if backend is not None:  # run_chain closes only the backends it loads
+                backend.close()
     if resumable and push_to_hub:
         # pushed once the file is complete, so a resumed run pushes every row, not only this process's
         write_rows(read_rows(output), None, push_to_hub, stage="chain", model=config.model)
