@@ -473,5 +473,38 @@ def run(ctx: click.Context, recipe_path: str, overrides: tuple[str, ...], **para
     stream.flush()
 
 
+def _report_config() -> type:
+    from giftgen.report import ReportConfig  # light: stdlib and giftgen.config at module level
+
+    return ReportConfig
+
+
+@main.command("report", short_help="Summarise run directories: markdown and PNG plots.")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
+@config_options(_report_config())
+@click.pass_context
+def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None:
+    """Summarise one or more `giftgen run` directories: writes report.md and PNG plots, prints the markdown.
+
+    pass@1 per round (one line per run, so GiFT, RFT and RFT+RD share a chart), the chain's pass rate per
+    step, the perplexity distribution of the kept codes and their diversity (distinct normalised ASTs and
+    pairwise token n-gram distance). Stages a run has not reached are left out.
+
+    \b
+        giftgen report runs/gift-mbpp
+        giftgen report runs/gift-mbpp runs/rft-mbpp runs/rftrd-mbpp -o reports/mbpp
+        giftgen report runs/a runs/b --label "GiFT T=2" --label "GiFT T=0"
+    """
+    config = resolve_config(ctx, _report_config(), params)
+    from giftgen.progress import log
+    from giftgen.report import write_report
+
+    result = write_report(list(run_dirs), config)
+    log(f"report: wrote {result.path}" + (f" and {len(result.plots)} plots" if result.plots else ""))
+    stream = records_stream()
+    stream.write(result.markdown.encode())
+    stream.flush()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
