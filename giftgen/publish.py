@@ -3,7 +3,8 @@
 Layout of a run's dataset repo (one repo per run)::
 
     README.md                      the card (giftgen.card): every config and split, statistics, licenses, citations
-    giftgen.json                   the card's numbers, machine-readable: one entry per config/split
+    giftgen.json                   the card's numbers, machine-readable: one entry per config/split (not written
+                                   for a lone `convert` push, whose card describes it alone)
     recipe.yaml                    the resolved recipe of the run
     plots/ppl_<split>.png          perplexity histogram of the kept codes of that round
     <config>/<split>-*.parquet     the rows (datasets' own layout)
