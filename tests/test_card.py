@@ -197,3 +197,22 @@ def test_histogram_png():
     assert png_size(data) == (640, 400)
     empty = histogram_png({"a": []}, title="t", xlabel="ppl")
     assert png_size(empty) == (640, 400) and empty != data
+
+
+def test_model_revision_comes_from_the_local_hub_cache(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    from giftgen.card import model_revision
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    refs = tmp_path / "models--org--coder" / "refs"
+    refs.mkdir(parents=True)
+    (refs / "main").write_text("0123456789abcdef0123456789abcdef01234567\n")
+    assert model_revision("org/coder") == "0123456789abcdef0123456789abcdef01234567"
+    assert model_revision("org/uncached") is None
+    assert model_revision(str(tmp_path)) is None  # a local folder has no Hub revision
+    entry = make_entry(config="chain", split="round_1", stage="chain", stats={"model": "org/coder", "rows": 1},
+                       info=CardInfo(command="c"))
+    assert entry["models"] == {"org/coder": "0123456789abcdef0123456789abcdef01234567"}
+    card = render_card("me/x", merge_entry(None, entry), {})
+    assert "| org/coder | generates codes and descriptions | 0123456789abcdef0123456789abcdef01234567 |" in card
