@@ -1,0 +1,445 @@
+"""Inside the sandbox: lock the freshly forked process down, say "ready", then run one role.
+
+Contract. ``main`` runs in a child the zygote has just forked as pid 1 of a new pid namespace (inside the
+zygote's own mount, network, IPC and UTS namespaces and its minimal root). It never returns. In order, before any
+untrusted byte is read: own session; file descriptors 0-3 only (stdin, stdout and stderr memfds, the socket to the
+parent); rlimits; an unprivileged uid and gid of its own, no supplementary groups; parent-death signal;
+no_new_privs; Landlock (read-only system and Python paths, read-write scratch for the candidate, no TCP, no signals
+or abstract sockets outside its domain); seccomp (no new processes, no exec, no tracing, no mounts, no namespaces,
+unix sockets only). Only then does it send ``{"ready": true}``: a message the program cannot take back, so a
+child that dies before it is a sandbox failure and one that dies after it is the program's doing.
+
+Roles: ``candidate`` (load a program, then answer calls; or run it as ``__main__`` on a stdin), ``oracle`` (run a
+problem's test code, with the program's functions replaced by proxies that ask the parent, which asks the
+candidate: the test code and its expected values never enter the candidate's process, and the candidate's code
+never runs in the oracle's), ``probe`` (report what the protections let through, for the start-up check).
+
+What the program can still do inside: use CPU, memory, threads and disk up to the limits, read the Python
+installation and system libraries, write its scratch directory, print, and lie about its own results. Nothing it
+says is trusted: the parent decodes its replies as plain data and judges them itself.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import resource
+import signal
+import sys
+import traceback
+import types
+from typing import Any, NoReturn
+
+from giftgen.sandbox import linux
+from giftgen.sandbox.codec import Channel, from_wire, to_wire
+
+SETUP_FAILED = 121  # exit status of a child whose sandbox could not be set up
+SOCK_FD = 3
+ERROR_CAP = 2000
+
+
+def main(spec: dict[str, Any], fds: list[int]) -> NoReturn:
+    """Enter the sandbox described by ``spec`` with ``fds`` = [socket, stdout memfd, stderr memfd]."""
+    try:
+        _enter(spec, fds)
+    except BaseException as e:  # report what failed, through whatever still works, then die
+        try:
+            os.write(2, f"sandbox setup failed: {type(e).__name__}: {e}\n".encode())
+            Channel(_socket(SOCK_FD)).send({"setup_error": f"{type(e).__name__}: {e}"[:ERROR_CAP]}, timeout=1)
+        except BaseException:
+            pass
+        os._exit(SETUP_FAILED)
+    status = 0
+    try:
+        channel = Channel(_socket(SOCK_FD), max_frame=spec["max_frame"])
+        channel.send({"ready": True})
+        job = channel.recv()
+        role = spec["role"]
+        if role == "candidate":
+            status = _candidate(channel, job)
+        elif role == "oracle":
+            status = _oracle(channel, job)
+        elif role == "probe":
+            _probe(channel, job)
+    except BaseException:
+        status = 1
+    finally:
+        _flush()
+        os._exit(status)
+
+
+def _socket(fd: int) -> Any:
+    import socket
+
+    return socket.socket(fileno=fd)
+
+
+# ------------------------------------------------------------------------------------------------ setup
+
+
+def _enter(spec: dict[str, Any], fds: list[int]) -> None:
+    os.setsid()  # our own process group and session: kill(0, ...) reaches only us
+    # Lift the inherited descriptors out of the way, then place them at 0-3 and close everything else (the
+    # zygote's control socket above all).
+    high = [os.dup(fd) for fd in fds]
+    sock, out, err = high
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.dup2(sock, SOCK_FD)
+    os.closerange(SOCK_FD + 1, 1 << 20)
+
+    for name, value in spec["rlimits"].items():
+        limit = getattr(resource, name)
+        resource.setrlimit(limit, (value, value))
+
+    uid = spec["uid"]
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:
+        raise OSError("could not drop privileges")
+    linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which resets it
+    linux.prctl(linux.PR_SET_DUMPABLE, 1)  # own /proc/self stays ours (for /dev/stdin); the uid is unique
+    linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
+
+    ruleset = linux.Landlock(spec["landlock_abi"])
+    for path in spec["read_paths"]:
+        ruleset.allow(path, linux.READ_ACCESS)
+    ruleset.allow("/proc/self", linux.FS_READ_FILE | linux.FS_READ_DIR)
+    for path in spec["devices"]:
+        ruleset.allow(path, linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_TRUNCATE | linux.FS_IOCTL_DEV)
+    if spec["scratch"]:
+        everything = linux.landlock_fs_handled(spec["landlock_abi"])
+        ruleset.allow(spec["scratch"], everything & ~(linux.FS_MAKE_CHAR | linux.FS_MAKE_BLOCK | linux.FS_EXECUTE),
+                      missing_ok=False)
+    ruleset.restrict_self()
+
+    os.chdir(spec["scratch"] or "/")
+    os.environ.clear()
+    os.environ.update(spec["env"])
+    import tempfile
+
+    tempfile.tempdir = None  # the zygote may have cached one; the child's is TMPDIR
+    linux.install_seccomp(spec["seccomp"])
+
+    sys.argv = [""]
+    sys.setrecursionlimit(1000)
+    import gc
+
+    gc.enable()
+
+
+def _flush() -> None:
+    for stream in (sys.__stdout__, sys.__stderr__, sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+
+
+def _error(e: BaseException, filename: str = "<program>") -> dict[str, str]:
+    """Exception type, message and the program's part of the traceback, capped."""
+    try:
+        message = str(e)
+    except BaseException:
+        message = "<unprintable>"
+    try:
+        frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename == filename][-5:]
+        tb = "".join(traceback.format_list(frames))
+    except BaseException:
+        tb = ""
+    return {"type": type(e).__name__[:100], "msg": message[:ERROR_CAP], "tb": tb[-ERROR_CAP:]}
+
+
+# ------------------------------------------------------------------------------------------------ candidate
+
+
+def _module(name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__["__builtins__"] = builtins
+    sys.modules[name] = module
+    return module
+
+
+def _compile(channel: Channel, code: str) -> types.CodeType | None:
+    try:
+        return compile(code, "<program>", "exec")
+    except (SyntaxError, ValueError, OverflowError, MemoryError, RecursionError) as e:
+        if isinstance(e, SyntaxError):
+            where = f" (line {e.lineno})" if e.lineno else ""
+            channel.send({"syntax_error": f"{type(e).__name__}: {e.msg}{where}"[:ERROR_CAP]})
+        else:
+            channel.send({"syntax_error": f"{type(e).__name__}: {e}"[:ERROR_CAP]})
+        return None
+
+
+def _candidate(channel: Channel, job: dict[str, Any]) -> int:
+    if job.get("op") == "stdio":
+        return _stdio(channel, job)
+    compiled = _compile(channel, job["code"])
+    if compiled is None:
+        return 0
+    module = _module("__candidate__")
+    namespace = module.__dict__
+    try:
+        if job.get("setup"):
+            exec(compile(job["setup"], "<setup>", "exec"), namespace)
+        exec(compiled, namespace)
+    except BaseException as e:
+        channel.send({"load_error": _error(e)})
+        return 0
+    names = [k for k, v in list(namespace.items())[:5000] if not k.startswith("__") and callable(v)]
+    channel.send({"loaded": names})
+    while True:
+        message = channel.recv()
+        op = message.get("op")
+        if op == "call":  # one call (the oracle's proxies, one at a time)
+            channel.send(_call(namespace, message), timeout=None)
+        elif op == "calls":  # a batch: answered one reply per call, as each finishes
+            for call in message["calls"]:
+                channel.send(_call(namespace, call), timeout=None)
+        else:
+            return 0
+
+
+def _call(namespace: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+    try:
+        fn = _resolve(namespace, message["fn"])
+        args = from_wire(message["args"])
+        kwargs = from_wire(message["kwargs"])
+        result = fn(*args, **kwargs)
+    except BaseException as e:
+        return {"raised": _error(e)}
+    try:
+        reply = {"ok": to_wire(result)}
+    except BaseException as e:  # a value whose conversion fails is not plain data
+        reply = {"ok": {"x": f"unencodable ({type(e).__name__})"}}
+    try:
+        # For `assert f(x)`: the truth of a value that is not plain data (a re.Match). The program could return
+        # True just as well, so believing it grants nothing the test did not.
+        reply["truth"] = bool(result)
+    except BaseException:
+        reply["truth"] = False
+    return reply
+
+
+def _resolve(namespace: dict[str, Any], name: str) -> Any:
+    """The function under test: a module-level callable, or LeetCode's ``Solution().name``."""
+    fn = namespace.get(name)
+    if fn is not None and callable(fn):
+        return fn
+    solution = namespace.get("Solution")
+    if isinstance(solution, type) and hasattr(solution, name):
+        return getattr(solution(), name)
+    raise NameError(f"name {name!r} is not defined")
+
+
+def _stdio(channel: Channel, job: dict[str, Any]) -> int:
+    # stdin is a file in the scratch directory, unlinked once open: sys.stdin, sys.stdin.buffer, open(0) and
+    # /dev/stdin (a link through /proc/self/fd) all read it, and it is seekable like a judge's input file.
+    fd = os.open(".stdin", os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    data = job["stdin"].encode("utf-8", "surrogateescape")
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.dup2(fd, 0)
+    os.close(fd)
+    os.unlink(".stdin")
+    compiled = _compile(channel, job["code"])
+    if compiled is None:
+        return 1
+    module = _module("__main__")
+    stdout, stderr = sys.stdout, sys.stderr
+    status = 0
+    raised = None
+    try:
+        exec(compiled, module.__dict__)
+    except SystemExit as e:
+        code = e.code
+        if code is None:
+            status = 0
+        elif isinstance(code, int):
+            status = code & 0xFF
+        else:
+            try:
+                print(code, file=sys.stderr)
+            except BaseException:
+                pass
+            status = 1
+    except BaseException as e:
+        raised = _error(e)
+        status = 1
+    for stream in (stdout, stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    try:
+        channel.send({"done": {"status": status, "raised": raised}}, timeout=1)
+    except BaseException:
+        pass
+    return status
+
+
+# ------------------------------------------------------------------------------------------------ oracle
+
+
+class CandidateRaised(Exception):
+    """Marks an exception that the program raised inside a proxied call."""
+
+
+def _candidate_exception(info: dict[str, Any]) -> BaseException:
+    # Re-raise as the same builtin type, so test code that expects e.g. a ValueError still sees one.
+    kind = getattr(builtins, str(info.get("type")), None)
+    message = str(info.get("msg", ""))
+    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
+        try:
+            exc = kind(message)
+        except BaseException:
+            exc = CandidateRaised(message)
+    else:
+        exc = CandidateRaised(f"{info.get('type')}: {message}")
+    exc._giftgen_candidate = info  # type: ignore[attr-defined]
+    return exc
+
+
+def _oracle(channel: Channel, job: dict[str, Any]) -> int:
+    import ast
+
+    def proxy(name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            channel.send({"op": "call", "fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)})
+            reply = channel.recv()
+            if "ok" in reply:
+                return from_wire(reply["ok"])
+            if "raised" in reply:
+                raise _candidate_exception(reply["raised"])
+            os._exit(0)  # the parent gave up on the candidate
+
+        call.__name__ = call.__qualname__ = name
+        return call
+
+    namespace = _module("__test__").__dict__
+    kind = job["kind"]
+    sources = [job.get("setup") or ""] + (job["asserts"] if kind == "assert" else [job["code"]])
+    entry = job.get("entry_point")
+    candidates = set(job.get("names") or [])
+    try:
+        exec(compile(sources[0], "<test>", "exec"), namespace)
+        if kind == "check":
+            exec(compile(sources[1], "<test>", "exec"), namespace)
+    except BaseException as e:
+        channel.send({"op": "test_error", "error": _error(e, "<test>")})
+        return 0
+    # Names the test code uses but does not define: the program's functions become proxies (as if the test ran
+    # in the program's namespace), standard modules are imported (MBPP asserts use `math` without importing it).
+    used: set[str] = set()
+    for source in sources:
+        try:
+            used |= {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
+        except SyntaxError:
+            pass
+    if entry:
+        used.add(entry)
+    for name in sorted(used):
+        if name in namespace:
+            continue
+        if name == entry or (name in candidates and not hasattr(builtins, name)):
+            namespace[name] = proxy(name)
+        elif name in sys.stdlib_module_names and not hasattr(builtins, name):
+            try:
+                namespace[name] = __import__(name)
+            except ImportError:
+                pass
+    tests = job["asserts"] if kind == "assert" else ["check(candidate)"]
+    for index, source in enumerate(tests):
+        channel.send({"op": "start", "test": index})
+        try:
+            if kind == "assert":
+                exec(compile(source, "<test>", "exec"), namespace)
+            else:
+                namespace["check"](namespace.get(entry) if entry else None)
+            result: dict[str, Any] = {"status": "pass"}
+        except BaseException as e:
+            info = getattr(e, "_giftgen_candidate", None)
+            if info is not None:
+                result = {"status": "raised", "error": info}
+            elif isinstance(e, AssertionError):
+                result = {"status": "failed", "error": _error(e, "<test>")}
+            else:
+                result = {"status": "test_raised", "error": _error(e, "<test>")}
+        channel.send({"op": "result", "test": index, **result})
+    channel.send({"op": "done"})
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ probe
+
+
+def _probe(channel: Channel, job: dict[str, Any]) -> None:
+    """Try what must fail; report what happened (the parent decides whether the sandbox holds)."""
+    import errno
+    import socket
+
+    def attempt(fn: Any) -> str:
+        try:
+            fn()
+            return "allowed"
+        except OSError as e:
+            return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else str(e)
+        except BaseException as e:
+            return type(e).__name__
+
+    def fork() -> None:
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+
+    status = {}
+    try:
+        for line in open("/proc/self/status"):
+            key, _, value = line.partition(":")
+            if key in ("NoNewPrivs", "Seccomp", "Uid", "CapEff"):
+                status[key] = value.split()
+    except OSError as e:
+        status["error"] = [str(e)]
+    try:
+        with open("/proc/self/net/dev") as f:
+            interfaces = sorted(line.split(":")[0].strip() for line in f.readlines()[2:])
+    except OSError as e:
+        interfaces = [f"error: {e}"]
+    report = {
+        "uid": os.getuid(),
+        "pid": os.getpid(),
+        "ppid": os.getppid(),
+        "status": status,
+        "interfaces": interfaces,
+        "inet": attempt(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM)),
+        "kill_parent": attempt(lambda: os.kill(job["parent_pid"], 0)),
+        "read_outside": attempt(lambda: os.listdir(job["outside_file"])),
+        "write_outside": attempt(lambda: open(os.path.join(job["outside_dir"], "probe"), "wb").close()),
+        "read_python": attempt(lambda: __import__("colorsys")),
+        "write_scratch": attempt(lambda: open("probe.txt", "w").close()),
+        "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[1],
+        "rlimit_fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[1],
+        "rlimit_cpu": resource.getrlimit(resource.RLIMIT_CPU)[1],
+        "environ": sorted(os.environ),
+    }
+    channel.send({"probe": report})
+    # The attempts the seccomp filter answers with SIGSYS: the parent expects this process to die of it. Signal 0
+    # delivers nothing, so even an unprotected kill(-1, 0) is harmless.
+    fatal = job.get("fatal")
+    if fatal == "fork":
+        fork()
+    elif fatal == "kill_all":
+        os.kill(-1, 0)
+    elif fatal == "kill_group":
+        os.kill(0, 0)
+    elif fatal == "exec":
+        os.execv("/bin/true", ["true"])
+    if fatal:
+        channel.send({"survived": fatal})
+

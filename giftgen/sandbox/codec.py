@@ -1,0 +1,259 @@
+"""The wire between the trusted parent and sandboxed children: framed JSON messages and plain values.
+
+Contract. Values cross process boundaries only as *plain data*: None, bool, int, float, str, bytes, complex, and
+lists, tuples, sets, frozensets and dicts of those. ``to_wire`` (run in a child, so only a best effort: the
+program controls that process) turns a Python value into JSON-able data, tagging what JSON cannot say (a tuple is
+``{"t": [...]}``, a set ``{"s": [...]}``, a dict ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
+and in the oracle) rebuilds values of builtin types only; anything else the child could not encode arrives as an
+``Opaque`` that equals nothing but itself. So a verdict is always computed with the builtin ``==`` of builtin
+types, and an object whose ``__eq__`` lies never reaches it.
+
+Frames are a 4-byte big-endian length and ASCII JSON; ``Channel.recv`` enforces a size cap and a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import struct
+import time
+from typing import Any
+
+MAX_DEPTH = 200
+
+
+class Opaque:
+    """A value the child could not turn into plain data. Equal only to itself."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, type_name: str):
+        self.type_name = str(type_name)[:100]
+
+    def __repr__(self) -> str:
+        return f"<unencodable {self.type_name}>"
+
+
+class WireError(ValueError):
+    """Malformed data from the other side."""
+
+
+# ------------------------------------------------------------------------------------------------ values
+
+
+def to_wire(value: Any, depth: int = 0) -> Any:
+    """Python value -> JSON-able data (plain types, tagged containers). Subclasses of builtin types are reduced to
+    the base type's value (a namedtuple is a tuple, a Counter a dict, an IntEnum an int), as ``==`` would see them."""
+    if depth > MAX_DEPTH:
+        return {"x": "value nested too deeply"}
+    t = type(value)
+    if value is None or t is bool or t is str:
+        return value
+    if t is float:
+        return value
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        value = int.__index__(value)
+    if type(value) is int:
+        # big integers travel as hex: str(int) refuses more than 4300 digits, int(hex, 16) has no such limit
+        return value if value.bit_length() < 12000 else {"i": hex(value)}
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, str):
+        return str.__str__(value)
+    d = depth + 1
+    if isinstance(value, list):
+        return [to_wire(v, d) for v in list.__iter__(value)]
+    if isinstance(value, tuple):
+        return {"t": [to_wire(v, d) for v in tuple.__iter__(value)]}
+    if isinstance(value, dict):
+        return {"d": [[to_wire(k, d), to_wire(v, d)] for k, v in dict.items(value)]}
+    if isinstance(value, frozenset):
+        return {"f": [to_wire(v, d) for v in frozenset.__iter__(value)]}
+    if isinstance(value, set):
+        return {"s": [to_wire(v, d) for v in set.__iter__(value)]}
+    if isinstance(value, (bytes, bytearray)):
+        return {"b": bytes(value).decode("latin-1")}
+    if isinstance(value, complex):
+        return {"c": [complex.__complex__(value).real, complex.__complex__(value).imag]}
+    module = getattr(t, "__module__", "")
+    if module == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
+        # numpy scalars compare equal to Python numbers in every harness; keep that
+        return to_wire(value.item(), d)
+    return {"x": f"{module}.{t.__qualname__}" if module not in ("builtins", "") else t.__qualname__}
+
+
+def from_wire(data: Any, depth: int = 0) -> Any:
+    """JSON data -> a value made of builtin types only (and ``Opaque``). Raises ``WireError`` on malformed data."""
+    if depth > MAX_DEPTH + 2:
+        raise WireError("value nested too deeply")
+    t = type(data)
+    if data is None or t is bool or t is int or t is float or t is str:
+        return data
+    d = depth + 1
+    if t is list:
+        return [from_wire(v, d) for v in data]
+    if t is not dict or len(data) != 1:
+        raise WireError(f"malformed value of type {t.__name__}")
+    (tag, v), = data.items()
+    try:
+        if tag == "t" and type(v) is list:
+            return tuple(from_wire(x, d) for x in v)
+        if tag == "s" and type(v) is list:
+            return set(from_wire(x, d) for x in v)
+        if tag == "f" and type(v) is list:
+            return frozenset(from_wire(x, d) for x in v)
+        if tag == "d" and type(v) is list:
+            out = {}
+            for pair in v:
+                if type(pair) is not list or len(pair) != 2:
+                    raise WireError("malformed dict item")
+                out[from_wire(pair[0], d)] = from_wire(pair[1], d)
+            return out
+        if tag == "b" and type(v) is str:
+            return v.encode("latin-1")
+        if tag == "c" and type(v) is list and len(v) == 2 and all(type(x) in (int, float) for x in v):
+            return complex(v[0], v[1])
+        if tag == "i" and type(v) is str:
+            return int(v, 16)
+        if tag == "x" and type(v) is str:
+            return Opaque(v)
+    except (TypeError, UnicodeError, OverflowError, ValueError) as e:  # unhashable keys, bad bytes
+        raise WireError(f"malformed {tag!r} value: {e}") from None
+    raise WireError(f"unknown tag {tag!r}")
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def short(value: Any, limit: int = 200) -> str:
+    """A capped repr for messages."""
+    try:
+        text = repr(value)
+    except Exception:  # a value from the wire is plain, but be safe: messages must never raise
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# ------------------------------------------------------------------------------------------------ comparing
+
+
+def is_floats(x: Any) -> bool:
+    """EvalPlus's rule for when a float tolerance applies by default: a float, or a list/tuple of floats."""
+    if type(x) is float:
+        return True
+    if type(x) in (list, tuple):
+        return all(type(i) is float for i in x)
+    return False
+
+
+def _close(out: Any, exp: Any, atol: float, rtol: float) -> bool:
+    if type(out) in (int, float) and type(exp) in (int, float):
+        if math.isnan(out) or math.isnan(exp):
+            return False
+        if math.isinf(out) or math.isinf(exp):
+            return out == exp
+        return abs(out - exp) <= atol + rtol * abs(exp)
+    if type(out) in (list, tuple) and type(exp) in (list, tuple):
+        return len(out) == len(exp) and all(_close(a, b, atol, rtol) for a, b in zip(out, exp, strict=True))
+    return out == exp
+
+
+def values_match(out: Any, exp: Any, atol: float = 0.0, *, float_tolerance: bool = True) -> bool:
+    """EvalPlus semantics on plain values: exact ``==``; else, when ``atol`` is set (or the expected value is a
+    float or a list of floats, which gets ``atol`` 1e-6), same type, same length and ``allclose`` (rtol 1e-7)."""
+    if out == exp:
+        return True
+    if atol == 0 and float_tolerance and is_floats(exp):
+        atol = 1e-6
+    if atol == 0 or type(out) is not type(exp):
+        return False
+    return _close(out, exp, atol, 1e-7)
+
+
+def json_like(value: Any) -> Any:
+    """Tuples as lists, recursively: how a value looks after a trip through JSON (expected outputs stored in JSON
+    cannot say tuple, so a returned tuple must compare equal to the stored list)."""
+    t = type(value)
+    if t in (list, tuple):
+        return [json_like(v) for v in value]
+    if t is dict:
+        return {k: json_like(v) for k, v in value.items()}
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ frames
+
+
+class ChannelClosed(EOFError):
+    """The other end closed (or died)."""
+
+
+class ChannelTimeout(TimeoutError):
+    """No complete frame before the deadline."""
+
+
+def encode_frame(message: Any) -> bytes:
+    body = json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    return struct.pack(">I", len(body)) + body
+
+
+class Channel:
+    """Framed JSON over a stream socket. ``recv`` returns the decoded message (plain JSON, no tags resolved)."""
+
+    def __init__(self, sock: socket.socket, max_frame: int = 64 << 20):
+        self.sock = sock
+        self.max_frame = max_frame
+        self._buf = bytearray()
+
+    def send(self, message: Any, timeout: float | None = 30.0) -> None:
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.sendall(encode_frame(message))
+        except TimeoutError:
+            raise ChannelTimeout("send timed out") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise ChannelClosed("peer closed") from None
+
+    def _fill(self, n: int, deadline: float | None) -> None:
+        while len(self._buf) < n:
+            if deadline is None:
+                self.sock.settimeout(None)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelTimeout("no reply before the deadline")
+                self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(max(65536, n - len(self._buf)))
+            except TimeoutError:
+                raise ChannelTimeout("no reply before the deadline") from None
+            except ConnectionResetError:
+                raise ChannelClosed("peer reset") from None
+            if not chunk:
+                raise ChannelClosed("peer closed")
+            self._buf += chunk
+
+    def recv(self, deadline: float | None = None) -> Any:
+        """The next message; ``deadline`` is a ``time.monotonic()`` value (None: wait forever)."""
+        self._fill(4, deadline)
+        (n,) = struct.unpack(">I", self._buf[:4])
+        if n > self.max_frame:
+            raise WireError(f"message of {n} bytes exceeds the cap of {self.max_frame}")
+        self._fill(4 + n, deadline)
+        body = bytes(self._buf[4 : 4 + n])
+        del self._buf[: 4 + n]
+        try:
+            return json.loads(body)
+        except (ValueError, RecursionError) as e:
+            raise WireError(f"malformed message: {e}") from None
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

@@ -1,0 +1,251 @@
+"""The executor: run candidate programs against problems' tests in the sandbox, on every core, in order.
+
+Contract. ``Executor(workers, limits)`` starts one zygote per worker (see ``zygote``) and probes each (see
+``probe``): if a protection is missing it raises ``SandboxUnavailable`` and runs nothing. Then ``check`` (blocking),
+``submit`` (a ``concurrent.futures.Future``) and ``map`` (streaming, in input order, a bounded number in flight)
+return ``Verdict``s. A bad problem raises ``InputError`` from ``submit``, before anything runs.
+
+Who decides: only this process. It holds the expected values, sends children code and inputs, reads back plain
+data and judges it (``runs``, ``judge``). Outputs that must come from a reference solution are computed once per
+problem, in the sandbox, and cached here (an LRU of ``reference_cache`` problems).
+
+``sandbox_error`` (a child that never said it was locked down, a zygote that died, a bug on this side) is retried
+``retries`` times on a fresh zygote, then returned as such, and counted in ``sandbox_errors``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+import traceback
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from giftgen.errors import InputError
+from giftgen.sandbox.plan import Plan, make_plan
+from giftgen.sandbox.probe import probe
+from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteHandle
+from giftgen.sandbox.runs import Runner
+from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict
+
+
+class Executor:
+    """Run programs against tests in the sandbox. Use as a context manager.
+
+    ``workers``: parallel zygotes (0: one per CPU core). ``limits``: see ``Limits``. ``tests``: ``base``, ``plus``
+    or ``all``; ``max_tests``: keep the first N tests of each problem (APPS "first 10"). ``fail_fast``: stop a
+    program at its first failing test (the rest are ``not_run``). ``retries``: extra attempts after a
+    ``sandbox_error``. ``preload``: modules the zygotes import up front, so programs importing them start fast
+    (numpy, when installed; the standard modules programs use most are always preloaded).
+    """
+
+    def __init__(self, workers: int = 0, limits: Limits | None = None, *, tests: str = "all",
+                 max_tests: int | None = None, fail_fast: bool = True, retries: int = 2,
+                 preload: tuple[str, ...] = ("numpy",), reference_cache: int = 4096):
+        limits = limits if limits is not None else Limits()
+        limits.validate()
+        self.workers = workers if workers > 0 else (os.cpu_count() or 1)
+        self.limits = limits
+        self.tests = tests
+        self.max_tests = max_tests
+        self.retries = retries
+        self.preload = tuple(preload)
+        self.runner = Runner(limits, fail_fast)
+        self.sandbox_errors = 0
+        self._queue: deque[tuple[str, Plan, Future] | None] = deque()
+        self._cv = threading.Condition()
+        self._threads: list[threading.Thread] = []
+        self._zygotes: list[ZygoteHandle | None] = []
+        self._refs: OrderedDict[str, Future] = OrderedDict()
+        self._plans: OrderedDict[str, Plan] = OrderedDict()
+        self._cache_size = reference_cache
+        self._lock = threading.Lock()
+        self._started = self._closed = False
+
+    # -------------------------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start and probe the zygotes (done by ``__enter__``, or by the first ``submit``)."""
+        if self._started:
+            return
+        self._started = True
+        zygotes: list[ZygoteHandle] = []
+        try:
+            for _ in range(self.workers):
+                zygotes.append(ZygoteHandle(self.preload))
+            for z in zygotes:
+                probe(z, self.runner)
+        except BaseException:
+            for z in zygotes:
+                z.close()
+            self._closed = True
+            raise
+        self._zygotes = list(zygotes)
+        for i in range(self.workers):
+            t = threading.Thread(target=self._work, args=(i,), name=f"giftgen-sandbox-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        """Finish queued programs, then stop the zygotes (no process of ours outlives this call)."""
+        if self._closed:
+            return
+        self._closed = True
+        with self._cv:
+            self._queue.extend([None] * len(self._threads))
+            self._cv.notify_all()
+        for t in self._threads:
+            t.join()
+        for z in self._zygotes:
+            if z is not None:
+                z.close()
+
+    # -------------------------------------------------------------------------------------------- public API
+
+    def plan(self, problem: Mapping[str, Any]) -> Plan:
+        """The test plan of ``problem`` under this executor's selection (``InputError`` on a bad problem)."""
+        tests = problem.get("tests")
+        raw = tests if isinstance(tests, str) else json.dumps(tests, sort_keys=True, default=str)
+        key = hashlib.sha256("\0".join(
+            [raw, str(problem.get("entry_point")), str(problem.get("reference")), str(problem.get("problem_id"))]
+        ).encode()).hexdigest()
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+        plan = make_plan(problem, self.tests, self.max_tests)
+        with self._lock:
+            self._plans[key] = plan
+            while len(self._plans) > 256:
+                self._plans.popitem(last=False)
+        return plan
+
+    def submit(self, code: str, problem: Mapping[str, Any] | Plan) -> Future:
+        """Queue one program; the future's result is its ``Verdict``."""
+        if self._closed:
+            raise RuntimeError("the executor is closed")
+        self.start()
+        plan = problem if isinstance(problem, Plan) else self.plan(problem)
+        if not isinstance(code, str):
+            raise InputError(f"code must be a string, got {type(code).__name__}")
+        future: Future = Future()
+        with self._cv:
+            self._queue.append((code, plan, future))
+            self._cv.notify()
+        return future
+
+    def check(self, code: str, problem: Mapping[str, Any] | Plan) -> Verdict:
+        """Run one program and wait for its verdict."""
+        return self.submit(code, problem).result()
+
+    def map(self, items: Iterable[tuple[str, Mapping[str, Any] | Plan]], ahead: int | None = None
+            ) -> Iterator[Verdict]:
+        """Verdicts in input order, with at most ``ahead`` (default 4 per worker) programs queued at a time, so
+        memory stays constant however long ``items`` is."""
+        ahead = ahead or 4 * self.workers
+        pending: deque[Future] = deque()
+        for code, problem in items:
+            pending.append(self.submit(code, problem))
+            if len(pending) >= ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    # -------------------------------------------------------------------------------------------- workers
+
+    def _work(self, index: int) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                job = self._queue.popleft()
+            if job is None:
+                return
+            code, plan, future = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(self._run_with_retries(index, code, plan))
+            except BaseException as e:  # InputError (a broken reference or test code), SandboxUnavailable
+                future.set_exception(e)
+
+    def _zygote(self, index: int) -> ZygoteHandle:
+        z = self._zygotes[index]
+        if z is None or not z.alive:
+            if z is not None:
+                z.close()
+            self._zygotes[index] = None
+            z = ZygoteHandle(self.preload)
+            probe(z, self.runner)
+            self._zygotes[index] = z
+        return z
+
+    def _run_with_retries(self, index: int, code: str, plan: Plan) -> Verdict:
+        start = time.monotonic()
+        verdict = Verdict("sandbox_error", False, error="not run")
+        for _ in range(self.retries + 1):
+            try:
+                verdict = self._run(self._zygote(index), code, plan)
+            except SandboxFailure as e:
+                verdict = Verdict("sandbox_error", False, error=str(e)[:ERROR_CAP])
+            except (InputError, SandboxUnavailable):
+                raise
+            except Exception as e:  # a bug on this side is an infrastructure failure, never the program's
+                text = "".join(traceback.format_exception(e))[-ERROR_CAP:]
+                verdict = Verdict("sandbox_error", False, error=f"internal error: {text}")
+            if verdict.status != "sandbox_error":
+                break
+            with self._lock:
+                self.sandbox_errors += 1
+            z, self._zygotes[index] = self._zygotes[index], None  # start over on a fresh zygote
+            if z is not None:
+                z.close()
+        verdict.duration = time.monotonic() - start
+        return verdict
+
+    def _run(self, z: ZygoteHandle, code: str, plan: Plan) -> Verdict:
+        if plan.mode == "stdio":
+            return self.runner.stdio(z, code, plan)
+        if plan.mode == "oracle":
+            return self.runner.oracle(z, code, plan)
+        if plan.needs_reference:
+            expected, seconds = self._reference_outputs(z, plan)
+            return self.runner.calls(z, code, plan, expected, seconds)
+        return self.runner.calls(z, code, plan)
+
+    def _reference_outputs(self, z: ZygoteHandle, plan: Plan) -> tuple[list[tuple[str, Any]], float]:
+        """Expected outputs of ``plan``'s calls: computed once per problem by the first worker that needs them;
+        the others wait for that result."""
+        with self._lock:
+            future = self._refs.get(plan.reference_key)
+            owner = future is None
+            if owner:
+                future = self._refs[plan.reference_key] = Future()
+                while len(self._refs) > self._cache_size:
+                    self._refs.popitem(last=False)
+            else:
+                self._refs.move_to_end(plan.reference_key)
+        if not owner:
+            return future.result()
+        try:
+            outputs = self.runner.reference(z, plan)
+        except BaseException as e:
+            with self._lock:
+                self._refs.pop(plan.reference_key, None)  # a later attempt computes them again
+            future.set_exception(e)
+            raise
+        future.set_result(outputs)
+        return outputs

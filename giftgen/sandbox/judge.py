@@ -1,0 +1,128 @@
+"""Judging, in the trusted parent: returned values against expected ones, program output against expected output.
+
+Contract. Pure functions over plain values (see ``codec``); no process, no I/O. ``check_value`` applies one
+test's comparison rule; ``stdio_match`` compares standard output the way competitive-programming judges do:
+line by line, tokens split on whitespace (so spacing, trailing spaces and a missing or extra final newline do not
+matter), numbers with a decimal point or exponent within 1e-6 absolute or relative error, trailing blank lines
+ignored. Missing lines or tokens always fail: truncated output is never accepted.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from giftgen.sandbox.codec import Opaque, json_like, short, values_match
+
+FLOAT_TOLERANCE = 1e-6
+
+
+def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel_tol: float = 1e-9,
+                abs_tol: float = 0.0, truth: bool | None = None) -> bool:
+    """Whether ``actual`` passes one test. Rules:
+
+    ``value``: EvalPlus's comparison (exact, or ``atol``/float tolerance), for outputs computed by a reference run.
+    ``json``: the same after turning tuples into lists, for expected outputs stored as JSON.
+    ``eq``: exact ``==`` (an ``assert f(x) == y`` read by the parent). ``truthy`` / ``falsy``: ``assert f(x)`` and
+    ``assert not f(x)``. ``is``: ``assert f(x) is True`` (or False, None). ``isclose``: ``math.isclose``.
+    """
+    if rule == "not_none":
+        return (actual is not None) == (expected is not None)
+    if isinstance(actual, Opaque):
+        # For `assert f(x)` on a result that is not plain data (a re.Match), use the program's own bool(): it
+        # could return True just as well, so believing it grants nothing the test did not already.
+        if rule in ("truthy", "falsy") and isinstance(truth, bool):
+            return truth if rule == "truthy" else not truth
+        return False
+    if rule == "value":
+        return values_match(actual, expected, atol)
+    if rule == "json":
+        return values_match(json_like(actual), json_like(expected), atol)
+    if rule == "set":
+        if type(actual) not in (list, tuple, set, frozenset) or type(expected) not in (list, tuple, set, frozenset):
+            return False
+        try:
+            return {_hashable(v) for v in actual} == {_hashable(v) for v in expected}
+        except TypeError:
+            return False
+    if rule == "eq":
+        return actual == expected
+    if rule == "truthy":
+        return _truth(actual)
+    if rule == "falsy":
+        return not _truth(actual)
+    if rule == "is":
+        return actual is expected
+    if rule == "isclose":
+        if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
+            return False
+        return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
+    raise ValueError(f"unknown comparison rule {rule!r}")
+
+
+def _hashable(value: Any) -> Any:
+    """Lists as tuples, recursively (JSON turned the tuples of expected outputs into lists)."""
+    if type(value) in (list, tuple):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+def _truth(value: Any) -> bool:
+    try:
+        return bool(value)
+    except Exception:
+        return False
+
+
+def describe_mismatch(rule: str, actual: Any, expected: Any) -> str:
+    if rule in ("truthy", "falsy"):
+        return f"returned {short(actual)}, expected a {'true' if rule == 'truthy' else 'false'} value"
+    if isinstance(actual, Opaque):
+        return f"returned {actual!r}, which is not plain data"
+    return f"returned {short(actual)}, expected {short(expected)}"
+
+
+# ------------------------------------------------------------------------------------------------ stdio
+
+
+def _lines(text: str) -> list[list[str]]:
+    lines = [line.split() for line in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def _is_float_token(token: str) -> bool:
+    return any(c in token for c in ".eE") and _number(token) is not None
+
+
+def _number(token: str) -> float | None:
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _token_match(got: str, want: str) -> bool:
+    if got == want:
+        return True
+    if not (_is_float_token(want) or _is_float_token(got)):
+        return False
+    a, b = _number(got), _number(want)
+    if a is None or b is None:
+        return False
+    return abs(a - b) <= FLOAT_TOLERANCE or abs(a - b) <= FLOAT_TOLERANCE * abs(b)
+
+
+def stdio_match(actual: str, expected: str) -> tuple[bool, str]:
+    """(passed, detail): detail names the first difference."""
+    got, want = _lines(actual), _lines(expected)
+    for i, (g, w) in enumerate(zip(got, want, strict=False), start=1):
+        if len(g) != len(w) or not all(_token_match(a, b) for a, b in zip(g, w, strict=True)):
+            return False, f"line {i}: got {short(' '.join(g), 120)}, expected {short(' '.join(w), 120)}"
+    if len(got) < len(want):
+        return False, f"output has {len(got)} lines, expected {len(want)} (output ends early)"
+    if len(got) > len(want):
+        return False, f"output has {len(got)} lines, expected {len(want)}"
+    return True, ""

@@ -1,0 +1,321 @@
+"""Thin ctypes wrappers over the Linux interfaces the sandbox is built from (Python 3.11 has no ``os.unshare``).
+
+Contract: every function raises ``OSError`` (with the errno and the call's name) when the kernel refuses, so a
+protection is never silently skipped. Nothing here decides policy; ``zygote`` and ``child`` do. Covered: namespaces
+(``unshare``, ``setns``), mounts, ``prctl``, Landlock (filesystem, TCP and scope rules) and a seccomp-BPF deny list.
+Architectures: x86_64 and aarch64 (``ARCH`` is ``None`` elsewhere, and the sandbox refuses to start).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import struct
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+
+# ------------------------------------------------------------------------------------------------ constants
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+CLONE_THREAD = 0x00010000
+_NAMESPACE_FLAGS = (
+    CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET
+    | CLONE_NEWTIME
+)
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NO_NEW_PRIVS = 38
+PR_GET_NO_NEW_PRIVS = 39
+PR_GET_SECCOMP = 21
+
+AF_UNIX = 1
+
+# Syscall numbers per architecture: the generic ones first, then the deny list for seccomp.
+_X86_64 = {
+    "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
+    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "pidfd_open": 434, "kill": 62,
+    "fatal": {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322},
+    "deny": {
+        "ptrace": 101, "process_vm_readv": 310,
+        "process_vm_writev": 311, "kcmp": 312, "pidfd_getfd": 438, "process_madvise": 440, "mount": 165,
+        "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272, "setns": 308, "open_tree": 428,
+        "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "bpf": 321, "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248,
+        "request_key": 249, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
+        "delete_module": 176, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163, "quotactl": 179,
+        "syslog": 103, "iopl": 172, "ioperm": 173, "personality": 135, "name_to_handle_at": 303,
+        "open_by_handle_at": 304, "lookup_dcookie": 212, "vhangup": 153, "uselib": 134,
+        "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
+        "sethostname": 170, "setdomainname": 171, "move_pages": 279, "migrate_pages": 256,
+    },
+}
+_AARCH64 = {
+    "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
+    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "pidfd_open": 434, "kill": 129,
+    "fatal": {"execve": 221, "execveat": 281},
+    "deny": {
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
+        "kcmp": 272, "pidfd_getfd": 438, "process_madvise": 440, "mount": 40, "umount2": 39,
+        "pivot_root": 41, "chroot": 51, "unshare": 97, "setns": 268, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442, "bpf": 280,
+        "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "kexec_load": 104,
+        "kexec_file_load": 294, "init_module": 105, "finit_module": 273, "delete_module": 106, "reboot": 142,
+        "swapon": 224, "swapoff": 225, "acct": 89, "quotactl": 60, "syslog": 116, "personality": 92,
+        "name_to_handle_at": 264, "open_by_handle_at": 265, "lookup_dcookie": 18, "vhangup": 58,
+        "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
+        "sethostname": 161, "setdomainname": 162, "move_pages": 239, "migrate_pages": 238,
+    },
+}
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_TABLES = {"x86_64": _X86_64, "aarch64": _AARCH64}
+
+_machine = platform.machine().lower()
+ARCH: str | None = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "aarch64", "arm64": "aarch64"}.get(_machine)
+NR: dict = _TABLES.get(ARCH or "", {})
+
+
+# ------------------------------------------------------------------------------------------------ calls
+
+
+def _check(result: int, name: str) -> int:
+    if result < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{name}: {os.strerror(err)}")
+    return result
+
+
+def syscall(name: str, *args: int | ctypes.c_void_p | None) -> int:
+    if name not in NR:
+        raise OSError(38, f"{name}: not supported on {_machine}")
+    return _check(_libc.syscall(ctypes.c_long(NR[name]), *args), name)
+
+
+def unshare(flags: int) -> None:
+    _check(_libc.unshare(ctypes.c_int(flags)), "unshare")
+
+
+def setns(fd: int, nstype: int) -> None:
+    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    def b(s: str | None) -> bytes | None:
+        return None if s is None else os.fsencode(s)
+
+    result = _libc.mount(b(source), b(target), b(fstype), ctypes.c_ulong(flags), b(data))
+    _check(result, f"mount {target}")
+
+
+def umount(target: str, flags: int = MNT_DETACH) -> None:
+    _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount {target}")
+
+
+def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
+    args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
+    return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    nr = NR["deny"]["pivot_root"]
+    _check(_libc.syscall(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old)), "pivot_root")
+
+
+def pidfd_open(pid: int) -> int:
+    return syscall("pidfd_open", ctypes.c_int(pid), ctypes.c_uint(0))
+
+
+# ------------------------------------------------------------------------------------------------ landlock
+
+LANDLOCK_CREATE_RULESET_VERSION = 1
+LANDLOCK_RULE_PATH_BENEATH = 1
+
+FS_EXECUTE = 1 << 0
+FS_WRITE_FILE = 1 << 1
+FS_READ_FILE = 1 << 2
+FS_READ_DIR = 1 << 3
+FS_REMOVE_DIR = 1 << 4
+FS_REMOVE_FILE = 1 << 5
+FS_MAKE_CHAR = 1 << 6
+FS_MAKE_DIR = 1 << 7
+FS_MAKE_REG = 1 << 8
+FS_MAKE_SOCK = 1 << 9
+FS_MAKE_FIFO = 1 << 10
+FS_MAKE_BLOCK = 1 << 11
+FS_MAKE_SYM = 1 << 12
+FS_REFER = 1 << 13  # ABI 2
+FS_TRUNCATE = 1 << 14  # ABI 3
+FS_IOCTL_DEV = 1 << 15  # ABI 5
+NET_BIND_TCP = 1 << 0  # ABI 4
+NET_CONNECT_TCP = 1 << 1
+SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1
+
+FILE_ACCESS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
+READ_ACCESS = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+
+
+def landlock_abi() -> int:
+    """The Landlock ABI version of the running kernel, 0 when Landlock is unavailable."""
+    try:
+        return syscall("landlock_create_ruleset", None, ctypes.c_size_t(0),
+                       ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+    except OSError:
+        return 0
+
+
+def landlock_fs_handled(abi: int) -> int:
+    access = (1 << 13) - 1  # ABI 1: EXECUTE .. MAKE_SYM
+    if abi >= 2:
+        access |= FS_REFER
+    if abi >= 3:
+        access |= FS_TRUNCATE
+    if abi >= 5:
+        access |= FS_IOCTL_DEV
+    return access
+
+
+class Landlock:
+    """Build a ruleset that handles every access the kernel knows, add path rules, then ``restrict_self``."""
+
+    def __init__(self, abi: int):
+        if abi < 1:
+            raise OSError(95, "Landlock is not available")
+        self.abi = abi
+        self.fs = landlock_fs_handled(abi)
+        net = (NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0
+        scoped = (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0
+        if abi >= 6:
+            attr = struct.pack("=QQQ", self.fs, net, scoped)
+        elif abi >= 4:
+            attr = struct.pack("=QQ", self.fs, net)
+        else:
+            attr = struct.pack("=Q", self.fs)
+        buf = ctypes.create_string_buffer(attr, len(attr))
+        self.fd = syscall("landlock_create_ruleset", buf, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0))
+
+    def allow(self, path: str, access: int, *, missing_ok: bool = True) -> None:
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:
+            if missing_ok:
+                return
+            raise
+        try:
+            import stat
+
+            if not stat.S_ISDIR(os.fstat(fd).st_mode):
+                access &= FILE_ACCESS
+            access &= self.fs
+            rule = struct.pack("=Qi", access, fd)
+            buf = ctypes.create_string_buffer(rule, len(rule))
+            syscall("landlock_add_rule", ctypes.c_int(self.fd), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH), buf,
+                    ctypes.c_uint32(0))
+        finally:
+            os.close(fd)
+
+    def restrict_self(self) -> None:
+        syscall("landlock_restrict_self", ctypes.c_int(self.fd), ctypes.c_uint32(0))
+        os.close(self.fd)
+
+
+# ------------------------------------------------------------------------------------------------ seccomp
+
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ = 0x15
+_BPF_JGE = 0x35
+_BPF_JSET = 0x45
+_BPF_RET = 0x06
+_RET_ALLOW = 0x7FFF0000
+_RET_KILL_PROCESS = 0x80000000
+_RET_ERRNO = 0x00050000
+SECCOMP_SET_MODE_FILTER = 1
+EPERM, EACCES, ENOSYS = 1, 13, 38
+
+
+def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
+
+
+def seccomp_program() -> bytes:
+    """The BPF filter. Fatal (the process dies of SIGSYS, so a program cannot shrug the attempt off and still
+    pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, and kill()
+    aimed at a process group or at every process (pid <= 0). Refused with EPERM: tracing, mounts, namespaces,
+    kernel-wide knobs and the like (``NR["deny"]``); with EACCES: sockets other than unix ones; clone3 answers
+    ENOSYS so that libc creates threads with clone. Everything else is allowed: Landlock, the namespaces and the
+    unprivileged uid carry the rest."""
+    if ARCH is None:
+        raise OSError(95, f"seccomp filter: unsupported architecture {_machine}")
+    kill, allow = _ins(_BPF_RET, _RET_KILL_PROCESS), _ins(_BPF_RET, _RET_ALLOW)
+    prog = [
+        _ins(_BPF_LD_W_ABS, 4),  # seccomp_data.arch
+        _ins(_BPF_JEQ, _AUDIT_ARCH[ARCH], 1, 0),
+        kill,
+        _ins(_BPF_LD_W_ABS, 0),  # seccomp_data.nr
+    ]
+    if ARCH == "x86_64":  # the x32 ABI shares the arch value: refuse all of it
+        prog += [_ins(_BPF_JGE, 0x40000000, 0, 1), _ins(_BPF_RET, _RET_ERRNO | EPERM)]
+    for nr in sorted(NR["fatal"].values()):
+        prog += [_ins(_BPF_JEQ, nr, 0, 1), kill]
+    for nr in sorted(NR["deny"].values()):
+        prog += [_ins(_BPF_JEQ, nr, 0, 1), _ins(_BPF_RET, _RET_ERRNO | EPERM)]
+    prog += [_ins(_BPF_JEQ, NR["clone3"], 0, 1), _ins(_BPF_RET, _RET_ERRNO | ENOSYS)]
+    # Each block below starts with "not this syscall: jump past the block" and returns on every path inside.
+    prog += [  # clone: a thread (CLONE_THREAD, no namespace flags) is fine, anything else is a new process
+        _ins(_BPF_JEQ, NR["clone"], 0, 5),
+        _ins(_BPF_LD_W_ABS, 16),  # args[0], low 32 bits (little endian)
+        _ins(_BPF_JSET, CLONE_THREAD, 0, 2),
+        _ins(_BPF_JSET, _NAMESPACE_FLAGS, 1, 0),
+        allow,
+        kill,
+    ]
+    prog += [  # kill(pid, sig): pid 0 (our group) or negative (a group, or -1: everyone) is fatal
+        _ins(_BPF_JEQ, NR["kill"], 0, 5),
+        _ins(_BPF_LD_W_ABS, 16),
+        _ins(_BPF_JEQ, 0, 2, 0),
+        _ins(_BPF_JSET, 0x80000000, 1, 0),
+        allow,
+        kill,
+    ]
+    prog += [  # socket(domain, ...): unix sockets only
+        _ins(_BPF_JEQ, NR["socket"], 0, 4),
+        _ins(_BPF_LD_W_ABS, 16),
+        _ins(_BPF_JEQ, AF_UNIX, 0, 1),
+        allow,
+        _ins(_BPF_RET, _RET_ERRNO | EACCES),
+    ]
+    prog.append(allow)
+    return b"".join(prog)
+
+
+def install_seccomp(program: bytes) -> None:
+    """Install ``program`` on the calling thread (no_new_privs must be set)."""
+    n = len(program) // 8
+    filt = ctypes.create_string_buffer(program, len(program))
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    fprog = SockFprog(n, ctypes.cast(filt, ctypes.c_void_p))
+    syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0), ctypes.byref(fprog))

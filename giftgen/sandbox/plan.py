@@ -1,0 +1,376 @@
+"""From a seed row to a test plan: what to run in the sandbox and how the parent will judge it.
+
+Contract. ``make_plan(problem, tests=, max_tests=)`` reads the row's ``tests`` (README, "Seed schema") and returns
+a ``Plan`` in one of three modes, or raises ``InputError``:
+
+- ``calls``: the parent calls functions of the loaded program with arguments and judges each returned value
+  itself. ``call`` tests land here, and so do ``assert`` and ``check`` tests whose every assertion has a form the
+  parent can read (``f(literals) == literal``, ``f(...)``, ``not f(...)``, ``f(...) is True``,
+  ``math.isclose(f(...), literal, ...)``): the expected values stay in the parent.
+- ``oracle``: the other assert and check tests run in a separate sandboxed process, with the program's functions
+  replaced by proxies (see ``child``).
+- ``stdio``: one fresh process per standard-input case; the parent compares the output (``judge.stdio_match``).
+
+Selection: ``tests`` is ``base`` (the problem's own tests), ``plus`` (only ``plus_inputs``) or ``all``;
+``max_tests`` keeps the first N of them (APPS "first 10"). A ``call`` input is a JSON list of arguments, or a
+string holding a Python literal of the argument list (for the tuples, sets and complex numbers JSON cannot say).
+An optional ``compare`` (``exact``, ``set``, ``not_none``) picks the comparison of returned values.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from giftgen.errors import InputError
+from giftgen.sandbox.codec import clip, short
+
+SELECTIONS = ("base", "plus", "all")
+# `compare` of call tests -> judge rule: exact (EvalPlus: ==, or allclose with atol), set (order-insensitive),
+# not_none (EvalPlus's rule for functions returning a match object: only None-ness must agree)
+COMPARE = {"exact": "value", "set": "set", "not_none": "not_none"}
+FROM_REFERENCE = object()  # expected output still to be computed by running the reference
+
+
+@dataclass(frozen=True)
+class Call:
+    """One call of the program's function, and how the parent judges its result."""
+
+    fn: str
+    args: tuple
+    kwargs: Mapping[str, Any]
+    label: str
+    rule: str = "value"  # see judge.check_value
+    expected: Any = FROM_REFERENCE
+    atol: float = 0.0
+    rel_tol: float = 1e-9
+    abs_tol: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    mode: str  # calls | oracle | stdio
+    calls: tuple[Call, ...] = ()
+    setup: str = ""  # imports run in the program's namespace first (MBPP's test_imports)
+    oracle: dict[str, Any] | None = None
+    stdio: tuple[tuple[str, str], ...] = ()
+    reference: str | None = None
+    reference_key: str = ""
+    labels: tuple[str, ...] = field(default=())
+
+    @property
+    def needs_reference(self) -> bool:
+        return any(c.expected is FROM_REFERENCE for c in self.calls)
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
+def make_plan(problem: Mapping[str, Any], tests: str = "all", max_tests: int | None = None) -> Plan:
+    if tests not in SELECTIONS:
+        raise InputError(f"tests must be one of {', '.join(SELECTIONS)}; got {tests!r}")
+    spec = problem.get("tests")
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except json.JSONDecodeError as e:
+            raise InputError(f"problem {_pid(problem)}: `tests` is not valid JSON ({e})") from None
+    if not isinstance(spec, Mapping) or "kind" not in spec:
+        raise InputError(f"problem {_pid(problem)}: `tests` must be an object with a `kind`")
+    kind = spec["kind"]
+    entry = problem.get("entry_point") or spec.get("entry_point") or spec.get("fn_name")
+    if kind == "assert":
+        plan = _assert_plan(problem, spec, entry, tests, max_tests)
+    elif kind == "check":
+        plan = _check_plan(problem, spec, entry, tests)
+    elif kind == "call":
+        plan = _call_plan(problem, spec, entry, tests, max_tests)
+    elif kind == "stdio":
+        plan = _stdio_plan(problem, spec, tests, max_tests)
+    else:
+        raise InputError(f"problem {_pid(problem)}: unknown test kind {kind!r} (assert, check, call or stdio)")
+    if plan.size == 0:
+        raise InputError(f"problem {_pid(problem)}: no tests to run (selection {tests!r})")
+    return plan
+
+
+def _pid(problem: Mapping[str, Any]) -> str:
+    return str(problem.get("problem_id") or "?")
+
+
+def _base_only(problem: Mapping[str, Any], kind: str, tests: str) -> None:
+    if tests == "plus":
+        raise InputError(f"problem {_pid(problem)}: `{kind}` tests have no plus inputs (use --tests base or all)")
+
+
+# ------------------------------------------------------------------------------------------------ assert/check
+
+
+_SPECIAL_NAMES = {"inf": float("inf"), "nan": float("nan")}
+
+
+class _Specials(ast.NodeTransformer):
+    """``inf`` and ``nan`` (as ``repr`` writes them) and ``set()``/``frozenset()`` become constants."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in _SPECIAL_NAMES:
+            return ast.copy_location(ast.Constant(_SPECIAL_NAMES[node.id]), node)
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        if (isinstance(node.func, ast.Name) and node.func.id in ("set", "frozenset") and not node.args
+                and not node.keywords):
+            return ast.copy_location(ast.Constant(set() if node.func.id == "set" else frozenset()), node)
+        return node
+
+
+def _literal(node: ast.AST) -> tuple[bool, Any]:
+    """(True, value) when ``node`` is a literal; also accepts ``inf``, ``nan``, ``set()`` and ``frozenset()``."""
+    try:
+        return True, ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    try:
+        return True, ast.literal_eval(_Specials().visit(ast.parse(ast.unparse(node), mode="eval")))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+
+
+def _call_of(node: ast.AST, names: set[str]) -> tuple[str, tuple, dict] | None:
+    """``name(literal, ..., key=literal)`` with ``name`` in ``names`` -> (name, args, kwargs)."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in names):
+        return None
+    args = []
+    for a in node.args:
+        ok, value = _literal(a)
+        if not ok or isinstance(a, ast.Starred):
+            return None
+        args.append(value)
+    kwargs = {}
+    for k in node.keywords:
+        ok, value = _literal(k.value)
+        if not ok or k.arg is None:
+            return None
+        kwargs[k.arg] = value
+    return node.func.id, tuple(args), kwargs
+
+
+def _read_assert(test: ast.AST, names: set[str], fn: str | None) -> Call | None:
+    """An assertion the parent can judge by itself, as a Call; None for anything else."""
+
+    def make(found: tuple[str, tuple, dict], rule: str, expected: Any = None, **extra: Any) -> Call:
+        name, args, kwargs = found
+        target = fn or name
+        label = clip(f"{target}({', '.join([repr(a) for a in args] + [f'{k}={v!r}' for k, v in kwargs.items()])})", 160)
+        return Call(target, args, kwargs, label, rule, expected, **extra)
+
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        left, right = test.left, test.comparators[0]
+        op = test.ops[0]
+        for call_side, other in ((left, right), (right, left)):
+            found = _call_of(call_side, names)
+            if found is None:
+                continue
+            ok, value = _literal(other)
+            if not ok:
+                return None
+            if isinstance(op, ast.Eq):
+                return make(found, "eq", value)
+            if isinstance(op, ast.Is) and call_side is left and value in (True, False, None) and type(value) in (
+                    bool, type(None)):
+                return make(found, "is", value)
+            return None
+        return None
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        found = _call_of(test.operand, names)
+        return make(found, "falsy") if found else None
+    found = _call_of(test, names)
+    if found:
+        return make(found, "truthy")
+    if (isinstance(test, ast.Call) and isinstance(test.func, ast.Attribute) and test.func.attr == "isclose"
+            and isinstance(test.func.value, ast.Name) and test.func.value.id == "math" and len(test.args) == 2):
+        found = _call_of(test.args[0], names)
+        ok, value = _literal(test.args[1])
+        extra = {}
+        for k in test.keywords:
+            okk, v = _literal(k.value)
+            if not okk or k.arg not in ("rel_tol", "abs_tol") or type(v) not in (int, float):
+                return None
+            extra[k.arg] = float(v)
+        if found and ok and type(value) in (int, float):
+            return make(found, "isclose", value, **extra)
+    return None
+
+
+def _imports_only(source: str) -> bool:
+    try:
+        body = ast.parse(source).body
+    except SyntaxError:
+        return False
+    return all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in body)
+
+
+def _function_names(entry: str | None) -> set[str]:
+    return {entry} if entry else set()
+
+
+def _assert_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str | None, tests: str,
+                 max_tests: int | None) -> Plan:
+    _base_only(problem, "assert", tests)
+    setup = spec.get("setup") or ""
+    asserts = spec.get("asserts")
+    if not isinstance(asserts, list) or not all(isinstance(a, str) for a in asserts) or not isinstance(setup, str):
+        raise InputError(f"problem {_pid(problem)}: assert tests need `asserts` (a list of strings)")
+    if max_tests is not None:
+        asserts = asserts[:max_tests]
+    calls = []
+    for source in asserts:
+        try:
+            body = ast.parse(source).body
+        except SyntaxError as e:
+            raise InputError(f"problem {_pid(problem)}: an assert does not parse ({e.msg})") from None
+        names = _function_names(entry) or _callee_names(body)
+        call = None
+        if len(body) == 1 and isinstance(body[0], ast.Assert):
+            call = _read_assert(body[0].test, names, entry)
+        calls.append(call)
+    safe_setup = setup if _imports_only(setup) else ""
+    labels = tuple(clip(a.strip(), 160) for a in asserts)
+    if all(calls):
+        return Plan("calls", calls=tuple(calls), setup=safe_setup, labels=labels)
+    oracle = {"kind": "assert", "setup": setup, "asserts": asserts, "entry_point": entry}
+    return Plan("oracle", setup=safe_setup, oracle=oracle, labels=labels)
+
+
+def _callee_names(body: list[ast.stmt]) -> set[str]:
+    """Without an entry point: the called names that are not builtins."""
+    return {n.func.id for s in body for n in ast.walk(s)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and not hasattr(builtins, n.func.id)}
+
+
+def _check_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str | None, tests: str) -> Plan:
+    _base_only(problem, "check", tests)
+    code = spec.get("code")
+    entry = spec.get("entry_point") or entry
+    if not isinstance(code, str) or not entry:
+        raise InputError(f"problem {_pid(problem)}: check tests need `code` and an `entry_point`")
+    try:
+        module = ast.parse(code)
+    except SyntaxError as e:
+        raise InputError(f"problem {_pid(problem)}: the check code does not parse ({e.msg})") from None
+    calls = _read_check(module, entry)
+    if calls:
+        return Plan("calls", calls=tuple(calls), labels=tuple(c.label for c in calls))
+    oracle = {"kind": "check", "code": code, "entry_point": entry}
+    return Plan("oracle", oracle=oracle, labels=(f"check({entry})",))
+
+
+def _read_check(module: ast.Module, entry: str) -> list[Call] | None:
+    """A ``def check(candidate)`` made only of readable asserts -> its Calls; None otherwise."""
+    check = None
+    for node in module.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "check" and check is None:
+            check = node
+        elif isinstance(node, (ast.Import, ast.ImportFrom)) or (
+                isinstance(node, ast.Assign) and _literal(node.value)[0]) or (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            continue
+        else:
+            return None
+    if check is None or len(check.args.args) != 1 or check.decorator_list:
+        return None
+    param = check.args.args[0].arg
+    calls = []
+    for stmt in check.body:
+        if isinstance(stmt, ast.Pass) or (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)):
+            continue
+        if isinstance(stmt, ast.Assert) and isinstance(stmt.test, ast.Constant) and stmt.test.value:
+            continue  # `assert True, "..."`
+        if not isinstance(stmt, ast.Assert):
+            return None
+        call = _read_assert(stmt.test, {param}, entry)
+        if call is None:
+            return None
+        calls.append(call)
+    return calls or None
+
+
+# ------------------------------------------------------------------------------------------------ call / stdio
+
+
+def _arguments(problem: Mapping[str, Any], value: Any) -> tuple:
+    if isinstance(value, str):
+        try:
+            ok, parsed = _literal(ast.parse(value, mode="eval").body)
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            ok, parsed = False, None
+        if not ok or not isinstance(parsed, (list, tuple)):
+            raise InputError(f"problem {_pid(problem)}: input {short(value, 80)} is not a literal argument list")
+        return tuple(parsed)
+    if isinstance(value, (list, tuple)):
+        return tuple(value)
+    raise InputError(f"problem {_pid(problem)}: each call input must be a list of arguments")
+
+
+def _call_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str | None, tests: str,
+               max_tests: int | None) -> Plan:
+    fn = spec.get("fn_name") or entry
+    if not fn:
+        raise InputError(f"problem {_pid(problem)}: call tests need `fn_name` or an `entry_point`")
+    inputs = spec.get("inputs") or []
+    outputs = spec.get("outputs")
+    plus = spec.get("plus_inputs") or []
+    plus_outputs = spec.get("plus_outputs")
+    atol = float(spec.get("atol") or 0.0)
+    compare = spec.get("compare") or "exact"
+    if compare not in COMPARE:
+        raise InputError(f"problem {_pid(problem)}: compare must be one of {', '.join(COMPARE)}; got {compare!r}")
+    if outputs is not None and len(outputs) != len(inputs):
+        raise InputError(f"problem {_pid(problem)}: {len(inputs)} inputs but {len(outputs)} outputs")
+    if plus_outputs is not None and len(plus_outputs) != len(plus):
+        raise InputError(f"problem {_pid(problem)}: {len(plus)} plus inputs but {len(plus_outputs)} plus outputs")
+    chosen: list[tuple[Any, Any, str]] = []
+    if tests in ("base", "all"):
+        chosen += [(x, FROM_REFERENCE if outputs is None else outputs[i], "") for i, x in enumerate(inputs)]
+    if tests in ("plus", "all"):
+        chosen += [(x, FROM_REFERENCE if plus_outputs is None else plus_outputs[i], "plus ")
+                   for i, x in enumerate(plus)]
+    if max_tests is not None:
+        chosen = chosen[:max_tests]
+    calls = []
+    for raw, expected, tag in chosen:
+        args = _arguments(problem, raw)
+        rule = COMPARE[compare] if compare != "exact" else ("value" if expected is FROM_REFERENCE else "json")
+        label = tag + clip(f"{fn}({', '.join(repr(a) for a in args)})", 160)
+        calls.append(Call(fn, args, {}, label, rule, expected, atol=atol))
+    reference = problem.get("reference")
+    if any(c.expected is FROM_REFERENCE for c in calls) and not isinstance(reference, str):
+        raise InputError(f"problem {_pid(problem)}: call tests without outputs need a `reference` solution "
+                         "to compute them", hint="it is produced by `giftgen seeds`")
+    key = ""
+    if isinstance(reference, str):
+        raw_spec = problem["tests"] if isinstance(problem["tests"], str) else json.dumps(problem["tests"],
+                                                                                           sort_keys=True)
+        key = hashlib.sha256(f"{fn}\0{tests}\0{max_tests}\0{reference}\0{raw_spec}".encode()).hexdigest()
+    return Plan("calls", calls=tuple(calls), reference=reference, reference_key=key,
+                labels=tuple(c.label for c in calls))
+
+
+def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str, max_tests: int | None) -> Plan:
+    _base_only(problem, "stdio", tests)
+    inputs, outputs = spec.get("inputs"), spec.get("outputs")
+    if not isinstance(inputs, list) or not isinstance(outputs, list) or len(inputs) != len(outputs):
+        raise InputError(f"problem {_pid(problem)}: stdio tests need `inputs` and `outputs` of the same length")
+    pairs = list(zip(inputs, outputs, strict=True))
+    if not all(isinstance(i, str) and isinstance(o, str) for i, o in pairs):
+        raise InputError(f"problem {_pid(problem)}: stdio inputs and outputs must be strings")
+    if max_tests is not None:
+        pairs = pairs[:max_tests]
+    labels = tuple(f"stdin #{i + 1}" for i in range(len(pairs)))
+    return Plan("stdio", stdio=tuple(pairs), labels=labels)

@@ -1,0 +1,445 @@
+"""Running one program under one plan: the conversations with sandboxed children, and the verdict.
+
+Contract. ``Runner(limits, fail_fast)`` has one method per plan mode (``calls``, ``oracle``, ``stdio``) and
+``reference`` (expected outputs from a reference solution). Each takes a ``ZygoteHandle``, spawns fresh children,
+talks to them with deadlines, kills and reaps them, and returns a ``Verdict`` built here, in the parent, from
+plain data. Raises ``SandboxFailure`` when the infrastructure breaks and ``InputError`` when the problem itself is
+broken (a reference that does not load, test code that fails on its own).
+
+Deadlines: each test gets ``limits.timeout`` from the end of the previous one (calls are sent in one batch and
+answered as they finish), the whole program ``limits.program_timeout``. A child killed at a deadline is a
+``timeout``; one that dies on its own is judged by how it died (signal, CPU time, memory, output size).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+from typing import Any
+
+from giftgen.errors import InputError
+from giftgen.sandbox import judge
+from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, WireError, from_wire, short, to_wire
+from giftgen.sandbox.plan import FROM_REFERENCE, Call, Plan
+from giftgen.sandbox.process import CHILD_MAX_FRAME, Child, SandboxFailure, ZygoteHandle
+from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict, format_error
+
+SETUP_TIMEOUT = 20.0  # seconds for a fresh child to lock itself down and say "ready"
+REFERENCE_FACTOR = 3.0  # a program may take this many times its reference solution's time (if over the limit)
+
+
+class Runner:
+    def __init__(self, limits: Limits, fail_fast: bool = True):
+        self.limits = limits
+        self.fail_fast = fail_fast
+
+    # -------------------------------------------------------------------------------------------- children
+
+    def rlimits(self, cpu_seconds: float) -> dict[str, int]:
+        lim = self.limits
+        return {
+            "RLIMIT_AS": lim.memory_mb << 20,
+            "RLIMIT_CPU": int(math.ceil(cpu_seconds)) + 1,
+            "RLIMIT_FSIZE": lim.output_mb << 20,
+            "RLIMIT_NOFILE": lim.max_files,
+            "RLIMIT_NPROC": lim.max_threads,
+            "RLIMIT_STACK": lim.stack_mb << 20,
+            "RLIMIT_CORE": 0,
+            "RLIMIT_MEMLOCK": 0,
+            "RLIMIT_MSGQUEUE": 0,
+        }
+
+    def start(self, z: ZygoteHandle, roles: list[str], wall: float) -> list[Child]:
+        """Spawn children (CPU limit from ``wall``) and wait until each says it is locked down."""
+        specs = [{"role": r, "rlimits": self.rlimits(wall), "max_frame": CHILD_MAX_FRAME} for r in roles]
+        max_frame = (self.limits.output_mb << 20) + (1 << 20)
+        children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, self.limits.disk_mb * 1024, max_frame)
+        deadline = time.monotonic() + SETUP_TIMEOUT
+        for c in children:
+            try:
+                message = c.channel.recv(deadline)
+            except (ChannelClosed, ChannelTimeout, WireError) as e:
+                message = {"setup_error": f"{type(e).__name__}: {e}; {c.stderr_tail()}"}
+            if not isinstance(message, dict) or message.get("ready") is not True:
+                self.finish(z, children)
+                for child in children:
+                    child.close()
+                error = message.get("setup_error", message) if isinstance(message, dict) else message
+                raise SandboxFailure(f"a {c.role} process could not be set up: {short(error, ERROR_CAP)}")
+        return children
+
+    def finish(self, z: ZygoteHandle, children: list[Child]) -> list[dict[str, Any]]:
+        """Kill what is left and collect the exit reports."""
+        for c in children:
+            c.kill()
+        return z.exits(timeout=60)
+
+    # -------------------------------------------------------------------------------------------- calls
+
+    def calls(self, z: ZygoteHandle, code: str, plan: Plan, expected: list | None = None,
+              reference_seconds: float = 0.0) -> Verdict:
+        """Load ``code`` once, call its function for every test, judge each returned value here. The program
+        gets ``program_timeout`` in all, or three times what the reference solution took, if that is more."""
+        lim = self.limits
+        program_timeout = max(lim.program_timeout, REFERENCE_FACTOR * reference_seconds)
+        results: list[dict[str, str] | None] = [None] * len(plan.calls)
+        todo: list[tuple[int, Call, Any]] = []
+        for i, call in enumerate(plan.calls):
+            if call.expected is FROM_REFERENCE:
+                kind, value = expected[i] if expected is not None else ("error", "no reference outputs")
+                if kind != "ok":
+                    results[i] = {"status": "not_run", "detail": f"{call.label}: reference failed: {value}"}
+                    continue
+                todo.append((i, call, value))
+            else:
+                todo.append((i, call, call.expected))
+        children = self.start(z, ["candidate"], program_timeout)
+        c = children[0]
+        program_deadline = time.monotonic() + program_timeout
+        status = error = death = None
+        pending = None
+        try:
+            outcome = self._load(c, code, plan.setup, program_deadline)
+            if outcome is not None:
+                status, error, death = outcome
+            elif todo:
+                self._send_calls(c, [call for _, call, _ in todo], program_deadline)
+                for i, call, want in todo:
+                    reply, death = self._reply(c, program_deadline)
+                    if death is not None:
+                        pending = i
+                        break
+                    results[i] = self._judge_reply(call, want, reply)
+                    if self.fail_fast and results[i]["status"] != "pass":
+                        break
+        finally:
+            exits = self.finish(z, children)
+            out_size, stderr = c.output_size(), c.stderr_tail()
+            c.close()
+        if death is not None:
+            st, detail = self._death(exits[0], c.timed_out, death, program_timeout)
+            if pending is not None:
+                results[pending] = {"status": st, "detail": f"{plan.calls[pending].label}: {detail}"}
+            status, error = status or st, error or _with_stderr(detail, stderr)
+        if out_size >= lim.output_mb << 20:
+            status, error = "output_limit", f"the program wrote {lim.output_mb} MiB or more"
+        return self._verdict(plan, results, status, error)
+
+    def _load(self, c: Child, code: str, setup: str, program_deadline: float) -> tuple | None:
+        """Send the program; None once it loaded, else (status, error, death)."""
+        try:
+            c.channel.send({"op": "load", "code": code, "setup": setup})
+            reply = c.channel.recv(min(time.monotonic() + self.limits.timeout, program_deadline))
+        except ChannelTimeout:
+            c.kill(timed_out=True)
+            return "timeout", f"loading the program took longer than {self.limits.timeout:g} s", "timeout"
+        except (ChannelClosed, WireError):
+            return None, None, "died"
+        if not isinstance(reply, dict):
+            return "runtime_error", "the program broke the protocol while loading", None
+        if "loaded" in reply:
+            c.names = [str(n) for n in reply["loaded"]][:5000] if isinstance(reply["loaded"], list) else []
+            return None
+        if "syntax_error" in reply:
+            return "syntax_error", str(reply["syntax_error"])[:ERROR_CAP], None
+        if "load_error" in reply:
+            info = reply["load_error"]
+            st = "memory_limit" if isinstance(info, dict) and info.get("type") == "MemoryError" else "runtime_error"
+            return st, format_error(info, "loading the program raised"), None
+        return "runtime_error", "the program broke the protocol while loading", None
+
+    def _send_calls(self, c: Child, calls: list[Call], program_deadline: float) -> None:
+        batch = [{"fn": call.fn, "args": to_wire(list(call.args)), "kwargs": to_wire(dict(call.kwargs))}
+                 for call in calls]
+        try:
+            c.channel.send({"op": "calls", "calls": batch}, timeout=max(1.0, program_deadline - time.monotonic()))
+        except (ChannelClosed, ChannelTimeout):
+            pass  # the replies will not come either; judged by how the child ended
+
+    def _reply(self, c: Child, program_deadline: float) -> tuple[Any, str | None]:
+        """The next reply, or (None, "timeout" | "died")."""
+        try:
+            return c.channel.recv(min(time.monotonic() + self.limits.timeout, program_deadline)), None
+        except ChannelTimeout:
+            c.kill(timed_out=True)
+            return None, "timeout"
+        except (ChannelClosed, WireError):
+            return None, "died"
+
+    def _judge_reply(self, call: Call, expected: Any, reply: Any) -> dict[str, str]:
+        if not isinstance(reply, dict):
+            return {"status": "runtime_error", "detail": f"{call.label}: the program broke the protocol"}
+        if "raised" in reply:
+            info = reply["raised"] if isinstance(reply["raised"], dict) else {}
+            st = "memory_limit" if info.get("type") == "MemoryError" else "runtime_error"
+            return {"status": st, "detail": format_error(info, f"{call.label} raised")}
+        if "ok" not in reply:
+            return {"status": "runtime_error", "detail": f"{call.label}: the program broke the protocol"}
+        try:
+            actual = from_wire(reply["ok"])
+        except (WireError, RecursionError) as e:
+            return {"status": "wrong_answer", "detail": f"{call.label}: the result is not plain data ({e})"}
+        truth = reply.get("truth") if isinstance(reply.get("truth"), bool) else None
+        if judge.check_value(call.rule, actual, expected, atol=call.atol, rel_tol=call.rel_tol,
+                             abs_tol=call.abs_tol, truth=truth):
+            return {"status": "pass", "detail": ""}
+        return {"status": "wrong_answer",
+                "detail": f"{call.label} {judge.describe_mismatch(call.rule, actual, expected)}"}
+
+    # -------------------------------------------------------------------------------------------- reference
+
+    def reference(self, z: ZygoteHandle, plan: Plan) -> tuple[list[tuple[str, Any]], float]:
+        """(``ok``, value) or (``error``, why) for each call of ``plan``, from running its reference solution, and
+        the seconds the calls took. A crash or a timeout costs that one test: the rest run in a fresh child."""
+        lim = self.limits
+        outputs: list[tuple[str, Any]] = []
+        seconds = 0.0
+        while len(outputs) < len(plan.calls):
+            remaining = plan.calls[len(outputs):]
+            wall = max(lim.program_timeout, 2 * lim.timeout * len(remaining))
+            children = self.start(z, ["candidate"], wall)
+            c = children[0]
+            deadline = time.monotonic() + wall
+            try:
+                outcome = self._load(c, plan.reference or "", plan.setup, deadline)
+                if outcome is not None:
+                    raise InputError(f"the reference solution does not load: {outcome[1] or outcome[2]}")
+                self._send_calls(c, list(remaining), deadline)
+                started = time.monotonic()
+                for call in remaining:
+                    try:
+                        reply = c.channel.recv(min(time.monotonic() + 2 * lim.timeout, deadline))
+                    except (ChannelTimeout, ChannelClosed, WireError) as e:
+                        outputs.append(("error", f"{type(e).__name__} on {call.label}"))
+                        break
+                    if isinstance(reply, dict) and "ok" in reply:
+                        try:
+                            outputs.append(("ok", from_wire(reply["ok"])))
+                        except (WireError, RecursionError) as e:
+                            outputs.append(("error", f"not plain data: {e}"))
+                    else:
+                        raised = reply.get("raised") if isinstance(reply, dict) else None
+                        outputs.append(("error", format_error(raised, "raised")))
+                seconds += time.monotonic() - started
+            finally:
+                self.finish(z, children)
+                c.close()
+        if outputs and all(kind != "ok" for kind, _ in outputs):
+            raise InputError(f"the reference solution fails on every test ({outputs[0][1]})")
+        return outputs, seconds
+
+    # -------------------------------------------------------------------------------------------- oracle
+
+    def oracle(self, z: ZygoteHandle, code: str, plan: Plan) -> Verdict:
+        """Run the problem's test code in an oracle process; relay its calls to the program."""
+        lim = self.limits
+        children = self.start(z, ["candidate", "oracle"], lim.program_timeout)
+        cand, oracle = children
+        program_deadline = time.monotonic() + lim.program_timeout
+        results: list[dict[str, str] | None] = [None] * plan.size
+        status = error = death = None
+        pending = None
+        try:
+            outcome = self._load(cand, code, plan.setup, program_deadline)
+            if outcome is not None:
+                status, error, death = outcome
+            else:
+                death, pending = self._converse(cand, oracle, plan, results, program_deadline)
+        finally:
+            exits = self.finish(z, children)
+            out_size, stderr = cand.output_size(), cand.stderr_tail()
+            for c in children:
+                c.close()
+        if death is not None:
+            st, detail = self._death(exits[0], cand.timed_out, death)
+            if pending is not None:
+                results[pending] = {"status": st, "detail": f"{plan.labels[pending]}: {detail}"}
+            status, error = status or st, error or _with_stderr(detail, stderr)
+        if out_size >= lim.output_mb << 20:
+            status, error = "output_limit", f"the program wrote {lim.output_mb} MiB or more"
+        return self._verdict(plan, results, status, error)
+
+    def _converse(self, cand: Child, oracle: Child, plan: Plan, results: list, program_deadline: float
+                  ) -> tuple[str | None, int | None]:
+        """(death, index of the test it happened in), or (None, None) when the oracle finished."""
+        assert plan.oracle is not None
+        job = {**plan.oracle, "op": "oracle", "names": cand.names}
+        try:
+            oracle.channel.send(job)
+        except (ChannelClosed, ChannelTimeout) as e:
+            raise SandboxFailure(f"the test process went away: {e}") from None
+        current = 0
+        test_deadline = min(time.monotonic() + self.limits.timeout, program_deadline)
+        while True:
+            try:
+                message = oracle.channel.recv(test_deadline)
+            except ChannelTimeout:
+                cand.kill(timed_out=True)
+                return "timeout", current
+            except (ChannelClosed, WireError) as e:
+                raise SandboxFailure(f"the test process stopped: {e}; {oracle.stderr_tail()}") from None
+            op = message.get("op") if isinstance(message, dict) else None
+            if op == "start":
+                current = min(int(message["test"]), plan.size - 1)
+                test_deadline = min(time.monotonic() + self.limits.timeout, program_deadline)
+            elif op == "call":
+                try:
+                    cand.channel.send({"op": "call", "fn": message["fn"], "args": message["args"],
+                                       "kwargs": message["kwargs"]},
+                                      timeout=max(0.1, test_deadline - time.monotonic()))
+                    reply = cand.channel.recv(test_deadline)
+                except ChannelTimeout:
+                    cand.kill(timed_out=True)
+                    return "timeout", current
+                except (ChannelClosed, WireError):
+                    return "died", current
+                oracle.channel.send(_relay(reply))
+            elif op == "result":
+                results[current] = self._oracle_result(plan.labels[current], message)
+                if self.fail_fast and results[current]["status"] != "pass":
+                    return None, None
+            elif op == "test_error":
+                raise InputError("the problem's test code fails on its own: "
+                                 + format_error(message.get("error"), "raised"))
+            elif op == "done":
+                return None, None
+            else:
+                raise SandboxFailure(f"unexpected message from the test process: {short(message)}")
+
+    @staticmethod
+    def _oracle_result(label: str, message: dict[str, Any]) -> dict[str, str]:
+        info = message.get("error") if isinstance(message.get("error"), dict) else {}
+        if message.get("status") == "pass":
+            return {"status": "pass", "detail": ""}
+        if message.get("status") == "raised":  # the program raised inside a call the test made
+            st = "memory_limit" if info.get("type") == "MemoryError" else "runtime_error"
+            return {"status": st, "detail": format_error(info, f"{label}: the program raised")}
+        what = "failed" if message.get("status") == "failed" else f"the test raised {info.get('type')}"
+        detail = f"{label}: {what}" + (f" ({short(info.get('msg'), 300)})" if info.get("msg") else "")
+        return {"status": "wrong_answer", "detail": detail}
+
+    # -------------------------------------------------------------------------------------------- stdio
+
+    def stdio(self, z: ZygoteHandle, code: str, plan: Plan) -> Verdict:
+        """One fresh process per standard-input case; judged by exit status and output."""
+        lim = self.limits
+        cap = lim.output_mb << 20
+        results: list[dict[str, str] | None] = [None] * len(plan.stdio)
+        program_deadline = time.monotonic() + lim.program_timeout
+        status = error = None
+        for index, (stdin, expected) in enumerate(plan.stdio):
+            if time.monotonic() > program_deadline:
+                results[index] = {"status": "timeout", "detail": f"the program used its {lim.program_timeout:g} s"}
+                break
+            children = self.start(z, ["candidate"], lim.timeout)
+            c = children[0]
+            try:
+                try:
+                    c.channel.send({"op": "stdio", "code": code, "stdin": stdin}, timeout=lim.timeout)
+                except (ChannelClosed, ChannelTimeout):
+                    pass  # judged by how the process ended
+                # The verdict rests on the exit status (from the zygote) and the output (our memfd); the child's
+                # own messages only add detail. So wait on the process, not on its socket.
+                if not c.wait_exit(min(time.monotonic() + lim.timeout, program_deadline)):
+                    c.kill(timed_out=True)
+            finally:
+                exits = self.finish(z, children)
+                messages = c.drain()
+                output, size, stderr = c.output(cap), c.output_size(), c.stderr_tail()
+                c.close()
+            syntax = next((m["syntax_error"] for m in messages if "syntax_error" in m), None)
+            if syntax is not None:
+                status, error = "syntax_error", str(syntax)[:ERROR_CAP]
+                break
+            done = next((m["done"] for m in messages if isinstance(m.get("done"), dict)), {})
+            raised = done.get("raised") if isinstance(done.get("raised"), dict) else {}
+            results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected)
+            if self.fail_fast and results[index]["status"] != "pass":
+                break
+        return self._verdict(plan, results, status, error)
+
+    def _stdio_result(self, exit: dict[str, Any], timed_out: bool, size: int, cap: int, raised: dict,
+                      stderr: str, output: bytes, expected: str) -> dict[str, str]:
+        wait_status = exit.get("status", 0)
+        if size >= cap:
+            return {"status": "output_limit", "detail": f"{self.limits.output_mb} MiB of output or more"}
+        if timed_out or exit.get("deadline"):
+            return {"status": "timeout", "detail": f"no exit within {self.limits.timeout:g} s"}
+        if os.WIFSIGNALED(wait_status):
+            st, detail = self._death(exit, False, "died")
+            return {"status": st, "detail": detail}
+        if os.WEXITSTATUS(wait_status) != 0:
+            st = "memory_limit" if raised.get("type") == "MemoryError" else "runtime_error"
+            detail = (format_error(raised, "raised") if raised
+                      else f"exit status {os.WEXITSTATUS(wait_status)}" + (f": {stderr[-300:]}" if stderr else ""))
+            return {"status": st, "detail": detail}
+        ok, detail = judge.stdio_match(output.decode("utf-8", "replace"), expected)
+        return {"status": "pass" if ok else "wrong_answer", "detail": detail}
+
+    # -------------------------------------------------------------------------------------------- verdicts
+
+    def _death(self, exit: dict[str, Any], timed_out: bool, why: str, program_timeout: float | None = None
+               ) -> tuple[str, str]:
+        """Status and detail of a child that stopped answering."""
+        lim = self.limits
+        program_timeout = program_timeout or lim.program_timeout
+        if timed_out or why == "timeout" or exit.get("deadline"):
+            return "timeout", f"no answer within {lim.timeout:g} s per test ({program_timeout:g} s in all)"
+        wait_status = exit.get("status")
+        if wait_status is None:
+            return "runtime_error", "the program stopped answering"
+        if os.WIFSIGNALED(wait_status):
+            sig = os.WTERMSIG(wait_status)
+            try:
+                name = signal.Signals(sig).name
+            except ValueError:
+                name = str(sig)
+            cpu_limit = self.rlimits(program_timeout)["RLIMIT_CPU"]
+            if sig in (signal.SIGKILL, signal.SIGXCPU) and exit.get("cpu", 0) >= cpu_limit - 1.5:
+                return "timeout", "CPU time limit exceeded"
+            if sig == signal.SIGXFSZ:
+                return "output_limit", "file size limit exceeded"
+            if sig == signal.SIGSYS:
+                return "runtime_error", ("killed by SIGSYS: a forbidden system call (starting a process, running "
+                                         "a program, or signalling a process group)")
+            if exit.get("maxrss_kb", 0) >= 0.9 * (lim.memory_mb << 10):
+                return "memory_limit", f"killed by {name} near the memory limit"
+            return "runtime_error", f"killed by signal {name}"
+        return "runtime_error", f"the program exited (status {os.WEXITSTATUS(wait_status)}) before its tests ended"
+
+    @staticmethod
+    def _verdict(plan: Plan, results: list[dict[str, str] | None], status: str | None,
+                 error: str | None) -> Verdict:
+        tests = [r if r is not None else {"status": "not_run", "detail": label}
+                 for r, label in zip(results, plan.labels, strict=True)]
+        if status is None:
+            failed = next((t for t in tests if t["status"] not in ("pass", "not_run")), None)
+            excluded = sum(1 for t in tests if "reference failed" in t["detail"] and t["status"] == "not_run")
+            ran = sum(1 for t in tests if t["status"] == "pass")
+            if failed is not None:
+                status, error = failed["status"], failed["detail"]
+            elif ran == 0 or ran + excluded < len(tests):
+                status, error = "runtime_error", "not every test ran"
+            else:
+                status = "pass"
+        return Verdict(status, status == "pass", tests, str(error)[:ERROR_CAP] if error else None)
+
+
+def _relay(reply: Any) -> dict[str, Any]:
+    """A candidate's reply, re-encoded by us: only plain data reaches the test code."""
+    if isinstance(reply, dict) and "ok" in reply:
+        try:
+            return {"ok": to_wire(from_wire(reply["ok"]))}
+        except (WireError, RecursionError):
+            return {"ok": {"x": "not plain data"}}
+    if isinstance(reply, dict) and isinstance(reply.get("raised"), dict):
+        info = reply["raised"]
+        return {"raised": {"type": str(info.get("type", ""))[:100], "msg": str(info.get("msg", ""))[:ERROR_CAP],
+                           "tb": str(info.get("tb", ""))[:ERROR_CAP]}}
+    return {"raised": {"type": "RuntimeError", "msg": "the program broke the protocol", "tb": ""}}
+
+
+def _with_stderr(detail: str, stderr: str) -> str:
+    return detail + (f"\n{stderr.strip()[-600:]}" if stderr.strip() else "")

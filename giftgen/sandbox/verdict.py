@@ -1,0 +1,81 @@
+"""The sandbox's public values: the status vocabulary, per-program limits and the verdict.
+
+Contract. ``STATUSES`` is closed: every verdict has one of them. ``sandbox_error`` means the infrastructure
+failed (never the program): it is retried and never counted as a pass or a plain failure. Per-test results are
+dicts ``{"status", "detail"}`` whose status is a verdict status or ``not_run`` (a test after a fatal failure, or
+whose expected output the reference could not produce).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUSES = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error",
+            "sandbox_error")
+ERROR_CAP = 2000  # characters kept of an error message
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-program limits. Times are wall-clock seconds; each process's CPU limit follows from them.
+
+    The reference release allowed 10 s per MBPP program (three asserts) and 5 s per APPS program (ten tests); here
+    each test gets ``timeout`` and the whole program ``program_timeout``.
+    """
+
+    timeout: float = 6.0  # per test (one call, assert, check function or stdin case), and for loading
+    program_timeout: float = 30.0  # all tests of one program together
+    memory_mb: int = 1024  # address space of each process
+    output_mb: int = 8  # stdout, stderr, and each file the program writes
+    disk_mb: int = 32  # the scratch directory (a tmpfs)
+    stack_mb: int = 64  # main-thread stack, for deep recursion
+    max_threads: int = 64
+    max_files: int = 256  # open file descriptors
+
+    def validate(self) -> None:
+        from giftgen.errors import ConfigError
+
+        if self.timeout <= 0 or self.program_timeout <= 0:
+            raise ConfigError("timeouts must be positive")
+        if self.memory_mb < 128:
+            raise ConfigError("memory_mb must be at least 128 (the interpreter itself needs some)")
+        if min(self.output_mb, self.disk_mb, self.stack_mb, self.max_threads, self.max_files) < 1:
+            raise ConfigError("output_mb, disk_mb, stack_mb, max_threads and max_files must be at least 1")
+        if self.max_files < 16:
+            raise ConfigError("max_files must be at least 16")
+
+
+@dataclass
+class Verdict:
+    """The judgement of one program: ``status`` (one of ``STATUSES``), ``passed``, per-test results, the first
+    error (capped) and the wall time it took, retries included."""
+
+    status: str
+    passed: bool
+    tests: list[dict[str, str]] = field(default_factory=list)
+    error: str | None = None
+    duration: float = 0.0
+
+    def to_columns(self) -> dict[str, Any]:
+        """Row columns: ``status``, ``passed``, ``test_results`` (uniform ``{status, detail}`` dicts of strings),
+        ``error`` ("" when none) and ``duration`` (seconds)."""
+        return {
+            "status": self.status,
+            "passed": self.passed,
+            "test_results": [{"status": t.get("status", ""), "detail": t.get("detail") or ""} for t in self.tests],
+            "error": self.error or "",
+            "duration": round(self.duration, 4),
+        }
+
+
+def format_error(info: Any, prefix: str) -> str:
+    """An exception report from a child ({type, msg, tb}) as one capped string."""
+    info = info if isinstance(info, dict) else {}
+    kind = str(info.get("type") or "error")
+    msg = str(info.get("msg") or "")
+    tb = str(info.get("tb") or "")
+    text = f"{prefix} {kind}" + (f": {msg}" if msg else "")
+    if tb.strip():
+        text += "\n" + tb.rstrip()
+    return text[:ERROR_CAP]

@@ -1,0 +1,311 @@
+"""The zygote: a clean interpreter that forks one fresh, locked-down child per program.
+
+Contract. The parent starts one zygote per worker (``python -I``, scrubbed environment) and talks to it over a
+``SOCK_SEQPACKET`` control socket. At start-up the zygote, as root, imports everything children will want
+(``PRELOAD``, so ``import`` in a child costs nothing), then moves into its own mount, network (loopback down),
+IPC and UTS namespaces and pivots into a minimal read-only root: the system library directories, the Python
+installation, a handful of ``/etc`` files and devices, a fresh ``/proc`` that shows each uid only its own
+processes, and an empty ``/tmp``. The user's home, the working directory, ``/run`` and the rest of the filesystem
+do not exist in there.
+
+For each request it mounts a fresh, size-limited tmpfs on ``/tmp`` (the scratch directory), forks each child as pid
+1 of a new pid namespace (when a child ends, the kernel kills everything it left), hands the parent a pidfd for
+each, reaps them, enforces a backstop deadline, unmounts the scratch and reports exit statuses and CPU times.
+The zygote never sees test code or expected outputs: the parent passes each child its socket and memfds by
+``SCM_RIGHTS`` and talks to the child directly, so a program forked from here never inherits them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from giftgen.sandbox import child, linux
+
+# Imported once here, so that children find them in sys.modules (no file access, no import time).
+PRELOAD = (
+    "abc array ast base64 binascii bisect calendar cmath collections collections.abc contextlib copy csv "
+    "dataclasses datetime decimal enum fractions functools hashlib heapq io itertools json keyword math numbers "
+    "operator pprint queue random re statistics string struct tempfile textwrap threading time typing "
+    "unicodedata uuid"
+).split()
+
+UID_BASE = 2_000_000_000  # children run as UID_BASE + 2 * zygote pid (+1 for the oracle): unique per zygote
+SYSTEM_DIRS = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")
+DEVICES_RW = ("/dev/null", "/dev/zero")
+DEVICES_RO = ("/dev/random", "/dev/urandom")
+CPU_INFO = "/sys/devices/system/cpu"
+SCRATCH = "/tmp"
+
+
+def main(ctl_fd: int) -> None:
+    sys.dont_write_bytecode = True
+    ctl = socket.socket(fileno=ctl_fd)
+    try:
+        config = json.loads(ctl.recv(1 << 20))
+        zygote = Zygote(config)
+    except BaseException as e:
+        _send(ctl, {"error": f"{type(e).__name__}: {e}"})
+        os._exit(1)
+    _send(ctl, {"ready": zygote.info})
+    zygote.serve(ctl)
+    os._exit(0)
+
+
+def _send(ctl: socket.socket, message: Any, fds: list[int] | None = None) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        socket.send_fds(ctl, [data], fds)
+    else:
+        ctl.send(data)
+
+
+class Zygote:
+    def __init__(self, config: dict[str, Any]):
+        if os.geteuid() != 0:
+            raise OSError("the sandbox needs root: it drops each program to an unprivileged uid of its own")
+        if linux.ARCH is None:
+            raise OSError(f"unsupported architecture {os.uname().machine} (x86_64 and aarch64 are supported)")
+        self.landlock_abi = linux.landlock_abi()
+        if self.landlock_abi < 1:
+            raise OSError("Landlock is not available")
+        self.seccomp = linux.seccomp_program()
+        self.preloaded = []
+        for name in list(PRELOAD) + list(config.get("preload", [])):
+            try:
+                importlib.import_module(name)
+                self.preloaded.append(name)
+            except ImportError:
+                pass
+        self.uid = UID_BASE + 2 * os.getpid()
+        python_paths = _python_paths(config.get("exclude", []))
+        self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        self.read_paths = _build_root(python_paths)
+        os.environ.clear()
+        self.info = {
+            "pid": os.getpid(),
+            "uids": [self.uid, self.uid + 1],
+            "landlock_abi": self.landlock_abi,
+            "preloaded": self.preloaded,
+            "read_paths": self.read_paths,
+        }
+        import gc
+
+        gc.collect()
+        gc.freeze()  # keep the preloaded heap shared between children (copy-on-write)
+
+    # -------------------------------------------------------------------------------------------- serving
+
+    def serve(self, ctl: socket.socket) -> None:
+        while True:
+            try:
+                data, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 64)
+            except OSError:
+                return
+            if not data:
+                return  # the parent went away
+            request = json.loads(data)
+            if request.get("op") != "spawn":
+                for fd in fds:
+                    os.close(fd)
+                continue
+            self._spawn(ctl, request, fds)
+
+    def _spawn(self, ctl: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+        children = request["children"]
+        pids: list[int] = []
+        pidfds: list[int] = []
+        mounted = False
+        try:
+            if len(fds) != 3 * len(children):
+                raise ValueError(f"expected {3 * len(children)} descriptors, got {len(fds)}")
+            disk_kb = int(request["disk_kb"])
+            inodes = int(request["inodes"])
+            linux.mount("tmpfs", SCRATCH, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                        f"size={disk_kb}k,nr_inodes={inodes},mode=0700,uid={self.uid},gid={self.uid}")
+            mounted = True
+            for i, spec in enumerate(children):
+                full = self._child_spec(spec)
+                linux.setns(self.pidns, linux.CLONE_NEWPID)  # unshare(NEWPID) works once per setns
+                linux.unshare(linux.CLONE_NEWPID)
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    child.main(full, fds[3 * i : 3 * i + 3])  # never returns
+                pids.append(pid)
+                pidfds.append(linux.pidfd_open(pid))
+            linux.setns(self.pidns, linux.CLONE_NEWPID)
+        except BaseException as e:
+            for pidfd in pidfds:
+                _kill(pidfd)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            for fd in fds + pidfds:
+                os.close(fd)
+            if mounted:
+                linux.umount(SCRATCH)
+            _send(ctl, {"error": f"spawn failed: {type(e).__name__}: {e}"})
+            return
+        for fd in fds:
+            os.close(fd)
+        _send(ctl, {"pids": pids}, pidfds)
+        exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
+        linux.umount(SCRATCH)
+        _send(ctl, {"exits": exits})
+
+    def _child_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
+        role = spec["role"]
+        scratch = SCRATCH if role in ("candidate", "probe") else None
+        home = scratch or "/"
+        return {
+            "role": role,
+            "uid": self.uid + (1 if role == "oracle" else 0),
+            "rlimits": spec["rlimits"],
+            "max_frame": int(spec["max_frame"]),
+            "landlock_abi": self.landlock_abi,
+            "read_paths": self.read_paths,
+            "devices": list(DEVICES_RW),
+            "scratch": scratch,
+            "seccomp": self.seccomp,
+            "env": {
+                "PATH": "/usr/local/bin:/usr/bin:/bin",
+                "HOME": home,
+                "TMPDIR": home,
+                "LANG": "C.UTF-8",
+                "OPENBLAS_NUM_THREADS": "1",
+                "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1",
+            },
+        }
+
+    def _monitor(self, ctl: socket.socket, pids: list[int], pidfds: list[int], deadline_s: float) -> list[dict]:
+        """Reap every child; SIGKILL all of them at the backstop deadline or if the parent goes away."""
+        deadline = time.monotonic() + deadline_s
+        exits: list[dict[str, Any]] = [{} for _ in pids]
+        live = {fd: i for i, fd in enumerate(pidfds)}
+        poller = select.poll()
+        for fd in pidfds:
+            poller.register(fd, select.POLLIN)
+        poller.register(ctl, select.POLLHUP)
+        killed = False
+        orphaned = False
+        while live:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 and not killed:
+                for fd in live:
+                    _kill(fd)
+                killed = True
+            timeout_ms = None if killed else max(1, int(remaining * 1000) + 1)
+            for fd, event in poller.poll(timeout_ms):
+                if fd == ctl.fileno():
+                    if event & (select.POLLHUP | select.POLLERR) and not orphaned:
+                        for pfd in live:
+                            _kill(pfd)
+                        orphaned = killed = True
+                    continue
+                i = live.pop(fd, None)
+                if i is None:
+                    continue
+                poller.unregister(fd)
+                _, status, usage = os.wait4(pids[i], 0)
+                os.close(fd)
+                exits[i] = {
+                    "status": status,
+                    "cpu": usage.ru_utime + usage.ru_stime,
+                    "maxrss_kb": usage.ru_maxrss,
+                    "deadline": killed and not orphaned,
+                }
+        if orphaned:
+            os._exit(0)
+        return exits
+
+
+def _kill(pidfd: int) -> None:
+    try:
+        signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+# ------------------------------------------------------------------------------------------------ the root
+
+
+def _python_paths(exclude: list[str]) -> list[str]:
+    """The directories of the Python installation (prefixes and import paths) outside the system directories."""
+    excluded = {os.path.realpath(p) for p in exclude}
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix] + [p for p in sys.path if p]
+    found: list[str] = []
+    for path in candidates:
+        real = os.path.realpath(path)
+        if not os.path.isdir(real) or real in excluded or _under(real, SYSTEM_DIRS):
+            continue
+        found.append(real)
+    kept: list[str] = []
+    for path in sorted(set(found), key=len):
+        if not _under(path, kept):
+            kept.append(path)
+    return kept
+
+
+def _under(path: str, parents: Any) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
+
+
+def _build_root(python_paths: list[str]) -> list[str]:
+    """Assemble the minimal root on a tmpfs and pivot into it. Returns the paths children may read."""
+    sources: dict[str, int] = {}
+    links: dict[str, str] = {}
+    for path in SYSTEM_DIRS + ETC_FILES + DEVICES_RW + DEVICES_RO + (CPU_INFO,) + tuple(python_paths):
+        if os.path.islink(path) and path in SYSTEM_DIRS + ETC_FILES:
+            links[path] = os.readlink(path)
+        elif os.path.exists(path):
+            sources[path] = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    new = SCRATCH  # a staging mount point that exists everywhere; the tmpfs is only visible in our namespace
+    linux.mount("tmpfs", new, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+    readable: list[str] = []
+    for path, target in links.items():
+        os.makedirs(os.path.dirname(new + path), exist_ok=True)
+        os.symlink(target, new + path)
+    for path, fd in sources.items():
+        is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+        if is_dir:
+            os.makedirs(new + path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(new + path), exist_ok=True)
+            open(new + path, "w").close()
+        device = path.startswith("/dev/")
+        linux.mount(f"/proc/self/fd/{fd}", new + path, None, linux.MS_BIND | linux.MS_REC)
+        flags = linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID
+        if not device:
+            flags |= linux.MS_NODEV
+        if not device or path in DEVICES_RO:
+            linux.mount(None, new + path, None, flags)
+        os.close(fd)
+        if path not in DEVICES_RW:
+            readable.append(path)
+    for name, target in (("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("fd", "/proc/self/fd")):
+        os.symlink(target, f"{new}/dev/{name}")
+    os.makedirs(new + "/proc")
+    # A fresh proc: each uid sees only its own processes, and only the per-process part of /proc.
+    linux.mount("proc", new + "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                "hidepid=invisible,subset=pid")
+    os.makedirs(new + SCRATCH)
+    linux.mount(None, new, None, linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID | linux.MS_NODEV,
+                "size=1m,nr_inodes=4096,mode=0755")
+    os.chdir(new)
+    linux.pivot_root(".", ".")
+    linux.umount(".")
+    os.chdir("/")
+    return readable
