@@ -253,6 +253,9 @@ class Runner:
 
         self.root.mkdir(parents=True, exist_ok=True)
         with _locked(self.root):
+            import shutil
+
+            shutil.rmtree(self.root / ".jobs", ignore_errors=True)  # job files of a killed run's stages
             self._save_recipe()
             train = self._seeds("train", self.run.train_source, self.run.train_path, self.run.train_split,
                                 self.run.train_limit)
@@ -300,7 +303,9 @@ class Runner:
             if difference:
                 raise ConfigError(f"{self.root} holds a run of another recipe ({difference})",
                                   hint="rerun with the recipe it was started with, or give another --run-dir")
-        write_atomic(path, yaml.safe_dump(new, sort_keys=False))
+        text = yaml.safe_dump(new, sort_keys=False)
+        if not path.exists() or path.read_text() != text:  # e.g. more rounds: the file says what was run
+            write_atomic(path, text)
 
     def _seeds(self, which: str, source: str, path: str | None, split: str | None, limit: int | None) -> Path:
         from itertools import islice
@@ -522,7 +527,7 @@ def _locked(root: Path) -> Iterator[None]:
     except ImportError:  # Windows: no lock
         yield
         return
-    with open(root / ".lock", "w") as f:
+    with open(root / ".lock", "a") as f:
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -141,20 +141,12 @@ def finetune_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str
 
 
 def eval_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    import time
-    from contextlib import closing
-
-    from giftgen.evaluate import Tally, evaluate_rows, print_summary
+    from giftgen.evaluate import evaluate_into, print_summary
     from giftgen.progress import Progress
 
-    tally = Tally(config)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
-    with Progress("eval", unit="problems") as progress, \
-            closing(evaluate_rows(read_rows(inputs["seeds"]), config, progress=progress, timings=timings)) as rows:
-        write_rows_atomic(Path(output), tally.track(rows))
-    summary = tally.summary(input=inputs["seeds"], elapsed_s=round(time.perf_counter() - start, 3),
-                            **{k: round(v, 3) for k, v in timings.items()})
+    with Progress("eval", unit="problems") as progress:
+        summary = evaluate_into(read_rows(inputs["seeds"]), config, lambda rows: write_rows_atomic(Path(output), rows),
+                                progress=progress, input=inputs["seeds"])
     print_summary(summary)
     return summary
 
