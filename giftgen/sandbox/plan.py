@@ -23,6 +23,7 @@ import ast
 import builtins
 import hashlib
 import json
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,12 @@ class Plan:
 
 
 def make_plan(problem: Mapping[str, Any], tests: str = "all", max_tests: int | None = None) -> Plan:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # test code with old escape sequences: not the user's concern here
+        return _make_plan(problem, tests, max_tests)
+
+
+def _make_plan(problem: Mapping[str, Any], tests: str, max_tests: int | None) -> Plan:
     if tests not in SELECTIONS:
         raise InputError(f"tests must be one of {', '.join(SELECTIONS)}; got {tests!r}")
     spec = problem.get("tests")

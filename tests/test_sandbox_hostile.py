@@ -1,0 +1,315 @@
+"""One test per hostile class of SANDBOX.md, and one per legitimate program that naive sandboxes reject.
+
+Each hostile program does its attack and then returns the right answer, so it would pass if the attack were
+merely ignored: a non-pass verdict here means the sandbox stopped it. After each one we also check that the
+harness still judges a good program, the canary files are unchanged, no sandbox process is left, the secrets
+appear nowhere in the verdict, and nothing connected to the test's loopback listeners.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from giftgen.sandbox import STATUSES, Executor, Limits, SandboxUnavailable
+from tests.sandbox_support import Canaries, Listener, no_leftovers, sandbox_processes
+
+SECRET = "giftgen-secret-5b1f0c9e"
+LIMITS = Limits(timeout=2.0, program_timeout=8.0, memory_mb=1024, output_mb=4, disk_mb=16)
+
+CALL = {"problem_id": "t/double", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) == 4", "assert f(5) == 10"]})}
+ORACLE = {"problem_id": "t/pairs", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert set(f(2)) == {2, 4}", "assert sorted(f(3)) == [3, 6]"]})}
+STDIO = {"problem_id": "t/sum", "tests": json.dumps(
+    {"kind": "stdio", "inputs": ["1 2\n", "40 2\n"], "outputs": ["3\n", "42\n"]})}
+GOOD = "def f(x):\n    return 2 * x\n"
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    home = tmp_path_factory.mktemp("home")
+    token = home / ".cache" / "huggingface" / "token"
+    token.parent.mkdir(parents=True)
+    token.write_text(SECRET)
+    saved = {k: os.environ.get(k) for k in ("GIFTGEN_TEST_SECRET", "HF_TOKEN", "HOME")}
+    os.environ.update({"GIFTGEN_TEST_SECRET": SECRET, "HF_TOKEN": SECRET, "HOME": str(home)})
+    outside_tmp = Path("/var/tmp") / f"giftgen-canary-{os.getpid()}"
+    canaries = Canaries(tmp_path_factory.mktemp("canaries"), outside_tmp)
+    listener = Listener()
+    try:
+        ex = Executor(workers=2, limits=LIMITS)
+        ex.start()  # probes every protection; a machine without them refuses here
+    except SandboxUnavailable as e:
+        listener.close()
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+    values = {
+        "@CANARIES@": repr([str(p) for p in canaries.files]),
+        "@TOKEN@": repr(str(token)),
+        "@PARENT@": str(os.getpid()),
+        "@ZYGOTE@": str(ex._zygotes[0].proc.pid),
+        "@PORT@": str(listener.port),
+        "@ABSTRACT@": repr(listener.abstract),
+    }
+    yield {"ex": ex, "canaries": canaries, "listener": listener, "values": values}
+    ex.close()
+    listener.close()
+    shutil.rmtree(outside_tmp, ignore_errors=True)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    assert not sandbox_processes()
+
+
+def fill(code: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        code = code.replace(key, value)
+    return code
+
+
+def assert_contained(env, code: str, problem=CALL, expect: tuple[str, ...] = ()):
+    """Run a hostile program and check every property; returns the verdict."""
+    verdict = env["ex"].check(fill(code, env["values"]), problem)
+    assert not verdict.passed and verdict.status != "pass"
+    assert verdict.status in STATUSES and verdict.status != "sandbox_error", verdict
+    if expect:
+        assert verdict.status in expect, verdict
+    assert env["canaries"].intact(), "a file outside the scratch directory changed"
+    assert no_leftovers(), f"processes left behind: {sandbox_processes()}"
+    assert env["listener"].connections == 0, "something connected to the loopback listener"
+    assert SECRET not in repr(verdict), "a secret reached the verdict"
+    assert env["ex"].check(GOOD, CALL).passed, "the harness no longer judges a good program"
+    return verdict
+
+
+HOSTILE = {
+    # ---------------------------------------------------------------------------------------- time
+    "busy_loop": ("def f(x):\n    while True:\n        pass\n", CALL, ("timeout",)),
+    "swallow_in_process_timeouts": (
+        "def f(x):\n    while True:\n        try:\n            while True:\n                pass\n"
+        "        except BaseException:\n            pass\n", CALL, ("timeout",)),
+    "sleep_forever": ("import time\ndef f(x):\n    time.sleep(10**6)\n    return 2 * x\n", CALL, ("timeout",)),
+    "ignore_signals": (
+        "import signal\nfor s in (signal.SIGALRM, signal.SIGTERM, signal.SIGXCPU, signal.SIGINT, signal.SIGHUP):\n"
+        "    signal.signal(s, signal.SIG_IGN)\nsignal.alarm(1)\ndef f(x):\n    while True:\n        pass\n",
+        CALL, ("timeout",)),
+    "read_stdin_forever": ("import sys\ndata = ''\nwhile True:\n    data += sys.stdin.read()\n", STDIO, ("timeout",)),
+    "read_stdin_in_a_function": ("def f(x):\n    return int(input()) + 2 * x\n", CALL, ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- memory and stack
+    "huge_allocation": ("def f(x):\n    b = bytearray(1 << 40)\n    return 2 * x\n", CALL, ("memory_limit",)),
+    "growing_allocations": (
+        "def f(x):\n    keep = []\n    while True:\n        keep.append(bytearray(1 << 24))\n", CALL,
+        ("memory_limit",)),
+    "runaway_recursion": (
+        "import sys\nsys.setrecursionlimit(10**8)\ndef r(n):\n    return r(n + 1) + 1\ndef f(x):\n    return r(0)\n",
+        CALL, ("runtime_error", "memory_limit", "timeout")),
+    "c_recursion_segfault": (
+        "import json, sys\nsys.setrecursionlimit(10**8)\ndef f(x):\n    v = []\n    for _ in range(10**6):\n"
+        "        v = [v]\n    json.dumps(v)\n    return 2 * x\n", CALL, ("runtime_error",)),
+    "ctypes_segfault": ("import ctypes\ndef f(x):\n    ctypes.string_at(0)\n    return 2 * x\n", CALL,
+                        ("runtime_error",)),
+    "exhaust_file_descriptors": (
+        "def f(x):\n    files = [open('/dev/null') for _ in range(10**6)]\n    return 2 * x\n", CALL,
+        ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- processes
+    "fork_bomb": ("import os\ndef f(x):\n    while True:\n        os.fork()\n", CALL, ("runtime_error",)),
+    "setsid_child": (
+        "import os, time\ndef f(x):\n    if os.fork() == 0:\n        os.setsid()\n        time.sleep(1000)\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    "posix_spawn_shell": (
+        "import os\ndef f(x):\n    os.posix_spawn('/bin/sh', ['sh', '-c', 'sleep 1000 &'], dict(os.environ))\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    "os_system": ("import os\ndef f(x):\n    os.system('sleep 1000 &')\n    return 2 * x\n", CALL,
+                  ("runtime_error",)),
+    "subprocess_exec": (
+        "import subprocess\ndef f(x):\n    subprocess.Popen(['sleep', '1000'])\n    return 2 * x\n", CALL,
+        ("runtime_error",)),
+    "ctypes_fork": (
+        "import ctypes\ndef f(x):\n    libc = ctypes.CDLL(None)\n    if libc.fork() == 0:\n        libc.pause()\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    "multiprocessing_pool": (
+        "import multiprocessing\ndef g(v):\n    return 2 * v\ndef f(x):\n"
+        "    with multiprocessing.get_context('fork').Pool(2) as pool:\n        return pool.map(g, [x])[0]\n",
+        CALL, ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- output
+    "unbounded_print": ("def f(x):\n    while True:\n        print('x' * 1000)\n", CALL, ("output_limit",)),
+    "raw_write_flood": ("import os\ndef f(x):\n    while True:\n        os.write(1, b'x' * 65536)\n", CALL,
+                        ("output_limit",)),
+    "close_stdout_stderr_and_loop": (
+        "import os\ndef f(x):\n    os.close(1)\n    os.close(2)\n    while True:\n        pass\n", CALL,
+        ("timeout",)),
+    "fill_the_disk": (
+        "def f(x):\n    i = 0\n    while True:\n        with open(f'big{i}', 'wb') as out:\n"
+        "            out.write(b'x' * (3 << 20))\n        i += 1\n", CALL, ("runtime_error", "output_limit")),
+    # ---------------------------------------------------------------------------------------- filesystem
+    "write_outside": ("def f(x):\n    for p in @CANARIES@:\n        open(p, 'w').write('owned')\n    return 2 * x\n",
+                      CALL, ("runtime_error",)),
+    "delete_outside": ("import os\ndef f(x):\n    for p in @CANARIES@:\n        os.remove(p)\n    return 2 * x\n",
+                       CALL, ("runtime_error",)),
+    "truncate_with_os_open": (
+        "import os\ndef f(x):\n    for p in @CANARIES@:\n        os.close(os.open(p, os.O_WRONLY | os.O_TRUNC))\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    "posix_module": ("import posix\ndef f(x):\n    for p in @CANARIES@:\n        posix.unlink(p)\n    return 2 * x\n",
+                     CALL, ("runtime_error",)),
+    "reloaded_os": (
+        "import importlib, os\nos = importlib.reload(os)\ndef f(x):\n    for p in @CANARIES@:\n"
+        "        os.truncate(p, 0)\n    return 2 * x\n", CALL, ("runtime_error",)),
+    "symlink_out_of_scratch": (
+        "import os\ndef f(x):\n    os.symlink(@CANARIES@[0], 'link')\n    open('link', 'w').write('owned')\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    "write_into_python_install": (
+        "import os\ndef f(x):\n    open(os.path.join(os.path.dirname(os.__file__), 'giftgen_owned.py'), 'w')\n"
+        "    return 2 * x\n", CALL, ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- secrets
+    "environment_variable": ("import os\ndef f(x):\n    return os.environ['GIFTGEN_TEST_SECRET']\n", CALL,
+                             ("runtime_error",)),
+    "hub_token_variable": ("import os\ndef f(x):\n    return os.environ['HF_TOKEN']\n", CALL, ("runtime_error",)),
+    "proc_self_environ": ("def f(x):\n    return open('/proc/self/environ').read()\n", CALL, ("wrong_answer",)),
+    "proc_parent_environ": ("def f(x):\n    return open('/proc/@PARENT@/environ').read()\n", CALL, ("runtime_error",)),
+    "proc_zygote_environ": ("def f(x):\n    return open('/proc/@ZYGOTE@/environ').read()\n", CALL, ("runtime_error",)),
+    "proc_parent_mem": ("def f(x):\n    return open('/proc/@PARENT@/mem', 'rb').read(64)\n", CALL, ("runtime_error",)),
+    "list_all_processes": (
+        "import os\ndef f(x):\n    return [open(f'/proc/{p}/environ').read() for p in os.listdir('/proc')"
+        " if p.isdigit()]\n", CALL, ("runtime_error",)),
+    "hub_token_file": (
+        "import os\ndef f(x):\n    for p in (@TOKEN@, os.path.expanduser('~/.cache/huggingface/token'),\n"
+        "              '/root/.cache/huggingface/token'):\n        if os.path.exists(p):\n"
+        "            return open(p).read()\n    raise FileNotFoundError('no token')\n", CALL, ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- network
+    "tcp_loopback": (
+        "import socket\ndef f(x):\n    socket.create_connection(('127.0.0.1', @PORT@), timeout=1)\n    return 2 * x\n",
+        CALL, ("runtime_error",)),
+    "udp_loopback": (
+        "import socket\ndef f(x):\n    socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('127.0.0.1', @PORT@))"
+        "\n    return 2 * x\n", CALL, ("runtime_error",)),
+    "ipv6_loopback": (
+        "import socket\ndef f(x):\n    socket.create_connection(('::1', @PORT@), timeout=1)\n    return 2 * x\n",
+        CALL, ("runtime_error",)),
+    "abstract_unix_socket": (
+        "import socket\ndef f(x):\n    s = socket.socket(socket.AF_UNIX)\n    s.connect(@ABSTRACT@)\n    return 2 * x\n",
+        CALL, ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- signals
+    "kill_the_parent": ("import os, signal\ndef f(x):\n    os.kill(@PARENT@, signal.SIGKILL)\n    return 2 * x\n",
+                        CALL, ("runtime_error",)),
+    "kill_getppid": ("import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 2 * x\n",
+                     CALL, ("runtime_error",)),
+    "kill_process_group": (
+        "import os, signal\ndef f(x):\n    os.killpg(os.getpgrp(), signal.SIGKILL)\n    return 2 * x\n", CALL,
+        ("runtime_error",)),
+    # ---------------------------------------------------------------------------------------- forged passes
+    "sys_exit": ("import sys\ndef f(x):\n    sys.exit(0)\n", CALL, ("runtime_error",)),
+    "raise_system_exit_at_load": ("raise SystemExit(0)\ndef f(x):\n    return 2 * x\n", CALL, ("runtime_error",)),
+    "os_exit_zero": ("import os\ndef f(x):\n    os._exit(0)\n", CALL, ("runtime_error",)),
+    "os_exit_in_stdio": ("import os\nos._exit(0)\n", STDIO, ("wrong_answer",)),
+    "atexit_exit_zero": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return -1\n", CALL,
+                         ("wrong_answer",)),
+    "lying_eq": (
+        "class Yes:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n"
+        "        return False\n    __hash__ = object.__hash__\ndef f(x):\n    return Yes()\n", CALL, ("wrong_answer",)),
+    "lying_int_subclass": (
+        "class Yes(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def f(x):\n    return Yes(0)\n", CALL, ("wrong_answer",)),
+    "lying_eq_in_oracle_test": (
+        "class Yes:\n    def __eq__(self, other):\n        return True\n    __hash__ = object.__hash__\n"
+        "    def __lt__(self, other):\n        return True\ndef f(x):\n    return [Yes(), Yes()]\n", ORACLE,
+        ("wrong_answer",)),
+    "walk_stack_frames": (
+        "import sys\ndef f(x):\n    frame = sys._getframe(1)\n    while frame is not None:\n"
+        "        for name in ('expected', 'exp', 'want', 'outputs', 'result'):\n"
+        "            if name in frame.f_locals:\n                return frame.f_locals[name]\n"
+        "        frame = frame.f_back\n    raise LookupError('nothing to steal')\n", CALL,
+        ("runtime_error", "wrong_answer")),
+    "tracing_skips_asserts": (
+        "import sys\ndef tracer(frame, event, arg):\n    if event == 'line' and 'assert' in str(frame.f_code):\n"
+        "        frame.f_lineno = frame.f_lineno + 1\n    return tracer\nsys.settrace(tracer)\n"
+        "def f(x):\n    return [0]\n", ORACLE, ("wrong_answer",)),
+    "forged_sandbox_error": (
+        "import os, json, struct\ndef f(x):\n    body = json.dumps({'setup_error': 'fake'}).encode()\n"
+        "    os.write(3, struct.pack('>I', len(body)) + body)\n    os._exit(0)\n", CALL, ("runtime_error",)),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_program_is_contained(env, name):
+    code, problem, expect = HOSTILE[name]
+    assert_contained(env, code, problem, expect)
+
+
+def test_kill_everyone_is_contained(env):
+    # kill(-1, SIGKILL) as root could take the machine down: it runs only because the executor started, and the
+    # executor starts only after its probe saw a kill(-1, 0) attempt die of SIGSYS in every zygote.
+    assert env["ex"]._started and not env["ex"]._closed
+    assert_contained(env, "import os, signal\ndef f(x):\n    os.kill(-1, signal.SIGKILL)\n    return 2 * x\n",
+                     CALL, ("runtime_error",))
+
+
+def test_python_install_is_untouched(env):
+    env["ex"].check(HOSTILE["write_into_python_install"][0], CALL)
+    assert not (Path(os.__file__).parent / "giftgen_owned.py").exists()
+
+
+# ------------------------------------------------------------------------------------------------ must pass
+
+LEGIT = {
+    "print_then_exit": ("a, b = map(int, input().split())\nprint(a + b)\nexit()\n", STDIO),
+    "print_then_sys_exit_0": ("import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(0)\n", STDIO),
+    "stdin_buffer": ("import sys\na, b = map(int, sys.stdin.buffer.read().split())\nprint(a + b)\n", STDIO),
+    "open_fd_0": ("a, b = map(int, open(0).read().split())\nprint(a + b)\n", STDIO),
+    "dev_stdin": ("a, b = map(int, open('/dev/stdin').read().split())\nprint(a + b)\n", STDIO),
+    "os_write_fd_1": ("import os\na, b = map(int, input().split())\nos.write(1, f'{a + b}\\n'.encode())\n", STDIO),
+    "no_trailing_newline": ("import sys\na, b = map(int, input().split())\nsys.stdout.write(str(a + b))\n", STDIO),
+    "extra_spaces_and_newlines": ("a, b = map(int, input().split())\nprint(' ', a + b, ' ')\nprint()\n", STDIO),
+    "lru_cache_deep_recursion": (
+        "import sys, functools\nsys.setrecursionlimit(10**6)\n@functools.lru_cache(maxsize=None)\n"
+        "def depth(n):\n    return 0 if n == 0 else depth(n - 1) + 1\ndef f(x):\n    return 2 * x + depth(100000) - 100000\n",
+        CALL),
+    "bigger_thread_stack": (
+        "import sys, threading, functools\nsys.setrecursionlimit(10**6)\nthreading.stack_size(256 << 20)\n"
+        "@functools.lru_cache(maxsize=None)\ndef depth(n):\n    return 0 if n == 0 else depth(n - 1) + 1\n"
+        "def f(x):\n    out = []\n    t = threading.Thread(target=lambda: out.append(depth(150000)))\n"
+        "    t.start()\n    t.join()\n    return 2 * x + out[0] - 150000\n", CALL),
+    "import_numpy": ("import numpy as np\ndef f(x):\n    return int(np.array([x, x]).sum())\n", CALL),
+    "temp_files": (
+        "import os, tempfile\ndef f(x):\n    with open('scratch.txt', 'w') as fh:\n        fh.write(str(x))\n"
+        "    with tempfile.NamedTemporaryFile('w+') as t:\n        t.write(open('scratch.txt').read())\n"
+        "        t.seek(0)\n        value = int(t.read())\n    d = tempfile.mkdtemp()\n"
+        "    open(os.path.join(d, 'x'), 'w').close()\n    return 2 * value\n", CALL),
+    "time_random_datetime": (
+        "import time, random, datetime\ndef f(x):\n    time.sleep(0.01)\n    random.seed(time.time())\n"
+        "    random.random()\n    datetime.datetime.now().isoformat()\n    datetime.date.today()\n"
+        "    time.localtime()\n    return 2 * x\n", CALL),
+    "prints_while_computing": ("def f(x):\n    print('computing', x)\n    return 2 * x\n", CALL),
+    "oracle_problem": ("def f(x):\n    return [x, 2 * x]\n", ORACLE),
+    "numpy_in_stdio": ("import numpy as np\nprint(int(np.array(input().split(), dtype=int).sum()))\n", STDIO),
+}
+
+
+@pytest.mark.parametrize("name", list(LEGIT))
+def test_legitimate_program_passes(env, name):
+    code, problem = LEGIT[name]
+    verdict = env["ex"].check(code, problem)
+    assert verdict.passed and verdict.status == "pass", verdict
+    assert no_leftovers()
+
+
+@pytest.mark.parametrize("problem", [CALL, STDIO], ids=["call", "stdio"])
+def test_non_daemon_thread_left_sleeping_passes_quickly(env, problem):
+    body = "def f(x):\n    return 2 * x\n" if problem is CALL else "a, b = map(int, input().split())\nprint(a + b)\n"
+    code = "import threading, time\nthreading.Thread(target=time.sleep, args=(1000,)).start()\n" + body
+    verdict = env["ex"].check(code, problem)
+    assert verdict.passed, verdict
+    assert verdict.duration < 1.5
+    assert no_leftovers()
+
+
+def test_wrong_programs_are_not_passed(env):
+    assert env["ex"].check("def f(x):\n    return x + 2\n", CALL).status == "wrong_answer"  # right on f(2) only
+    assert env["ex"].check("a, b = map(int, input().split())\nprint(a * b)\n", STDIO).status == "wrong_answer"
+    verdict = env["ex"].check("def f(x)\n    return 2 * x\n", CALL)
+    assert verdict.status == "syntax_error" and all(t["status"] == "not_run" for t in verdict.tests)

@@ -1,0 +1,219 @@
+"""The sandbox's pure parts, with literal inputs: the wire codec, the judges, test plans, the probe's checks."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from giftgen.errors import InputError
+from giftgen.sandbox.codec import Opaque, WireError, from_wire, to_wire, values_match
+from giftgen.sandbox.judge import check_value, stdio_match
+from giftgen.sandbox.plan import FROM_REFERENCE, make_plan
+from giftgen.sandbox.probe import check_report
+from giftgen.sandbox.verdict import STATUSES, Limits, Verdict
+
+# ------------------------------------------------------------------------------------------------ codec
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 0, -7, 10**5000, 1.5, float("inf"), "héllo\ud800", b"\x00\xff", 3 + 4j,
+    [1, [2, (3, 4)]], (1,), (), {1: "a", (2, 3): [4]}, {1, 2}, frozenset({(1, 2)}), {"k": {"s": [1]}},
+], ids=lambda v: type(v).__name__)
+def test_plain_values_survive_the_wire(value):
+    wire = json.loads(json.dumps(to_wire(value)))
+    back = from_wire(wire)
+    assert back == value and type(back) is type(value)
+
+
+def test_tuples_and_lists_stay_distinct():
+    assert from_wire(to_wire((1, 2))) != [1, 2]
+    assert from_wire(to_wire([1, 2])) == [1, 2]
+
+
+def test_subclasses_become_their_base_values():
+    from collections import Counter, OrderedDict, namedtuple
+
+    point = namedtuple("point", "x y")
+    assert from_wire(to_wire(point(1, 2))) == (1, 2)
+    assert type(from_wire(to_wire(Counter("aab")))) is dict
+    assert from_wire(to_wire(OrderedDict(a=1))) == {"a": 1}
+
+    class Liar(int):
+        def __eq__(self, other):
+            return True
+
+        __hash__ = int.__hash__
+
+    decoded = from_wire(to_wire(Liar(3)))
+    assert type(decoded) is int and decoded == 3 and decoded != 4
+
+
+def test_objects_that_are_not_plain_data_become_opaque():
+    class Always:
+        def __eq__(self, other):
+            return True
+
+    decoded = from_wire(to_wire(Always()))
+    assert isinstance(decoded, Opaque)
+    assert decoded != decoded.__class__("Always") and not values_match(decoded, 1)
+    assert not check_value("eq", decoded, 1)
+
+
+@pytest.mark.parametrize("wire", [{"t": 1}, {"q": []}, {"t": [], "s": []}, {"d": [[[1], 2]]}, {"c": ["a", 1]},
+                                  {"i": "zz"}, object()])
+def test_malformed_wire_is_rejected(wire):
+    with pytest.raises(WireError):
+        from_wire(wire)
+
+
+# ------------------------------------------------------------------------------------------------ judges
+
+
+def test_values_match_follows_evalplus():
+    assert values_match(3, 3) and not values_match(3, 4)
+    assert values_match(0.1 + 0.2, 0.3)  # float expected: atol 1e-6 by default
+    assert not values_match(0.3001, 0.3)
+    assert values_match(1.00001, 1.0, atol=1e-4) and not values_match(1.001, 1.0, atol=1e-4)
+    assert values_match([1.0, 2.0000001], [1.0, 2.0])
+    assert not values_match([1, 2], (1, 2))
+    assert not values_match(float("nan"), float("nan"))
+
+
+def test_check_value_rules():
+    assert check_value("json", (1, [2, 3]), [1, [2, 3]])
+    assert not check_value("eq", (1, 2), [1, 2])
+    assert check_value("set", [3, 1, 2], [1, 2, 3]) and not check_value("set", [1, 2], [1, 2, 3])
+    assert check_value("truthy", [0], None) and check_value("falsy", "", None)
+    assert check_value("truthy", Opaque("re.Match"), None, truth=True)
+    assert not check_value("falsy", Opaque("re.Match"), None, truth=True)
+    assert check_value("is", True, True) and not check_value("is", 1, True)
+    assert check_value("isclose", 4188.79, 4188.790204786391, rel_tol=0.001)
+    assert check_value("not_none", Opaque("re.Match"), Opaque("re.Match"))
+    assert not check_value("not_none", None, Opaque("re.Match"))
+
+
+@pytest.mark.parametrize("actual", ["1 2\n3\n", "1   2\n3", "1 2  \n3\n\n", " 1 2\n3\n"])
+def test_stdio_accepts_presentation_variants(actual):
+    assert stdio_match(actual, "1 2\n3\n")[0]
+
+
+@pytest.mark.parametrize("actual", ["1 2\n", "1 2 3\n", "1\n2 3\n", "1 2\n4\n", "1 2\n3\n5\n", "", "12\n3\n"])
+def test_stdio_rejects_wrong_and_truncated_output(actual):
+    ok, detail = stdio_match(actual, "1 2\n3\n")
+    assert not ok and detail
+
+
+def test_stdio_floats_with_tolerance_only():
+    assert stdio_match("0.3333333\n", "0.333333333\n")[0]
+    assert not stdio_match("0.3334\n", "0.3333\n")[0]
+    assert not stdio_match("10\n", "11\n")[0]  # integers exactly
+
+
+# ------------------------------------------------------------------------------------------------ plans
+
+
+def _problem(tests, **extra):
+    return {"problem_id": "t/1", "entry_point": "f", "tests": json.dumps(tests), **extra}
+
+
+def test_readable_asserts_become_calls_judged_by_the_parent():
+    plan = make_plan(_problem({"kind": "assert", "setup": "import math", "asserts": [
+        "assert f(1, [2]) == (3,)", "assert not f(0)", "assert f(x=2)", "assert f(1) is None",
+        "assert math.isclose(f(2), 3.14, rel_tol=0.001)", "assert (1, 2) == f(-1, inf)"]}))
+    assert plan.mode == "calls" and plan.setup == "import math"
+    rules = [(c.rule, c.args, dict(c.kwargs), c.expected) for c in plan.calls]
+    assert rules[0] == ("eq", (1, [2]), {}, (3,))
+    assert rules[1][0] == "falsy" and rules[2][:3] == ("truthy", (), {"x": 2}) and rules[3][0] == "is"
+    assert plan.calls[4].rule == "isclose" and plan.calls[4].rel_tol == 0.001
+    assert plan.calls[5].args == (-1, math.inf) and plan.calls[5].expected == (1, 2)
+
+
+def test_other_asserts_go_to_the_oracle():
+    plan = make_plan(_problem({"kind": "assert", "setup": "", "asserts": [
+        "assert f(1) == 2", "assert set(f(2)) == set([1, 2])"]}))
+    assert plan.mode == "oracle" and plan.oracle["asserts"][1].startswith("assert set(")
+    assert plan.size == 2
+
+
+def test_check_functions():
+    simple = "def check(candidate):\n    assert True\n    assert candidate(2) == 4, 'msg'\n"
+    plan = make_plan(_problem({"kind": "check", "code": simple, "entry_point": "f"}))
+    assert plan.mode == "calls" and len(plan.calls) == 1 and plan.calls[0].expected == 4
+    loop = "def check(candidate):\n    for i in range(3):\n        assert candidate(i) == 2 * i\n"
+    plan = make_plan(_problem({"kind": "check", "code": loop, "entry_point": "f"}))
+    assert plan.mode == "oracle" and plan.size == 1
+
+
+def test_call_tests_select_base_plus_and_limit():
+    tests = {"kind": "call", "fn_name": "f", "inputs": [[1], "[(2, 3)]"], "outputs": None,
+             "plus_inputs": [[4], [5]], "atol": 0}
+    problem = _problem(tests, reference="def f(x):\n    return x\n")
+    assert [c.args for c in make_plan(problem, "all").calls] == [(1,), ((2, 3),), (4,), (5,)]
+    assert [c.args for c in make_plan(problem, "base").calls] == [(1,), ((2, 3),)]
+    assert [c.args for c in make_plan(problem, "plus").calls] == [(4,), (5,)]
+    assert [c.args for c in make_plan(problem, "all", max_tests=3).calls] == [(1,), ((2, 3),), (4,)]
+    plan = make_plan(problem)
+    assert plan.needs_reference and plan.calls[0].expected is FROM_REFERENCE and plan.reference_key
+
+
+def test_call_tests_with_outputs_compare_as_json():
+    plan = make_plan(_problem({"kind": "call", "fn_name": "g", "inputs": [[1]], "outputs": [[1, 2]]}))
+    assert not plan.needs_reference and plan.calls[0].rule == "json" and plan.calls[0].fn == "g"
+
+
+@pytest.mark.parametrize("tests, extra, message", [
+    ({"kind": "nope"}, {}, "unknown test kind"),
+    ({"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": None}, {}, "reference"),
+    ({"kind": "call", "fn_name": "f", "inputs": ["not a literal"], "outputs": [1]}, {}, "literal"),
+    ({"kind": "stdio", "inputs": ["1"], "outputs": []}, {}, "same length"),
+    ({"kind": "assert", "setup": "", "asserts": []}, {}, "no tests"),
+])
+def test_bad_problems_are_input_errors(tests, extra, message):
+    with pytest.raises(InputError, match=message):
+        make_plan(_problem(tests, **extra))
+
+
+def test_plus_selection_needs_plus_inputs():
+    with pytest.raises(InputError, match="plus"):
+        make_plan(_problem({"kind": "stdio", "inputs": ["1"], "outputs": ["1"]}), "plus")
+
+
+# ------------------------------------------------------------------------------------------------ verdicts and probe
+
+
+def test_verdict_columns_are_uniform():
+    v = Verdict("wrong_answer", False, [{"status": "pass", "detail": ""}, {"status": "not_run", "detail": None}],
+                None, 0.123456)
+    cols = v.to_columns()
+    assert cols == {"status": "wrong_answer", "passed": False, "error": "", "duration": 0.1235,
+                    "test_results": [{"status": "pass", "detail": ""}, {"status": "not_run", "detail": ""}]}
+    assert set(STATUSES) >= {"pass", "sandbox_error"} and len(STATUSES) == 8
+
+
+def test_limits_are_validated():
+    from giftgen.errors import ConfigError
+
+    with pytest.raises(ConfigError):
+        Limits(timeout=0).validate()
+    with pytest.raises(ConfigError):
+        Limits(memory_mb=16).validate()
+
+
+def test_probe_report_names_every_missing_protection():
+    info = {"uids": [2_000_000_002, 2_000_000_003]}
+    good = {"uid": 2_000_000_002, "pid": 1, "ppid": 0, "interfaces": ["lo"], "inet": "EACCES",
+            "kill_parent": "ESRCH", "read_outside": "EACCES", "write_outside": "EROFS", "read_python": "allowed",
+            "write_scratch": "allowed", "rlimit_as": 1, "rlimit_fsize": 2, "rlimit_cpu": 3,
+            "environ": ["PATH", "HOME"],
+            "status": {"CapEff": ["0000000000000000"], "NoNewPrivs": ["1"], "Seccomp": ["2"]}}
+    rlimits = {"RLIMIT_AS": 1, "RLIMIT_FSIZE": 2, "RLIMIT_CPU": 3}
+    assert check_report(good, info, rlimits) == []
+    bad = dict(good, uid=0, ppid=7, interfaces=["eth0", "lo"], inet="allowed", read_outside="allowed",
+               environ=["PATH", "HF_TOKEN"], status={"CapEff": ["000001ffffffffff"], "NoNewPrivs": ["0"],
+                                                     "Seccomp": ["0"]})
+    problems = " | ".join(check_report(bad, info, rlimits))
+    for needle in ("unprivileged uid", "capabilities", "no_new_privs", "seccomp", "pid namespace",
+                   "network namespace", "network sockets", "Landlock", "HF_TOKEN"):
+        assert needle in problems
