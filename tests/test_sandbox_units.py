@@ -84,7 +84,8 @@ def test_values_match_follows_evalplus():
 def test_check_value_rules():
     assert check_value("json", (1, [2, 3]), [1, [2, 3]])
     assert not check_value("eq", (1, 2), [1, 2])
-    assert check_value("set", [3, 1, 2], [1, 2, 3]) and not check_value("set", [1, 2], [1, 2, 3])
+    assert check_value("json_wrapped", 3, 3) and check_value("json_wrapped", [3], 3)
+    assert not check_value("json_wrapped", [[3]], 3) and not check_value("json", [3], 3)
     assert check_value("truthy", [0], None) and check_value("falsy", "", None)
     assert check_value("truthy", Opaque("re.Match"), None, truth=True)
     assert not check_value("falsy", Opaque("re.Match"), None, truth=True)
@@ -147,8 +148,8 @@ def test_check_functions():
 
 
 def test_call_tests_select_base_plus_and_limit():
-    tests = {"kind": "call", "fn_name": "f", "inputs": [[1], "[(2, 3)]"], "outputs": None,
-             "plus_inputs": [[4], [5]], "atol": 0}
+    tests = {"kind": "call", "fn_name": "f", "inputs": [[1], [[2, 3]]], "inputs_py": "[[1], [(2, 3)]]",
+             "outputs": None, "plus_inputs": [[4], [5]], "atol": 0}
     problem = _problem(tests, reference="def f(x):\n    return x\n")
     assert [c.args for c in make_plan(problem, "all").calls] == [(1,), ((2, 3),), (4,), (5,)]
     assert [c.args for c in make_plan(problem, "base").calls] == [(1,), ((2, 3),)]
@@ -161,12 +162,26 @@ def test_call_tests_select_base_plus_and_limit():
 def test_call_tests_with_outputs_compare_as_json():
     plan = make_plan(_problem({"kind": "call", "fn_name": "g", "inputs": [[1]], "outputs": [[1, 2]]}))
     assert not plan.needs_reference and plan.calls[0].rule == "json" and plan.calls[0].fn == "g"
+    wrapped = make_plan(_problem({"kind": "call", "fn_name": "g", "inputs": [[1]], "outputs": [2],
+                                  "wrapped_outputs": True, "setup": "import math"}))
+    assert wrapped.calls[0].rule == "json_wrapped" and wrapped.setup == "import math"
+    not_none = make_plan(_problem({"kind": "call", "fn_name": "g", "inputs": [[1]], "outputs": None,
+                                   "output_not_none": True}, reference="def g(x):\n    return x\n"))
+    assert not_none.calls[0].rule == "not_none"
+
+
+def test_python_literal_inputs_keep_tuples_sets_and_special_floats():
+    plan = make_plan(_problem({"kind": "call", "fn_name": "f", "inputs": [[0]], "outputs": [0],
+                               "inputs_py": "[[(1, 2), {3}, set(), 1j, -inf]]"}))
+    args = plan.calls[0].args
+    assert args[:4] == ((1, 2), {3}, set(), 1j) and args[4] == -math.inf
 
 
 @pytest.mark.parametrize("tests, extra, message", [
     ({"kind": "nope"}, {}, "unknown test kind"),
     ({"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": None}, {}, "reference"),
-    ({"kind": "call", "fn_name": "f", "inputs": ["not a literal"], "outputs": [1]}, {}, "literal"),
+    ({"kind": "call", "fn_name": "f", "inputs": [[1]], "inputs_py": "[[x]]", "outputs": [1]}, {}, "literal"),
+    ({"kind": "call", "fn_name": "f", "inputs": [1], "outputs": [1]}, {}, "argument lists"),
     ({"kind": "stdio", "inputs": ["1"], "outputs": []}, {}, "same length"),
     ({"kind": "assert", "setup": "", "asserts": []}, {}, "no tests"),
 ])

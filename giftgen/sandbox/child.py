@@ -256,6 +256,8 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     status = 0
     raised = None
     try:
+        if job.get("setup"):
+            exec(compile(job["setup"], "<setup>", "exec"), module.__dict__)
         exec(compiled, module.__dict__)
     except SystemExit as e:
         code = e.code

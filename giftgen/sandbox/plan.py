@@ -12,9 +12,10 @@ a ``Plan`` in one of three modes, or raises ``InputError``:
 - ``stdio``: one fresh process per standard-input case; the parent compares the output (``judge.stdio_match``).
 
 Selection: ``tests`` is ``base`` (the problem's own tests), ``plus`` (only ``plus_inputs``) or ``all``;
-``max_tests`` keeps the first N of them (APPS "first 10"). A ``call`` input is a JSON list of arguments, or a
-string holding a Python literal of the argument list (for the tuples, sets and complex numbers JSON cannot say).
-An optional ``compare`` (``exact``, ``set``, ``not_none``) picks the comparison of returned values.
+``max_tests`` keeps the first N of them (APPS "first 10"). ``call`` tests read their
+arguments from ``inputs_py``/``plus_inputs_py`` (one Python literal) when present, else from the JSON lists;
+``output_not_none`` and ``wrapped_outputs`` pick the comparison (see ``judge.check_value``); ``setup`` (call and
+stdio tests) runs in the program's namespace before the program.
 """
 
 from __future__ import annotations
@@ -29,12 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from giftgen.errors import InputError
-from giftgen.sandbox.codec import clip, short
+from giftgen.sandbox.codec import clip
 
 SELECTIONS = ("base", "plus", "all")
-# `compare` of call tests -> judge rule: exact (EvalPlus: ==, or allclose with atol), set (order-insensitive),
-# not_none (EvalPlus's rule for functions returning a match object: only None-ness must agree)
-COMPARE = {"exact": "value", "set": "set", "not_none": "not_none"}
 FROM_REFERENCE = object()  # expected output still to be computed by running the reference
 
 
@@ -311,18 +309,22 @@ def _read_check(module: ast.Module, entry: str) -> list[Call] | None:
 # ------------------------------------------------------------------------------------------------ call / stdio
 
 
-def _arguments(problem: Mapping[str, Any], value: Any) -> tuple:
-    if isinstance(value, str):
+def _argument_lists(problem: Mapping[str, Any], spec: Mapping[str, Any], field: str) -> list[tuple]:
+    """The argument lists of ``field`` (``inputs`` or ``plus_inputs``): from ``<field>_py`` (one Python literal,
+    for the tuples, sets and complex numbers JSON cannot hold) when present, else from the JSON lists."""
+    literal = spec.get(f"{field}_py")
+    if isinstance(literal, str):
         try:
-            ok, parsed = _literal(ast.parse(value, mode="eval").body)
+            ok, value = _literal(ast.parse(literal, mode="eval").body)
         except (SyntaxError, ValueError, MemoryError, RecursionError):
-            ok, parsed = False, None
-        if not ok or not isinstance(parsed, (list, tuple)):
-            raise InputError(f"problem {_pid(problem)}: input {short(value, 80)} is not a literal argument list")
-        return tuple(parsed)
-    if isinstance(value, (list, tuple)):
-        return tuple(value)
-    raise InputError(f"problem {_pid(problem)}: each call input must be a list of arguments")
+            ok, value = False, None
+        if not ok or not isinstance(value, (list, tuple)):
+            raise InputError(f"problem {_pid(problem)}: `{field}_py` is not a Python literal list")
+    else:
+        value = spec.get(field) or []
+    if not isinstance(value, (list, tuple)) or not all(isinstance(args, (list, tuple)) for args in value):
+        raise InputError(f"problem {_pid(problem)}: `{field}` must be a list of argument lists")
+    return [tuple(args) for args in value]
 
 
 def _call_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str | None, tests: str,
@@ -330,30 +332,27 @@ def _call_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str |
     fn = spec.get("fn_name") or entry
     if not fn:
         raise InputError(f"problem {_pid(problem)}: call tests need `fn_name` or an `entry_point`")
-    inputs = spec.get("inputs") or []
+    inputs = _argument_lists(problem, spec, "inputs")
+    plus = _argument_lists(problem, spec, "plus_inputs")
     outputs = spec.get("outputs")
-    plus = spec.get("plus_inputs") or []
-    plus_outputs = spec.get("plus_outputs")
     atol = float(spec.get("atol") or 0.0)
-    compare = spec.get("compare") or "exact"
-    if compare not in COMPARE:
-        raise InputError(f"problem {_pid(problem)}: compare must be one of {', '.join(COMPARE)}; got {compare!r}")
-    if outputs is not None and len(outputs) != len(inputs):
-        raise InputError(f"problem {_pid(problem)}: {len(inputs)} inputs but {len(outputs)} outputs")
-    if plus_outputs is not None and len(plus_outputs) != len(plus):
-        raise InputError(f"problem {_pid(problem)}: {len(plus)} plus inputs but {len(plus_outputs)} plus outputs")
-    chosen: list[tuple[Any, Any, str]] = []
+    if outputs is not None and (not isinstance(outputs, list) or len(outputs) != len(inputs)):
+        raise InputError(f"problem {_pid(problem)}: {len(inputs)} inputs but not as many outputs")
+    chosen: list[tuple[tuple, Any, str]] = []
     if tests in ("base", "all"):
         chosen += [(x, FROM_REFERENCE if outputs is None else outputs[i], "") for i, x in enumerate(inputs)]
     if tests in ("plus", "all"):
-        chosen += [(x, FROM_REFERENCE if plus_outputs is None else plus_outputs[i], "plus ")
-                   for i, x in enumerate(plus)]
+        chosen += [(x, FROM_REFERENCE, "plus ") for x in plus]
     if max_tests is not None:
         chosen = chosen[:max_tests]
     calls = []
-    for raw, expected, tag in chosen:
-        args = _arguments(problem, raw)
-        rule = COMPARE[compare] if compare != "exact" else ("value" if expected is FROM_REFERENCE else "json")
+    for args, expected, tag in chosen:
+        if spec.get("output_not_none"):
+            rule = "not_none"
+        elif expected is FROM_REFERENCE:
+            rule = "value"
+        else:
+            rule = "json_wrapped" if spec.get("wrapped_outputs") else "json"
         label = tag + clip(f"{fn}({', '.join(repr(a) for a in args)})", 160)
         calls.append(Call(fn, args, {}, label, rule, expected, atol=atol))
     reference = problem.get("reference")
@@ -365,8 +364,15 @@ def _call_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str |
         raw_spec = problem["tests"] if isinstance(problem["tests"], str) else json.dumps(problem["tests"],
                                                                                            sort_keys=True)
         key = hashlib.sha256(f"{fn}\0{tests}\0{max_tests}\0{reference}\0{raw_spec}".encode()).hexdigest()
-    return Plan("calls", calls=tuple(calls), reference=reference, reference_key=key,
+    return Plan("calls", calls=tuple(calls), setup=_setup(problem, spec), reference=reference, reference_key=key,
                 labels=tuple(c.label for c in calls))
+
+
+def _setup(problem: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+    setup = spec.get("setup") or ""
+    if not isinstance(setup, str):
+        raise InputError(f"problem {_pid(problem)}: `setup` must be a string")
+    return setup
 
 
 def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str, max_tests: int | None) -> Plan:
@@ -380,4 +386,4 @@ def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str,
     if max_tests is not None:
         pairs = pairs[:max_tests]
     labels = tuple(f"stdin #{i + 1}" for i in range(len(pairs)))
-    return Plan("stdio", stdio=tuple(pairs), labels=labels)
+    return Plan("stdio", stdio=tuple(pairs), setup=_setup(problem, spec), labels=labels)

@@ -337,7 +337,7 @@ class Runner:
             c = children[0]
             try:
                 try:
-                    c.channel.send({"op": "stdio", "code": code, "stdin": stdin}, timeout=lim.timeout)
+                    c.channel.send({"op": "stdio", "code": code, "stdin": stdin, "setup": plan.setup}, timeout=lim.timeout)
                 except (ChannelClosed, ChannelTimeout):
                     pass  # judged by how the process ended
                 # The verdict rests on the exit status (from the zygote) and the output (our memfd); the child's
