@@ -22,6 +22,7 @@ from giftgen.config import click_options, dump_yaml, from_click, load_recipe
 from giftgen.errors import GiftgenError, NotImplementedStage
 from giftgen.evaluate import EvalConfig
 from giftgen.finetune import FinetuneConfig
+from giftgen.pretrain import PretrainConfig
 from giftgen.records import PipeClosed, RowWriter, read_rows, records_stream, reset_records_stream
 from giftgen.run import RunConfig
 from giftgen.score import ScoreConfig
@@ -268,16 +269,38 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
 
 
 @_stage_command("verify", VerifyConfig, "Run each row's code against its tests in the sandbox.")
+@shard_option
 def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
            **params: Any) -> None:
     """Run each row's `code` against its problem's tests in the sandbox and add the verdict.
 
+    Rows need the seed columns (`giftgen seeds`) and `code`; they come out in input order with `status` (pass,
+    wrong_answer, runtime_error, timeout, memory_limit, output_limit, syntax_error, sandbox_error), `passed`,
+    `test_results`, `error` and `duration`. Every program runs in its own locked-down process (own uid and pid
+    namespace, no network, Landlock, seccomp); a machine missing a protection is refused. Programs that met a
+    sandbox error even after retries make the command fail once every row is written.
+
     \b
         giftgen verify chain.jsonl --keep passed -o verified.jsonl
         giftgen chain seeds.jsonl --model M | giftgen verify - | giftgen score - --model M
+        giftgen verify apps-chain.jsonl --max-tests 10 --timeout 4 --workers 16
     """
-    resolve_config(ctx, VerifyConfig, params)
-    not_implemented("verify", 3)
+    config = resolve_config(ctx, VerifyConfig, params)
+    from giftgen.progress import Progress
+    from giftgen.records import shard_filter
+    from giftgen.verify import VerifyStats, verify_rows
+
+    stats = VerifyStats()
+    with Progress("verify") as progress:
+        rows = shard_filter(read_rows(input, split), params.get("shard"), "verify")
+        write_rows(progress.track(verify_rows(rows, config, stats)), output, push_to_hub)
+        progress.extra = stats.summary()
+    if stats.sandbox_errors:
+        where = ", ".join(map(str, stats.sandbox_error_rows)) + (", ..." if stats.sandbox_errors > 20 else "")
+        raise GiftgenError(f"{stats.sandbox_errors} of {stats.rows} programs met sandbox errors after retries "
+                           f"(rows {where}); the sandbox failed, not the programs",
+                           hint="see the `error` column of those rows (written with --keep all), then verify them "
+                                "again")
 
 
 @_stage_command("score", ScoreConfig, "Add the perplexity of each code under a model.")
@@ -469,6 +492,33 @@ def run(ctx: click.Context, recipe_path: str, overrides: tuple[str, ...], **para
     import json
 
     summary = run_rounds(plan)
+    stream.write(json.dumps(summary).encode() + b"\n")
+    stream.flush()
+
+
+@main.command("pretrain", short_help="Train the miniature's tiny base model from scratch on the toy corpus.")
+@config_options(PretrainConfig)
+@click.pass_context
+def pretrain(ctx: click.Context, **params: Any) -> None:
+    """Train a tiny Llama (and its tokenizer) from scratch on the toy domain's corpus, on CPU; cached.
+
+    The folder loads with transformers' Auto classes, so every stage takes it as --model. Rerunning with the
+    same settings (and toy domain) returns at once. Writes a one-line JSON summary to stdout.
+
+    \b
+        giftgen pretrain -o models/toy-base
+        giftgen seeds toy --split test3 | giftgen eval - --model models/toy-base
+        giftgen pretrain -o models/toy-small --steps 200 --domain my-toy.yaml
+    """
+    config = resolve_config(ctx, PretrainConfig, params)
+    import json
+    from dataclasses import asdict
+
+    from giftgen.pretrain import pretrain as run_pretrain
+
+    stream = records_stream()  # from here on, library prints land on stderr
+    result = run_pretrain(config)
+    summary = {k: v for k, v in asdict(result).items() if k != "losses"}
     stream.write(json.dumps(summary).encode() + b"\n")
     stream.flush()
 

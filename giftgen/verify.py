@@ -1,10 +1,124 @@
-"""`giftgen verify`: run each row's `code` against its problem's tests in the sandbox; add the verdict."""
+"""`giftgen verify`: run each row's `code` against its problem's tests in the sandbox; add the verdict.
+
+Contract. ``verify_rows(rows, config, stats)`` reads rows with the seed columns plus ``code`` (checked with
+``records.require``: ``code``, ``tests``, ``entry_point``; ``reference`` too when the tests need it) and yields
+them in input order with ``status`` (one of ``giftgen.sandbox.STATUSES``), ``passed``, ``test_results`` (one
+``{status, detail}`` per test), ``error`` and ``duration`` added; every other column passes through. Rows stream:
+at most a few per worker are held at a time, so a million rows verify in constant memory. ``--keep passed``
+writes only the rows that passed. A ``sandbox_error`` (the infrastructure failed, not the program) has already
+been retried by the executor; it is counted in ``stats`` and the command ends with an error after writing
+everything else, so it is never dropped silently.
+"""
 
 from __future__ import annotations
 
+from collections import Counter, deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 from giftgen.config import command_config, setting
+from giftgen.errors import ConfigError, InputError
+
 
 @command_config("verify")
 class VerifyConfig:
     workers: int = setting(0, "Parallel sandbox workers (0: one per CPU core).")
     keep: str = setting("all", "Rows to write: all, or only those that passed.", choices=("all", "passed"))
+    tests: str = setting("all", "Tests to run: base (the problem's own), plus (only extra inputs such as MBPP+'s), "
+                                "or all.", choices=("base", "plus", "all"))
+    max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as in the "
+                                          "paper). Default: all.")
+    timeout: float = setting(6.0, "Wall-clock seconds per test (one call, assert, check function or stdin case) "
+                                  "and for loading the program.")
+    program_timeout: float = setting(30.0, "Wall-clock seconds per program, all tests together (at least three "
+                                           "times what the reference solution took, when outputs come from it).")
+    memory_mb: int = setting(1024, "Address-space limit of each sandboxed process, in MiB.")
+    output_mb: int = setting(8, "Limit on what a program writes (stdout, stderr, each file), in MiB.")
+    fail_fast: bool = setting(True, "Stop a program at its first failing test (the rest are reported not_run).")
+    retries: int = setting(2, "Attempts after a sandbox_error, each on a fresh sandbox process.")
+
+    def validate(self) -> None:
+        if self.workers < 0:
+            raise ConfigError("workers must be 0 (one per CPU core) or more")
+        if self.max_tests is not None and self.max_tests < 1:
+            raise ConfigError("max_tests must be at least 1")
+        if self.retries < 0:
+            raise ConfigError("retries must be 0 or more")
+        self.limits().validate()
+
+    def limits(self) -> Any:
+        from giftgen.sandbox import Limits
+
+        return Limits(timeout=self.timeout, program_timeout=self.program_timeout, memory_mb=self.memory_mb,
+                      output_mb=self.output_mb)
+
+
+# What `verify` reads from each row, with the types it accepts.
+COLUMNS: dict[str, type | tuple[type, ...]] = {"code": str, "tests": (str, dict), "entry_point": (str, type(None))}
+
+
+@dataclass
+class VerifyStats:
+    """Counts of one run: rows read, rows written, and verdicts by status."""
+
+    rows: int = 0
+    written: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    sandbox_error_rows: list[int] = field(default_factory=list)  # 1-based row numbers, the first 20
+
+    @property
+    def sandbox_errors(self) -> int:
+        return self.statuses["sandbox_error"]
+
+    def summary(self) -> str:
+        passed = self.statuses["pass"]
+        parts = [f"{passed}/{self.rows} passed"]
+        parts += [f"{n} {s}" for s, n in sorted(self.statuses.items()) if s != "pass"]
+        return ", ".join(parts)
+
+
+def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: VerifyStats | None = None,
+                executor: Any = None) -> Iterator[dict[str, Any]]:
+    """Verify ``rows`` in the sandbox; yield them (or, with ``keep="passed"``, those that passed) with the
+    verdict columns, in input order. ``executor`` defaults to a ``giftgen.sandbox.Executor`` for ``config``."""
+    from giftgen.records import require
+    from giftgen.sandbox import Executor
+
+    stats = stats if stats is not None else VerifyStats()
+    owned = executor is None
+    if owned:
+        executor = Executor(workers=config.workers, limits=config.limits(), tests=config.tests,
+                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries)
+    try:
+        ahead = 16 * executor.workers
+        pending: deque[tuple[dict[str, Any], Any]] = deque()
+        for index, row in enumerate(rows, start=1):
+            require(row, COLUMNS, index, "verify")
+            try:
+                plan = executor.plan(row)
+            except InputError as e:
+                raise InputError(f"`giftgen verify`: row {index}: {e}") from None
+            pending.append((row, executor.submit(row["code"], plan)))
+            stats.rows += 1
+            if len(pending) >= ahead:
+                yield from _emit(pending.popleft(), config, stats)
+        while pending:
+            yield from _emit(pending.popleft(), config, stats)
+    finally:
+        if owned:
+            executor.close(cancel=True)  # nothing is pending after a full run; after `| head`, stop at once
+
+
+def _emit(item: tuple[dict[str, Any], Any], config: VerifyConfig, stats: VerifyStats) -> Iterator[dict[str, Any]]:
+    row, future = item
+    verdict = future.result()
+    stats.statuses[verdict.status] += 1
+    if verdict.status == "sandbox_error" and len(stats.sandbox_error_rows) < 20:
+        stats.sandbox_error_rows.append(sum(stats.statuses.values()))  # rows are judged in input order
+    if config.keep == "passed" and not verdict.passed:
+        return
+    out = dict(row)
+    out.update(verdict.to_columns())
+    stats.written += 1
+    yield out

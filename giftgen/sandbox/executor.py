@@ -73,8 +73,8 @@ class Executor:
         self.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(cancel=exc_type is not None)
 
     def start(self) -> None:
         """Start and probe the zygotes (done by ``__enter__``, or by the first ``submit``)."""
@@ -98,14 +98,24 @@ class Executor:
             t.start()
             self._threads.append(t)
 
-    def close(self) -> None:
-        """Finish queued programs, then stop the zygotes (no process of ours outlives this call)."""
+    def close(self, cancel: bool = False) -> None:
+        """Stop the zygotes; no process of ours outlives this call. Queued programs run first, unless ``cancel``:
+        then their futures are cancelled and running programs are killed (their verdicts are lost)."""
         if self._closed:
             return
         self._closed = True
         with self._cv:
+            if cancel:
+                for job in self._queue:
+                    if job is not None:
+                        job[2].cancel()
+                self._queue.clear()
             self._queue.extend([None] * len(self._threads))
             self._cv.notify_all()
+        if cancel:  # a zygote whose parent hangs up kills its children and exits
+            for z in list(self._zygotes):
+                if z is not None:
+                    z.hang_up()
         for t in self._threads:
             t.join()
         for z in self._zygotes:
@@ -184,6 +194,8 @@ class Executor:
 
     def _zygote(self, index: int) -> ZygoteHandle:
         z = self._zygotes[index]
+        if self._closed and (z is None or not z.alive):
+            raise SandboxFailure("the executor is closing")
         if z is None or not z.alive:
             if z is not None:
                 z.close()
@@ -206,7 +218,7 @@ class Executor:
             except Exception as e:  # a bug on this side is an infrastructure failure, never the program's
                 text = "".join(traceback.format_exception(e))[-ERROR_CAP:]
                 verdict = Verdict("sandbox_error", False, error=f"internal error: {text}")
-            if verdict.status != "sandbox_error":
+            if verdict.status != "sandbox_error" or self._closed:
                 break
             with self._lock:
                 self.sandbox_errors += 1

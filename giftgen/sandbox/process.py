@@ -186,6 +186,13 @@ class ZygoteHandle:
             raise SandboxFailure("the sandbox process went away")
         return reply["exits"]
 
+    def hang_up(self) -> None:
+        """Tell the zygote we are gone (it kills its children and exits); ``close`` still waits for it."""
+        try:
+            self.ctl.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
     def close(self) -> None:
         try:
             self.ctl.close()

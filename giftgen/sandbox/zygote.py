@@ -55,8 +55,11 @@ def main(ctl_fd: int) -> None:
     except BaseException as e:
         _send(ctl, {"error": f"{type(e).__name__}: {e}"})
         os._exit(1)
-    _send(ctl, {"ready": zygote.info})
-    zygote.serve(ctl)
+    try:
+        _send(ctl, {"ready": zygote.info})
+        zygote.serve(ctl)
+    except OSError:
+        pass  # the parent went away; serve has reaped every child
     os._exit(0)
 
 
@@ -155,11 +158,20 @@ class Zygote:
                 os.close(fd)
             if mounted:
                 linux.umount(SCRATCH)
+            if isinstance(e, OSError) and e.errno in (32, 104):  # EPIPE, ECONNRESET: the parent is gone
+                raise
             _send(ctl, {"error": f"spawn failed: {type(e).__name__}: {e}"})
             return
         for fd in fds:
             os.close(fd)
-        _send(ctl, {"pids": pids}, pidfds)
+        try:
+            _send(ctl, {"pids": pids}, pidfds)
+        except OSError:  # the parent went away: no process of ours may outlive it
+            for pidfd in pidfds:
+                _kill(pidfd)
+            for pid in pids:
+                os.waitpid(pid, 0)
+            raise
         exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
         linux.umount(SCRATCH)
         _send(ctl, {"exits": exits})

@@ -1,0 +1,182 @@
+"""`giftgen verify` through the CLI, and the executor's handling of infrastructure failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from giftgen.cli import main
+from giftgen.sandbox import Executor, Limits, SandboxUnavailable
+from tests.sandbox_support import no_leftovers, sandbox_processes
+
+DOUBLE = json.dumps({"kind": "assert", "setup": "", "asserts": ["assert f(2) == 4", "assert f(3) == 6"]})
+SUM = json.dumps({"kind": "stdio", "inputs": ["1 2\n"], "outputs": ["3\n"]})
+PROGRAMS = [  # (code, tests, expected status)
+    ("def f(x):\n    return 2 * x\n", DOUBLE, "pass"),
+    ("def f(x):\n    return x + 2\n", DOUBLE, "wrong_answer"),
+    ("def f(x)\n    return 2 * x\n", DOUBLE, "syntax_error"),
+    ("def f(x):\n    return [][x]\n", DOUBLE, "runtime_error"),
+    ("def f(x):\n    while True:\n        pass\n", DOUBLE, "timeout"),
+    ("a, b = map(int, input().split())\nprint(a + b)\n", SUM, "pass"),
+    ("import os\nos.fork()\nprint(3)\n", SUM, "runtime_error"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sandbox_available():
+    try:
+        with Executor(workers=1):
+            pass
+    except SandboxUnavailable as e:
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+
+
+def _rows(programs=PROGRAMS):
+    return [{"problem_id": f"t/{i}", "entry_point": "f" if tests == DOUBLE else None, "tests": tests, "code": code,
+             "sample": i, "note": {"kept": i % 2 == 0}} for i, (code, tests, _) in enumerate(programs)]
+
+
+def _write(path: Path, rows) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def _read(text: str):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_verify_adds_verdicts_in_input_order(tmp_path):
+    src = _write(tmp_path / "chain.jsonl", _rows())
+    result = CliRunner().invoke(main, ["verify", str(src), "--timeout", "1", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    rows = _read(result.stdout)
+    assert [r["sample"] for r in rows] == list(range(len(PROGRAMS)))  # order kept, unknown columns through
+    assert [r["status"] for r in rows] == [status for _, _, status in PROGRAMS]
+    assert all(r["passed"] == (r["status"] == "pass") for r in rows)
+    assert rows[1]["note"] == {"kept": False} and rows[1]["code"] == PROGRAMS[1][0]
+    assert rows[1]["test_results"] == [{"status": "pass", "detail": ""},
+                                       {"status": "wrong_answer", "detail": "f(3) returned 5, expected 6"}]
+    assert rows[1]["error"] == "f(3) returned 5, expected 6" and rows[0]["error"] == ""
+    assert all(isinstance(r["duration"], float) for r in rows)
+    assert "2/7 passed" in result.stderr
+    assert no_leftovers()
+
+
+def test_keep_passed_and_stdin(tmp_path):
+    lines = "".join(json.dumps(r) + "\n" for r in _rows())
+    result = CliRunner().invoke(main, ["verify", "-", "--keep", "passed", "--timeout", "1"], input=lines)
+    assert result.exit_code == 0, result.output
+    assert [r["sample"] for r in _read(result.stdout)] == [0, 5]
+
+
+def test_parquet_output_has_arrow_friendly_columns(tmp_path):
+    import pyarrow.parquet as pq
+
+    src = _write(tmp_path / "chain.jsonl", _rows(PROGRAMS[:4]))
+    out = tmp_path / "verified.parquet"
+    result = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--timeout", "1"])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.column("status").to_pylist() == ["pass", "wrong_answer", "syntax_error", "runtime_error"]
+    assert str(table.schema.field("test_results").type) == "list<element: struct<status: string, detail: string>>"
+
+
+def test_tests_selection_and_limits_reach_the_executor(tmp_path):
+    plus = json.dumps({"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": None, "plus_inputs": [[2], [3]]})
+    row = {"problem_id": "t/plus", "entry_point": "f", "tests": plus, "reference": "def f(x):\n    return x * x\n",
+           "code": "def f(x):\n    return x * x if x < 3 else 0\n"}
+    src = _write(tmp_path / "rows.jsonl", [row])
+    statuses = {}
+    for flags in (["--tests", "base"], ["--tests", "all"], ["--tests", "all", "--max-tests", "2"]):
+        result = CliRunner().invoke(main, ["verify", str(src), *flags])
+        assert result.exit_code == 0, result.output
+        statuses[" ".join(flags)] = [t["status"] for t in _read(result.stdout)[0]["test_results"]]
+    assert statuses == {"--tests base": ["pass"], "--tests all": ["pass", "pass", "wrong_answer"],
+                        "--tests all --max-tests 2": ["pass", "pass"]}
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"problem_id": "t/1", "entry_point": "f", "tests": DOUBLE}, "no column 'code'"),
+    ({"problem_id": "t/1", "code": "x = 1", "tests": DOUBLE}, "no column 'entry_point'"),
+    ({"problem_id": "t/1", "entry_point": "f", "code": "x = 1", "tests": "{not json"}, "row 1"),
+    ({"problem_id": "t/1", "entry_point": "f", "code": 3, "tests": DOUBLE}, "expected string"),
+])
+def test_bad_rows_are_usage_errors(tmp_path, row, message):
+    src = _write(tmp_path / "bad.jsonl", [row])
+    result = CliRunner().invoke(main, ["verify", str(src)])
+    assert result.exit_code == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_settings_are_checked(tmp_path):
+    src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
+    result = CliRunner().invoke(main, ["verify", str(src), "--memory-mb", "10"])
+    assert result.exit_code == 2 and "memory_mb" in result.stderr
+    result = CliRunner().invoke(main, ["verify", str(src), "--print-config", "--timeout", "3"])
+    assert result.exit_code == 0 and "timeout: 3.0" in result.stdout
+
+
+# ------------------------------------------------------------------------------------------------ sandbox errors
+
+
+def _zygotes_of_this_process() -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if b"giftgen.sandbox.zygote" in cmdline and ppid == os.getpid():
+                found.append(int(entry))
+    return found
+
+
+def _kill_zygotes_once_a_program_runs() -> threading.Thread:
+    """Kill the zygotes (an infrastructure failure) while a sandboxed program is running."""
+
+    def killer() -> None:
+        deadline = time.monotonic() + 20
+        while not sandbox_processes() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in _zygotes_of_this_process():
+            os.kill(pid, signal.SIGKILL)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    return thread
+
+
+SLOW_BUT_RIGHT = "import time\ndef f(x):\n    time.sleep(1.5)\n    return 2 * x\n"
+
+
+def test_a_sandbox_failure_is_retried_on_a_fresh_zygote():
+    with Executor(workers=1, limits=Limits(timeout=5)) as ex:
+        problem = {"problem_id": "t/slow", "entry_point": "f", "tests": DOUBLE}
+        killer = _kill_zygotes_once_a_program_runs()
+        verdict = ex.check(SLOW_BUT_RIGHT, problem)
+        killer.join()
+        assert verdict.passed, verdict  # the program is not blamed for the sandbox's failure
+        assert ex.sandbox_errors == 1
+    assert no_leftovers() and not _zygotes_of_this_process()
+
+
+def test_sandbox_errors_are_reported_never_dropped(tmp_path):
+    rows = [{"problem_id": "t/slow", "entry_point": "f", "tests": DOUBLE, "code": SLOW_BUT_RIGHT}]
+    src = _write(tmp_path / "rows.jsonl", rows)
+    killer = _kill_zygotes_once_a_program_runs()
+    result = CliRunner().invoke(main, ["verify", str(src), "--retries", "0", "--workers", "1", "--timeout", "5"])
+    killer.join()
+    assert result.exit_code == 1
+    assert "1 of 1 programs met sandbox errors" in result.stderr and "rows 1" in result.stderr
+    written = _read(result.stdout)
+    assert [r["status"] for r in written] == ["sandbox_error"] and written[0]["error"]
+    assert no_leftovers()
