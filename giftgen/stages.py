@@ -100,14 +100,18 @@ def chain_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, A
 
 
 def verify_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from giftgen.verify import verify_rows
+    from giftgen.verify import VerifyStats, verify_rows
 
     # Only rows that can become selection candidates are verified again: those the chain kept (at most
     # `kept_per_step` passing codes per step, METHOD.md step 1), or with `select --candidates passed` every row
     # that passed in the chain. A row that failed there fails here too; verifying it would only cost time.
     column = "chain_passed" if inputs.get("candidates") == "passed" else "kept"
     rows = (row for row in read_rows(inputs["rows"]) if row.get(column) is True)
-    write_rows_atomic(Path(output), verify_rows(rows, config))
+    stats = VerifyStats()
+    write_rows_atomic(Path(output), verify_rows(rows, config, stats))
+    if stats.sandbox_errors:  # infrastructure, not wrong code: no marker, so a rerun verifies again
+        raise GiftgenError(f"verify: {stats.sandbox_errors} code(s) ended in sandbox_error after retries",
+                           hint="see the sandbox messages above; rerun the same command to verify again")
     return verify_counts(read_rows(output))
 
 
@@ -148,6 +152,9 @@ def eval_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, An
         summary = evaluate_into(read_rows(inputs["seeds"]), config, lambda rows: write_rows_atomic(Path(output), rows),
                                 progress=progress, input=inputs["seeds"])
     print_summary(summary)
+    if summary["incomplete_problems"]:  # as `giftgen eval`: infrastructure failures are not a result
+        raise GiftgenError(f"eval: {summary['incomplete_problems']} problem(s) had sandbox errors",
+                           hint="rerun the same command to evaluate again")
     return summary
 
 
@@ -264,9 +271,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = execute(job)
     except GiftgenError as e:
-        if _rank_zero():
+        if _rank_zero():  # the run reports it, with the round and stage
             write_atomic(result_path, json.dumps({"error": str(e), "exit_code": e.exit_code}))
-        print(f"Error: {e}", file=sys.stderr)
+        else:
+            print(f"Error: {e}", file=sys.stderr)
         return e.exit_code
     if _rank_zero():
         write_atomic(result_path, json.dumps({"result": result}, default=_json_default))

@@ -219,7 +219,7 @@ def run_cli(*args: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def test_chain_and_score_shards_merge_to_the_unsharded_output(stage_seeds, tiny_model, tmp_path):
+def test_chain_verify_and_score_shards_merge_to_the_unsharded_output(stage_seeds, tiny_model, tmp_path):
     script = fake_teacher(stage_seeds, tmp_path / "teacher.jsonl")
     chain = ["chain", str(stage_seeds), "--backend", "fake", "--model", str(script), "-R", "3", "-n", "2",
              "--workers", "2"]
@@ -236,8 +236,23 @@ def test_chain_and_score_shards_merge_to_the_unsharded_output(stage_seeds, tiny_
     run_cli("merge", *parts, "--order", str(stage_seeds), "-o", str(tmp_path / "merged.jsonl"))
     assert list(read_rows(tmp_path / "merged.jsonl")) == whole  # exemplars and choices as unsharded
 
-    # score on shards: the passed rows of the chain stand in for verify's output
-    write(tmp_path / "verified.jsonl", [{**r, "passed": r["chain_passed"]} for r in whole])
+    # verify on shards
+    verify = ["verify", str(tmp_path / "chain.jsonl"), "--workers", "2"]
+    run_cli(*verify, "-o", str(tmp_path / "verified.jsonl"))
+    parts = []
+    for i in range(2):
+        parts.append(str(tmp_path / f"verify-{i}.jsonl"))
+        run_cli(*verify, "--shard", f"{i}/2", "-o", parts[-1])
+    run_cli("merge", *parts, "--order", str(stage_seeds), "-o", str(tmp_path / "verify-merged.jsonl"))
+
+    def timeless(rows):  # the time a program took is the one thing that differs between two runs
+        return [{k: v for k, v in r.items() if k != "duration"} for r in rows]
+
+    verified = list(read_rows(tmp_path / "verified.jsonl"))
+    assert {r["passed"] for r in verified} == {True, False}
+    assert timeless(read_rows(tmp_path / "verify-merged.jsonl")) == timeless(verified)
+
+    # score on shards
     score = ["score", str(tmp_path / "verified.jsonl"), "--model", str(tiny_model), "--device", "cpu"]
     run_cli(*score, "-o", str(tmp_path / "score.jsonl"))
     parts = []
