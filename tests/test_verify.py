@@ -144,8 +144,15 @@ def _kill_zygotes_once_a_program_runs() -> threading.Thread:
     """Kill the zygotes (an infrastructure failure) while a sandboxed program is running."""
 
     def killer() -> None:
+        # The start-up probes run sandboxed processes too, for milliseconds: wait for one that lasts.
         deadline = time.monotonic() + 20
-        while not sandbox_processes() and time.monotonic() < deadline:
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            alive = set(sandbox_processes())
+            seen = {p: seen.get(p, now) for p in alive}
+            if any(now - first > 0.4 for first in seen.values()):
+                break
             time.sleep(0.02)
         for pid in _zygotes_of_this_process():
             os.kill(pid, signal.SIGKILL)

@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, WireError
-from giftgen.sandbox.process import SandboxUnavailable, ZygoteHandle
+from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteHandle
 
 ALLOWED_ENV = {"PATH", "HOME", "TMPDIR", "LANG", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
 
@@ -29,6 +29,13 @@ FATAL = {"fork": "programs can start processes", "exec": "programs can run other
 
 def probe(z: ZygoteHandle, runner: Any) -> dict[str, Any]:
     """Run the probes on ``z``; return the report, or raise ``SandboxUnavailable`` naming what does not hold."""
+    try:
+        return _probe(z, runner)
+    except SandboxFailure as e:  # the machinery broke while probing: fail closed, as for a missing protection
+        raise SandboxUnavailable(f"the sandbox probe failed: {e}") from None
+
+
+def _probe(z: ZygoteHandle, runner: Any) -> dict[str, Any]:
     report, _ = _run(z, runner, None)
     problems = check_report(report, z.info, runner.rlimits(10))
     for fatal, what in FATAL.items():
@@ -55,8 +62,12 @@ def _run(z: ZygoteHandle, runner: Any, fatal: str | None) -> tuple[dict[str, Any
     except (ChannelClosed, ChannelTimeout, WireError) as e:
         raise SandboxUnavailable(f"the sandbox probe did not report ({e}): {c.stderr_tail()}") from None
     finally:
-        exits = runner.finish(z, children)
-        c.close()
+        try:
+            exits = runner.finish(z, children)
+        except SandboxFailure as e:
+            raise SandboxUnavailable(f"the sandbox probe failed: {e}") from None
+        finally:
+            c.close()
     return report, exits[0]
 
 
