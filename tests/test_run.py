@@ -346,8 +346,10 @@ def comparable(run_dir: Path) -> dict[str, object]:
 
 @pytest.mark.parametrize("isolate", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_kill_9_at_any_point_loses_nothing(reference, recipe_file, tiny_model, tmp_path, isolate):
-    """SIGKILL a real `giftgen run` during the chain, during finetune and during eval, start it again each time,
-    and compare everything it wrote with the uninterrupted run's round 0 and 1 (this run stops at round 1)."""
+    """SIGKILL a real `giftgen run` once the chain has written rows but not its marker, during finetune and (with
+    isolation) during eval, start it again each time, and compare everything it wrote with the uninterrupted
+    run's round 0 and 1 (this run stops at round 1). The scripted chain writes its steps within milliseconds, so
+    the first kill usually lands after its last row: the mid-step case is the next test's."""
     run_dir = tmp_path / "run"
     command = [sys.executable, "-m", "giftgen.cli", "run", str(recipe_file), "--model", str(tiny_model),
                "--run-dir", str(run_dir), "--rounds", "1", "--isolate" if isolate else "--no-isolate"]
@@ -390,3 +392,27 @@ def test_a_failing_stage_process_reports_its_error(recipe_file, tmp_path):
     assert "round 0, eval:" in result.output and "no-such-model" in result.output
     assert not (tmp_path / "run" / "round-0" / "eval.json").exists()
     assert not list((tmp_path / "run" / ".jobs").glob("*"))  # the job and result files are cleaned up
+
+
+def test_a_chain_killed_mid_step_continues_where_it_stopped(reference, recipe_file, tiny_model, tmp_path):
+    """The state a kill -9 leaves mid-chain, made exactly: round 1's chain holds step 1, part of step 2 and half a
+    line (the scripted chain is too fast for a kill to land there reliably). The rerun cuts the partial step,
+    samples from step 2 on, and ends with the uninterrupted run's files."""
+    ref = reference[0]
+    run_dir = tmp_path / "run"
+    shutil.copytree(ref / "seeds", run_dir / "seeds")
+    shutil.copytree(ref / "round-0", run_dir / "round-0")
+    shutil.copy(ref / "recipe.yaml", run_dir / "recipe.yaml")
+    lines = (ref / "round-1" / "chain.jsonl").read_bytes().splitlines(keepends=True)
+    per_step = len(TRAIN_IDS) * 2
+    (run_dir / "round-1").mkdir()
+    (run_dir / "round-1" / "chain.jsonl").write_bytes(b"".join(lines[:per_step + 3]) + lines[per_step + 3][:40])
+    result = CliRunner().invoke(main, ["run", str(recipe_file), "--model", str(tiny_model), "--run-dir",
+                                       str(run_dir), "--rounds", "1"])
+    assert result.exit_code == 0, result.output
+    assert "chain: resuming" in result.stderr and "after step 1" in result.stderr
+    assert "round 0: eval finished earlier, skipped" in result.stderr
+    expected = {k: v for k, v in comparable(ref).items() if not k.startswith("round-2") and k != "summary.json"}
+    got = comparable(run_dir)
+    got.pop("summary.json")
+    assert got == expected
