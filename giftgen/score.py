@@ -222,24 +222,14 @@ def _pad_id(tokenizer: Any) -> int:
     return 0
 
 
-def pick_device(device: str) -> str:
-    import torch
-
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
 def transformers_scorer(model_name: str, *, device: str = "auto", dtype: str = "auto", pad_id: int = 0) -> Scorer:
     """Batched scoring with transformers: right padding plus an attention mask, one forward per batch."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    device = pick_device(device)
+    from giftgen.backends.hf import resolve_device
+
+    device = resolve_device(device)
     if dtype == "auto":
         # The checkpoint's dtype on an accelerator; float32 on CPU, where half precision is slow and coarse.
         torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
