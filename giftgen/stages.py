@@ -138,8 +138,8 @@ def finetune_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str
     from giftgen.finetune import finetune
 
     out = Path(output)
-    if out.exists():  # what a killed attempt left: train again from the start
-        shutil.rmtree(out)
+    if out.exists() and _rank_zero():  # what a killed attempt left: train again from the start
+        shutil.rmtree(out, ignore_errors=True)
     result = finetune(replace(config, output_dir=str(out)), read_rows(inputs["rows"]), dataset_name=inputs["rows"])
     return asdict(result)
 

@@ -416,3 +416,20 @@ def test_a_chain_killed_mid_step_continues_where_it_stopped(reference, recipe_fi
     got = comparable(run_dir)
     got.pop("summary.json")
     assert got == expected
+
+
+def test_finetune_under_a_launcher(recipe_file, tiny_model, tmp_path):
+    """`run.finetune_launcher` runs finetune as `LAUNCHER -m giftgen.stages JOB.json`: here accelerate itself, on
+    CPU with one process (the multi-GPU configs in recipes/accelerate/ use the same path)."""
+    pytest.importorskip("accelerate")
+    launcher = (f"{sys.executable} -m accelerate.commands.launch --cpu --num_processes 1 --num_machines 1 "
+                "--mixed_precision no --dynamo_backend no")
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(main, ["run", str(recipe_file), "--model", str(tiny_model), "--run-dir",
+                                       str(run_dir), "--rounds", "1", "--finetune-launcher", launcher,
+                                       "--set", "run.eval_source="])
+    assert result.exit_code == 0, result.output
+    finetune = json.loads((run_dir / "round-1" / "finetune.json").read_text())
+    assert finetune["result"]["steps"] == 2 and (run_dir / "round-1" / "model" / "model.safetensors").exists()
+    assert not (run_dir / "round-1" / "eval.json").exists()
+    assert json.loads(result.stdout)["rounds"][0]["pass@1"] is None
