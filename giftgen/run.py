@@ -58,7 +58,7 @@ STAGE_ORDER = ("chain", "verify", "score", "select", "finetune", "eval")
 RUN_OWNED = {"chain": ("model", "resume"), "score": ("model",), "finetune": ("model", "output_dir"),
              "eval": ("model",), "select": ("seeds",)}
 # Settings that change how a run executes, not what it computes: a rerun may change them.
-EXECUTION_ONLY = ("rounds", "run_dir", "isolate", "finetune_launcher")
+EXECUTION_ONLY = ("rounds", "run_dir", "isolate", "finetune_launcher", "push_to_hub", "push_models_to")
 _OUTPUTS = {"chain": "chain.jsonl", "verify": "verify.jsonl", "score": "score.jsonl", "select": "select.jsonl",
             "finetune": "model", "eval": "eval.jsonl"}
 
@@ -89,6 +89,10 @@ class RunConfig:
                                   "included, when it ends).")
     finetune_launcher: str | None = setting(None, "Run finetune under this command, e.g. 'accelerate launch "
                                                   "--config_file recipes/accelerate/fsdp.yaml' (implies a process).")
+    push_to_hub: str | None = setting(None, "Publish the run to this Hub dataset repo when it ends: one config "
+                                            "per stage, one split per round, with a card (giftgen.publish).")
+    push_models_to: str | None = setting(None, "Also push the fine-tuned model, its card linking the dataset "
+                                               "commit; a name with {round} pushes every round's model.")
 
     def validate(self) -> None:
         if self.model is None:
@@ -418,8 +422,20 @@ class Runner:
 
 
 def run_rounds(plan: RunRecipe) -> dict[str, Any]:
-    """Run (or resume) the rounds of ``plan``; return the summary also written to ``RUN_DIR/summary.json``."""
-    return Runner(plan)()
+    """Run (or resume) the rounds of ``plan``; return the summary also written to ``RUN_DIR/summary.json``.
+
+    With ``run.push_to_hub`` the finished run is then published (``giftgen.publish.publish_run``); a rerun of a
+    finished run publishes it again, so a failed push is retried by rerunning the same command.
+    """
+    summary = Runner(plan)()
+    if plan.run.push_to_hub:
+        from giftgen.card import CardInfo
+        from giftgen.publish import publish_run
+
+        summary["published"] = publish_run(plan.run.run_dir, plan.run.push_to_hub,
+                                           model_repo=plan.run.push_models_to,
+                                           info=CardInfo(recipe=plan.as_dict()))
+    return summary
 
 
 # --------------------------------------------------------------------------------------------------- summary

@@ -190,3 +190,28 @@ def test_stage_command_pushes_its_config_with_its_settings(tmp_path, data_dir, t
     assert [c["config_name"] for c in card_metadata(readme)["configs"]] == ["select"]
     assert "T = 3; K = 2 codes drawn with replacement" in readme
     assert "select score.jsonl -T 3 -k 2 --push-to-hub me/sel" in readme
+
+
+def test_run_publishes_its_rounds_and_model(tmp_path, data_dir, tiny_model):
+    """`giftgen run --push-to-hub` publishes every stage of the finished run and the model linked to its data."""
+    recipe = REPO_ROOT / "recipes" / "quickstart.yaml"
+    args = ["run", str(recipe), "--model", str(tiny_model), "--run-dir", str(tmp_path / "run"), "--no-isolate",
+            "--push-to-hub", "me/qs", "--push-models-to", "me/qs-model",
+            "--set", f"run.train_path={data_dir / 'mbpp-sanitized.json'}", "--set", "run.train_limit=2",
+            "--set", f"run.eval_path={data_dir / 'mbppplus-v0.1.0.jsonl'}", "--set", "run.eval_limit=2",
+            "--set", "chain.steps=1", "--set", "chain.max_new_tokens=8", "--set", "chain.desc_max_new_tokens=8",
+            "--set", "chain.device=cpu", "--set", "score.device=cpu", "--set", "finetune.device=cpu",
+            "--set", "finetune.max_steps=1", "--set", "eval.max_new_tokens=8", "--set", "eval.device=cpu"]
+    with HubServer(tokens=TOKENS) as hub:
+        result = python(hub, tmp_path, "import sys; from giftgen.cli import main; main()", *args)
+        assert result.returncode == 0, result.stderr
+        files = hub.files("me/qs")
+        model_files = hub.files("me/qs-model", repo_type="model")
+        assert_only_known_strays(hub)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    published = summary["published"]
+    assert {"seeds/train", "round-1/chain", "round-1/select", "round-1/eval", "round-0/eval"} <= set(published)
+    assert "chain/round_1-00000-of-00001.parquet" in files and "recipe.yaml" in files
+    assert "config.json" in model_files
+    assert published["round-1/select"] in model_files["README.md"].decode()  # the model card pins the data
+    assert WRITE_TOKEN not in result.stdout + result.stderr
