@@ -41,11 +41,12 @@ def humaneval_rows(data: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 # ------------------------------------------------------------------------------------------------ process table
 
 
-def sandbox_processes() -> list[str]:
-    """Processes running as a sandbox uid (children of any zygote): there must be none between programs."""
+def sandbox_processes(waiting: set[int] | frozenset[int] = frozenset()) -> list[str]:
+    """Processes running as a sandbox uid, but for the ``waiting`` ones (``Executor.waiting_processes()``: the
+    children forked ahead for the next program): there must be none between programs."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) in waiting:
             continue
         try:
             status = Path(f"/proc/{entry}/status").read_text()
@@ -57,9 +58,10 @@ def sandbox_processes() -> list[str]:
     return found
 
 
-def no_leftovers(timeout: float = 2.0) -> bool:
+def no_leftovers(executor: Any = None, timeout: float = 2.0) -> bool:
+    """No sandbox process but those ``executor`` keeps waiting for its next programs (none once it is closed)."""
     deadline = time.monotonic() + timeout
-    while sandbox_processes():
+    while sandbox_processes(executor.waiting_processes() if executor is not None else frozenset()):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

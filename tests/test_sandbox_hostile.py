@@ -64,7 +64,7 @@ def env(tmp_path_factory):
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-    assert not sandbox_processes()
+    assert no_leftovers()
 
 
 def fill(code: str, values: dict[str, str]) -> str:
@@ -81,7 +81,7 @@ def assert_contained(env, code: str, problem=CALL, expect: tuple[str, ...] = ())
     if expect:
         assert verdict.status in expect, verdict
     assert env["canaries"].intact(), "a file outside the scratch directory changed"
-    assert no_leftovers(), f"processes left behind: {sandbox_processes()}"
+    assert no_leftovers(env["ex"]), f"processes left behind: {sandbox_processes(env['ex'].waiting_processes())}"
     assert env["listener"].connections == 0, "something connected to the loopback listener"
     assert SECRET not in repr(verdict), "a secret reached the verdict"
     assert env["ex"].check(GOOD, CALL).passed, "the harness no longer judges a good program"
@@ -176,7 +176,7 @@ HOSTILE = {
     "proc_parent_mem": ("def f(x):\n    return open('/proc/@PARENT@/mem', 'rb').read(64)\n", CALL, ("runtime_error",)),
     "list_all_processes": (
         "import os\ndef f(x):\n    return [open(f'/proc/{p}/environ').read() for p in os.listdir('/proc')"
-        " if p.isdigit()]\n", CALL, ("runtime_error",)),
+        " if p.isdigit()]\n", CALL, ("runtime_error", "wrong_answer")),
     "hub_token_file": (
         "import os\ndef f(x):\n    for p in (@TOKEN@, os.path.expanduser('~/.cache/huggingface/token'),\n"
         "              '/root/.cache/huggingface/token'):\n        if os.path.exists(p):\n"
@@ -295,7 +295,7 @@ def test_legitimate_program_passes(env, name):
     code, problem = LEGIT[name]
     verdict = env["ex"].check(code, problem)
     assert verdict.passed and verdict.status == "pass", verdict
-    assert no_leftovers()
+    assert no_leftovers(env["ex"])
 
 
 @pytest.mark.parametrize("problem", [CALL, STDIO], ids=["call", "stdio"])
@@ -305,7 +305,7 @@ def test_non_daemon_thread_left_sleeping_passes_quickly(env, problem):
     verdict = env["ex"].check(code, problem)
     assert verdict.passed, verdict
     assert verdict.duration < 1.5
-    assert no_leftovers()
+    assert no_leftovers(env["ex"])
 
 
 def test_wrong_programs_are_not_passed(env):

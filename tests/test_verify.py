@@ -143,17 +143,22 @@ def _zygotes_of_this_process() -> list[int]:
 def _kill_zygotes_once_a_program_runs() -> threading.Thread:
     """Kill the zygotes (an infrastructure failure) while a sandboxed program is running."""
 
+    def running_program() -> bool:
+        # A child running a program writes to a memfd; the start-up probes are over in milliseconds, and the
+        # child a zygote forks ahead still has /dev/null there.
+        for entry in sandbox_processes():
+            try:
+                if os.readlink(f"/proc/{entry.split()[0]}/fd/1").startswith("/memfd:candidate"):
+                    return True
+            except OSError:
+                pass
+        return False
+
     def killer() -> None:
-        # The start-up probes run sandboxed processes too, for milliseconds: wait for one that lasts.
         deadline = time.monotonic() + 20
-        seen: dict[str, float] = {}
-        while time.monotonic() < deadline:
-            now = time.monotonic()
-            alive = set(sandbox_processes())
-            seen = {p: seen.get(p, now) for p in alive}
-            if any(now - first > 0.4 for first in seen.values()):
-                break
+        while not running_program() and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(0.3)  # past the probes, inside the program's sleep
         for pid in _zygotes_of_this_process():
             os.kill(pid, signal.SIGKILL)
 

@@ -39,16 +39,52 @@ ERROR_CAP = 2000
 
 
 def main(spec: dict[str, Any], fds: list[int]) -> NoReturn:
-    """Enter the sandbox described by ``spec`` with ``fds`` = [socket, stdout memfd, stderr memfd]."""
+    """Enter the sandbox described by ``spec`` with ``fds`` = [socket, stdout memfd, stderr memfd], then run."""
     try:
-        _enter(spec, fds)
-    except BaseException as e:  # report what failed, through whatever still works, then die
-        try:
-            os.write(2, f"sandbox setup failed: {type(e).__name__}: {e}\n".encode())
-            Channel(_socket(SOCK_FD)).send({"setup_error": f"{type(e).__name__}: {e}"[:ERROR_CAP]}, timeout=1)
-        except BaseException:
-            pass
-        os._exit(SETUP_FAILED)
+        _lock_down(spec, keep=fds)
+        _attach(fds)
+    except BaseException as e:
+        _setup_failed(e)
+    _run(spec)
+
+
+def warm_main(spec: dict[str, Any], job_fd: int) -> NoReturn:
+    """A child forked ahead of time: lock down now, then wait on ``job_fd`` (a socket only the zygote holds) for
+    the program's descriptors and limits, and run. The lock-down overlaps the previous program's run."""
+    try:
+        _lock_down(spec, keep=[job_fd])
+    except BaseException:
+        os._exit(SETUP_FAILED)  # the zygote notices at hand-over and forks a fresh child instead
+    try:
+        import json
+        import socket
+
+        job_socket = socket.socket(fileno=job_fd)
+        data, fds, _, _ = socket.recv_fds(job_socket, 1 << 16, 3)
+        if len(fds) != 3:
+            os._exit(SETUP_FAILED)
+        job = json.loads(data)
+        job_socket.close()
+        for name, value in job["rlimits"].items():  # only ever lower: the hard limits were set at lock-down
+            resource.setrlimit(getattr(resource, name), (value, value))
+        spec = {**spec, "role": job["role"], "max_frame": job["max_frame"]}
+        _attach(fds)
+    except BaseException as e:
+        _setup_failed(e)
+    _run(spec)
+
+
+def _setup_failed(e: BaseException) -> NoReturn:
+    """Report what failed, through whatever still works, then die (before "ready": a sandbox failure)."""
+    try:
+        os.write(2, f"sandbox setup failed: {type(e).__name__}: {e}\n".encode())
+        Channel(_socket(SOCK_FD)).send({"setup_error": f"{type(e).__name__}: {e}"[:ERROR_CAP]}, timeout=1)
+    except BaseException:
+        pass
+    os._exit(SETUP_FAILED)
+
+
+def _run(spec: dict[str, Any]) -> NoReturn:
     status = 0
     try:
         channel = Channel(_socket(SOCK_FD), max_frame=spec["max_frame"])
@@ -77,58 +113,57 @@ def _socket(fd: int) -> Any:
 # ------------------------------------------------------------------------------------------------ setup
 
 
-def _enter(spec: dict[str, Any], fds: list[int]) -> None:
+def _lock_down(spec: dict[str, Any], keep: list[int]) -> None:
+    """Everything but the program's descriptors: session, limits, uid, no_new_privs, Landlock, seccomp. Closes
+    every inherited descriptor except ``keep`` (and 0-2, which ``_attach`` replaces)."""
     os.setsid()  # our own process group and session: kill(0, ...) reaches only us
-    # Lift the inherited descriptors out of the way, then place them at 0-3 and close everything else (the
-    # zygote's control socket above all).
-    high = [os.dup(fd) for fd in fds]
-    sock, out, err = high
-    devnull = os.open("/dev/null", os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(out, 1)
-    os.dup2(err, 2)
-    os.dup2(sock, SOCK_FD)
-    os.closerange(SOCK_FD + 1, 1 << 20)
-
     for name, value in spec["rlimits"].items():
-        limit = getattr(resource, name)
-        resource.setrlimit(limit, (value, value))
-
+        resource.setrlimit(getattr(resource, name), (value, value))
     uid = spec["uid"]
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
-    if os.getuid() != uid or os.geteuid() != uid or os.getgid() != uid:
+    if os.getresuid() != (uid, uid, uid) or os.getresgid() != (uid, uid, uid):
         raise OSError("could not drop privileges")
     linux.prctl(linux.PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which resets it
     linux.prctl(linux.PR_SET_DUMPABLE, 1)  # own /proc/self stays ours (for /dev/stdin); the uid is unique
     linux.prctl(linux.PR_SET_NO_NEW_PRIVS, 1)
-
-    ruleset = linux.Landlock(spec["landlock_abi"])
-    for path in spec["read_paths"]:
-        ruleset.allow(path, linux.READ_ACCESS)
-    ruleset.allow("/proc/self", linux.FS_READ_FILE | linux.FS_READ_DIR)
-    for path in spec["devices"]:
-        ruleset.allow(path, linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_TRUNCATE | linux.FS_IOCTL_DEV)
-    if spec["scratch"]:
-        everything = linux.landlock_fs_handled(spec["landlock_abi"])
-        ruleset.allow(spec["scratch"], everything & ~(linux.FS_MAKE_CHAR | linux.FS_MAKE_BLOCK | linux.FS_EXECUTE),
-                      missing_ok=False)
-    ruleset.restrict_self()
-
+    linux.landlock_restrict_self(spec["ruleset"])  # built once by the zygote (zygote.Zygote._ruleset)
+    low = 3
+    for fd in sorted(keep):  # the zygote's control socket, the rulesets, other children's descriptors: gone
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
     os.chdir(spec["scratch"] or "/")
     os.environ.clear()
     os.environ.update(spec["env"])
     import tempfile
 
     tempfile.tempdir = None  # the zygote may have cached one; the child's is TMPDIR
-    linux.install_seccomp(spec["seccomp"])
-
+    spec["seccomp"].install()
     sys.argv = [""]
     sys.setrecursionlimit(1000)
     import gc
 
     gc.enable()
+
+
+def _attach(fds: list[int]) -> None:
+    """Put the program's descriptors in place: 0 /dev/null, 1 and 2 the output memfds, 3 the parent's socket."""
+    import fcntl
+
+    high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]  # out of 0-3, which dup2 overwrites
+    for fd in fds:
+        os.close(fd)
+    sock, out, err = high
+    devnull = os.open("/dev/null", os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(out, 1)
+    os.dup2(err, 2)
+    os.dup2(sock, SOCK_FD)
+    for fd in high + [devnull]:
+        if fd > SOCK_FD:
+            os.close(fd)
 
 
 def _flush() -> None:

@@ -84,7 +84,7 @@ class Executor:
         zygotes: list[ZygoteHandle] = []
         try:
             for _ in range(self.workers):
-                zygotes.append(ZygoteHandle(self.preload))
+                zygotes.append(ZygoteHandle(self.preload, self.limits.disk_mb))
             for z in zygotes:
                 probe(z, self.runner)
         except BaseException:
@@ -174,6 +174,11 @@ class Executor:
         while pending:
             yield pending.popleft().result()
 
+    def waiting_processes(self) -> set[int]:
+        """Pids of the locked-down children the zygotes forked ahead for their next program (one per worker at
+        most; they run nothing yet). Any other process of a sandbox uid is a program's leftover."""
+        return {z.waiting for z in self._zygotes if z is not None and z.waiting}
+
     # -------------------------------------------------------------------------------------------- workers
 
     def _work(self, index: int) -> None:
@@ -200,7 +205,7 @@ class Executor:
             if z is not None:
                 z.close()
             self._zygotes[index] = None
-            z = ZygoteHandle(self.preload)
+            z = ZygoteHandle(self.preload, self.limits.disk_mb)
             probe(z, self.runner)
             self._zygotes[index] = z
         return z

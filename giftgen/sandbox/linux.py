@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
+import stat
 import struct
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -132,9 +133,13 @@ def umount(target: str, flags: int = MNT_DETACH) -> None:
     _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"umount {target}")
 
 
+_prctl = _libc.prctl
+_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_prctl.restype = ctypes.c_int
+
+
 def prctl(option: int, arg2: int = 0, arg3: int = 0, arg4: int = 0, arg5: int = 0) -> int:
-    args = (ctypes.c_ulong(a) for a in (arg2, arg3, arg4, arg5))
-    return _check(_libc.prctl(ctypes.c_int(option), *args), f"prctl({option})")
+    return _check(_prctl(option, arg2, arg3, arg4, arg5), f"prctl({option})")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -223,8 +228,6 @@ class Landlock:
                 return
             raise
         try:
-            import stat
-
             if not stat.S_ISDIR(os.fstat(fd).st_mode):
                 access &= FILE_ACCESS
             access &= self.fs
@@ -236,8 +239,14 @@ class Landlock:
             os.close(fd)
 
     def restrict_self(self) -> None:
-        syscall("landlock_restrict_self", ctypes.c_int(self.fd), ctypes.c_uint32(0))
+        landlock_restrict_self(self.fd)
         os.close(self.fd)
+
+
+def landlock_restrict_self(ruleset_fd: int) -> None:
+    """Enforce a ruleset on the calling thread (no_new_privs must be set). The ruleset can be built once, in the
+    zygote, and enforced by each child: rules refer to inodes, which are the same in every child."""
+    syscall("landlock_restrict_self", ctypes.c_int(ruleset_fd), ctypes.c_uint32(0))
 
 
 # ------------------------------------------------------------------------------------------------ seccomp
@@ -309,13 +318,17 @@ def seccomp_program() -> bytes:
     return b"".join(prog)
 
 
-def install_seccomp(program: bytes) -> None:
-    """Install ``program`` on the calling thread (no_new_privs must be set)."""
-    n = len(program) // 8
-    filt = ctypes.create_string_buffer(program, len(program))
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
-    fprog = SockFprog(n, ctypes.cast(filt, ctypes.c_void_p))
-    syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0), ctypes.byref(fprog))
+class SeccompFilter:
+    """A BPF program ready to install: built once (in the zygote), installed by each child in one system call."""
+
+    def __init__(self, program: bytes):
+        self._buffer = ctypes.create_string_buffer(program, len(program))
+        self._fprog = _SockFprog(len(program) // 8, ctypes.cast(self._buffer, ctypes.c_void_p))
+
+    def install(self) -> None:
+        """Install on the calling thread (no_new_privs must be set)."""
+        syscall("seccomp", ctypes.c_uint(SECCOMP_SET_MODE_FILTER), ctypes.c_uint(0), ctypes.byref(self._fprog))

@@ -110,7 +110,7 @@ class Child:
 class ZygoteHandle:
     """The parent's side of one zygote process."""
 
-    def __init__(self, preload: tuple[str, ...] = ()):
+    def __init__(self, preload: tuple[str, ...] = (), disk_mb: int = 32):
         self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
@@ -122,7 +122,8 @@ class ZygoteHandle:
             theirs.close()
         self.ctl.settimeout(120)
         try:
-            self.ctl.send(json.dumps({"preload": list(preload), "exclude": [_ROOT]}).encode())
+            config = {"preload": list(preload), "exclude": [_ROOT], "disk_kb": disk_mb << 10, "inodes": 4096}
+            self.ctl.send(json.dumps(config).encode())
             reply = json.loads(self.ctl.recv(1 << 20) or b"{}")
         except (OSError, ValueError) as e:
             self.close()
@@ -131,12 +132,13 @@ class ZygoteHandle:
             self.close()
             raise SandboxUnavailable(explain(reply.get("error", "the sandbox process exited")))
         self.info: dict[str, Any] = reply["ready"]
+        self.waiting: int | None = None  # pid of the child forked ahead for the next program
 
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, specs: list[dict[str, Any]], deadline: float, disk_kb: int, max_frame: int) -> list[Child]:
+    def spawn(self, specs: list[dict[str, Any]], deadline: float, max_frame: int) -> list[Child]:
         """Start one child per spec; ``deadline`` (seconds) is the zygote's backstop for all of them."""
         ours: list[tuple[socket.socket, int, int]] = []
         theirs: list[socket.socket] = []
@@ -149,7 +151,7 @@ class ZygoteHandle:
                 ours.append((a, out, err))
                 theirs.append(b)
                 fds += [b.fileno(), out, err]
-            request = {"op": "spawn", "children": specs, "deadline": deadline, "disk_kb": disk_kb, "inodes": 4096}
+            request = {"op": "spawn", "children": specs, "deadline": deadline}
             self.ctl.settimeout(30)
             socket.send_fds(self.ctl, [json.dumps(request).encode()], fds)
             data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
@@ -184,6 +186,7 @@ class ZygoteHandle:
             raise SandboxFailure(f"the sandbox process did not report exits: {e}") from None
         if "exits" not in reply:
             raise SandboxFailure("the sandbox process went away")
+        self.waiting = reply.get("waiting")
         return reply["exits"]
 
     def hang_up(self) -> None:

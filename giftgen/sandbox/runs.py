@@ -55,7 +55,7 @@ class Runner:
         """Spawn children (CPU limit from ``wall``) and wait until each says it is locked down."""
         specs = [{"role": r, "rlimits": self.rlimits(wall), "max_frame": CHILD_MAX_FRAME} for r in roles]
         max_frame = (self.limits.output_mb << 20) + (1 << 20)
-        children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, self.limits.disk_mb * 1024, max_frame)
+        children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, max_frame)
         deadline = time.monotonic() + SETUP_TIMEOUT
         for c in children:
             try:

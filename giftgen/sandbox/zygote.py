@@ -8,19 +8,24 @@ installation, a handful of ``/etc`` files and devices, a fresh ``/proc`` that sh
 processes, and an empty ``/tmp``. The user's home, the working directory, ``/run`` and the rest of the filesystem
 do not exist in there.
 
-For each request it mounts a fresh, size-limited tmpfs on ``/tmp`` (the scratch directory), forks each child as pid
-1 of a new pid namespace (when a child ends, the kernel kills everything it left), hands the parent a pidfd for
-each, reaps them, enforces a backstop deadline, unmounts the scratch and reports exit statuses and CPU times.
+A size-limited tmpfs on ``/tmp`` is the candidate's scratch directory, emptied before every program; the Landlock
+rulesets and the seccomp filter are built once, here. For each request the zygote forks each child as pid 1 of a
+new pid namespace (when a child ends, the kernel kills everything it left), hands the parent a pidfd for each,
+reaps them, enforces a backstop deadline and reports exit statuses and CPU times. One candidate child is forked
+ahead of time and locks itself down while the previous program runs; at the next request it receives that
+program's descriptors and limits (it can only lower its limits) over a socket only the zygote holds.
 The zygote never sees test code or expected outputs: the parent passes each child its socket and memfds by
 ``SCM_RIGHTS`` and talks to the child directly, so a program forked from here never inherits them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import importlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
@@ -44,6 +49,7 @@ DEVICES_RW = ("/dev/null", "/dev/zero")
 DEVICES_RO = ("/dev/random", "/dev/urandom")
 CPU_INFO = "/sys/devices/system/cpu"
 SCRATCH = "/tmp"
+WARM_ROLES = ("candidate", "probe")  # roles a child forked ahead of time can take (same uid, same ruleset)
 
 
 def main(ctl_fd: int) -> None:
@@ -80,7 +86,7 @@ class Zygote:
         self.landlock_abi = linux.landlock_abi()
         if self.landlock_abi < 1:
             raise OSError("Landlock is not available")
-        self.seccomp = linux.seccomp_program()
+        self.seccomp = linux.SeccompFilter(linux.seccomp_program())
         self.preloaded = []
         for name in list(PRELOAD) + list(config.get("preload", [])):
             try:
@@ -90,10 +96,17 @@ class Zygote:
                 pass
         self.uid = UID_BASE + 2 * os.getpid()
         python_paths = _python_paths(config.get("exclude", []))
-        self.pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
+        self.pidns = _high(os.open("/proc/self/ns/pid", os.O_RDONLY))
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         self.read_paths = _build_root(python_paths)
+        # One scratch tmpfs for the zygote's life, emptied before every program (cheaper than a mount per
+        # program, and it lets the Landlock rulesets be built once): the candidate's own, read-write.
+        self.disk_kb, self.inodes = int(config.get("disk_kb", 32 << 10)), int(config.get("inodes", 4096))
+        linux.mount("tmpfs", SCRATCH, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
+                    f"size={self.disk_kb}k,nr_inodes={self.inodes},mode=0700,uid={self.uid},gid={self.uid}")
+        self.warm: tuple[int, int, socket.socket, str] | None = None  # (pid, pidfd, job socket, limits key)
+        self.rulesets = {"candidate": _high(self._ruleset(scratch=True)), "oracle": _high(self._ruleset(scratch=False))}
         os.environ.clear()
         self.info = {
             "pid": os.getpid(),
@@ -107,48 +120,82 @@ class Zygote:
         gc.collect()
         gc.freeze()  # keep the preloaded heap shared between children (copy-on-write)
 
+    def _ruleset(self, scratch: bool) -> int:
+        """A Landlock ruleset (its fd, inherited by children): read-only system and Python paths, the devices,
+        /proc/self as each process sees it, and for the candidate its scratch directory."""
+        ruleset = linux.Landlock(self.landlock_abi)
+        for path in self.read_paths:
+            ruleset.allow(path, linux.READ_ACCESS)
+        # /proc/self is a different directory in every process: allow /proc's entries as a whole; the proc mount
+        # (hidepid=invisible, subset=pid) shows each uid only its own processes.
+        ruleset.allow("/proc", linux.FS_READ_FILE | linux.FS_READ_DIR)
+        for path in DEVICES_RW:
+            ruleset.allow(path, linux.FS_READ_FILE | linux.FS_WRITE_FILE | linux.FS_TRUNCATE | linux.FS_IOCTL_DEV)
+        if scratch:
+            everything = linux.landlock_fs_handled(self.landlock_abi)
+            ruleset.allow(SCRATCH, everything & ~(linux.FS_MAKE_CHAR | linux.FS_MAKE_BLOCK | linux.FS_EXECUTE),
+                          missing_ok=False)
+        return ruleset.fd
+
+    def _clean_scratch(self) -> None:
+        """Empty the scratch directory (what a program left must never reach the next) and reset its owner."""
+        with os.scandir(SCRATCH) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        os.chown(SCRATCH, self.uid, self.uid)
+        os.chmod(SCRATCH, 0o700)
+        if os.listdir(SCRATCH):
+            raise OSError("the scratch directory could not be emptied")
+
     # -------------------------------------------------------------------------------------------- serving
 
     def serve(self, ctl: socket.socket) -> None:
-        while True:
-            try:
-                data, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 64)
-            except OSError:
-                return
-            if not data:
-                return  # the parent went away
-            request = json.loads(data)
-            if request.get("op") != "spawn":
-                for fd in fds:
-                    os.close(fd)
-                continue
-            self._spawn(ctl, request, fds)
+        try:
+            while True:
+                try:
+                    data, fds, _, _ = socket.recv_fds(ctl, 1 << 20, 64)
+                except OSError:
+                    return
+                if not data:
+                    return  # the parent went away
+                request = json.loads(data)
+                if request.get("op") != "spawn":
+                    for fd in fds:
+                        os.close(fd)
+                    continue
+                self._spawn(ctl, request, fds)
+        finally:
+            self._drop_warm()
+
+    def _fork(self, target: Any, *args: Any) -> tuple[int, int]:
+        """Fork ``target(*args)`` as pid 1 of a new pid namespace; (pid, pidfd)."""
+        linux.setns(self.pidns, linux.CLONE_NEWPID)  # unshare(NEWPID) works once per setns to our own
+        linux.unshare(linux.CLONE_NEWPID)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            target(*args)  # never returns
+        linux.setns(self.pidns, linux.CLONE_NEWPID)
+        return pid, linux.pidfd_open(pid)
 
     def _spawn(self, ctl: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         children = request["children"]
         pids: list[int] = []
         pidfds: list[int] = []
-        mounted = False
         try:
             if len(fds) != 3 * len(children):
                 raise ValueError(f"expected {3 * len(children)} descriptors, got {len(fds)}")
-            disk_kb = int(request["disk_kb"])
-            inodes = int(request["inodes"])
-            linux.mount("tmpfs", SCRATCH, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
-                        f"size={disk_kb}k,nr_inodes={inodes},mode=0700,uid={self.uid},gid={self.uid}")
-            mounted = True
+            self._clean_scratch()
             for i, spec in enumerate(children):
-                full = self._child_spec(spec)
-                linux.setns(self.pidns, linux.CLONE_NEWPID)  # unshare(NEWPID) works once per setns
-                linux.unshare(linux.CLONE_NEWPID)
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:
-                    child.main(full, fds[3 * i : 3 * i + 3])  # never returns
+                mine = fds[3 * i : 3 * i + 3]
+                handed = self._hand_over(spec, mine) if i == 0 else None
+                pid, pidfd = handed or self._fork(child.main, self._child_spec(spec), mine)
                 pids.append(pid)
-                pidfds.append(linux.pidfd_open(pid))
-            linux.setns(self.pidns, linux.CLONE_NEWPID)
+                pidfds.append(pidfd)
         except BaseException as e:
             for pidfd in pidfds:
                 _kill(pidfd)
@@ -156,8 +203,6 @@ class Zygote:
                 os.waitpid(pid, 0)
             for fd in fds + pidfds:
                 os.close(fd)
-            if mounted:
-                linux.umount(SCRATCH)
             if isinstance(e, OSError) and e.errno in (32, 104):  # EPIPE, ECONNRESET: the parent is gone
                 raise
             _send(ctl, {"error": f"spawn failed: {type(e).__name__}: {e}"})
@@ -172,9 +217,62 @@ class Zygote:
             for pid in pids:
                 os.waitpid(pid, 0)
             raise
+        if self.warm is None and children[0]["role"] in WARM_ROLES:
+            self._prefork(children[0])  # locks itself down while this program runs
         exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
-        linux.umount(SCRATCH)
-        _send(ctl, {"exits": exits})
+        _send(ctl, {"exits": exits, "waiting": self.warm[0] if self.warm else None})
+        try:
+            self._clean_scratch()  # now, while the parent judges; checked again before the next program
+        except OSError:
+            pass
+
+    # -------------------------------------------------------------------------------------------- warm child
+
+    @staticmethod
+    def _warm_key(spec: dict[str, Any]) -> str:
+        return json.dumps({k: v for k, v in spec["rlimits"].items() if k != "RLIMIT_CPU"}, sort_keys=True)
+
+    def _prefork(self, like: dict[str, Any]) -> None:
+        """Fork the next candidate child ahead of time, with ``like``'s limits (a day of CPU: lowered later)."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        spec = self._child_spec({**like, "role": "candidate", "rlimits": {**like["rlimits"], "RLIMIT_CPU": 86400}})
+        try:
+            pid, pidfd = self._fork(child.warm_main, spec, theirs.fileno())
+        except OSError:
+            ours.close()
+            return
+        finally:
+            theirs.close()
+        self.warm = (pid, pidfd, ours, self._warm_key(like))
+
+    def _hand_over(self, spec: dict[str, Any], fds: list[int]) -> tuple[int, int] | None:
+        """Give the waiting child this program's descriptors and limits; None when there is no fit one."""
+        warm, self.warm = self.warm, None
+        if warm is None:
+            return None
+        pid, pidfd, sock, key = warm
+        try:
+            if spec["role"] not in WARM_ROLES or key != self._warm_key(spec):
+                raise OSError("no fit")
+            job = {"role": spec["role"], "rlimits": spec["rlimits"], "max_frame": spec["max_frame"]}
+            socket.send_fds(sock, [json.dumps(job).encode()], fds)
+        except OSError:  # a misfit, or it died waiting: fork a fresh one instead
+            _kill(pidfd)
+            os.waitpid(pid, 0)
+            os.close(pidfd)
+            return None
+        finally:
+            sock.close()
+        return pid, pidfd
+
+    def _drop_warm(self) -> None:
+        if self.warm is not None:
+            pid, pidfd, sock, _ = self.warm
+            self.warm = None
+            _kill(pidfd)
+            os.waitpid(pid, 0)
+            os.close(pidfd)
+            sock.close()
 
     def _child_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
         role = spec["role"]
@@ -185,9 +283,7 @@ class Zygote:
             "uid": self.uid + (1 if role == "oracle" else 0),
             "rlimits": spec["rlimits"],
             "max_frame": int(spec["max_frame"]),
-            "landlock_abi": self.landlock_abi,
-            "read_paths": self.read_paths,
-            "devices": list(DEVICES_RW),
+            "ruleset": self.rulesets["oracle" if role == "oracle" else "candidate"],
             "scratch": scratch,
             "seccomp": self.seccomp,
             "env": {
@@ -241,6 +337,13 @@ class Zygote:
         if orphaned:
             os._exit(0)
         return exits
+
+
+def _high(fd: int) -> int:
+    """Move a long-lived descriptor above the numbers a child rearranges (0-3)."""
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100)
+    os.close(fd)
+    return moved
 
 
 def _kill(pidfd: int) -> None:
