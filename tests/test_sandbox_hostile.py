@@ -104,7 +104,7 @@ HOSTILE = {
     # ---------------------------------------------------------------------------------------- memory and stack
     "huge_allocation": ("def f(x):\n    b = bytearray(1 << 40)\n    return 2 * x\n", CALL, ("memory_limit",)),
     "growing_allocations": (
-        "def f(x):\n    keep = []\n    while True:\n        keep.append(bytearray(1 << 24))\n", CALL,
+        "def f(x):\n    keep = []\n    while True:\n        keep.append(bytes(1 << 26))\n", CALL,
         ("memory_limit",)),
     "runaway_recursion": (
         "import sys\nsys.setrecursionlimit(10**8)\ndef r(n):\n    return r(n + 1) + 1\ndef f(x):\n    return r(0)\n",

@@ -51,11 +51,19 @@ class Runner:
             "RLIMIT_MSGQUEUE": 0,
         }
 
-    def start(self, z: ZygoteHandle, roles: list[str], wall: float) -> list[Child]:
-        """Spawn children (CPU limit from ``wall``) and wait until each says it is locked down."""
+    def start(self, z: ZygoteHandle, roles: list[str], wall: float, first: list[list[dict]] | None = None
+              ) -> list[Child]:
+        """Spawn children (CPU limit from ``wall``) and wait until each says it is locked down. ``first``: messages
+        for each child, sent at once (it reads them only once locked down), to save a round trip."""
         specs = [{"role": r, "rlimits": self.rlimits(wall), "max_frame": CHILD_MAX_FRAME} for r in roles]
         max_frame = (self.limits.output_mb << 20) + (1 << 20)
         children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, max_frame)
+        for c, messages in zip(children, first or [], strict=False):
+            for message in messages:
+                try:
+                    c.channel.send(message, timeout=SETUP_TIMEOUT)
+                except (ChannelClosed, ChannelTimeout):
+                    break  # the "ready" check below says why
         deadline = time.monotonic() + SETUP_TIMEOUT
         for c in children:
             try:
@@ -95,17 +103,19 @@ class Runner:
                 todo.append((i, call, value))
             else:
                 todo.append((i, call, call.expected))
-        children = self.start(z, ["candidate"], program_timeout)
+        messages = [self._load_message(code, plan.setup)]
+        if todo:  # sent with the program: if it does not load, the child never reads them
+            messages.append(self._calls_message([call for _, call, _ in todo]))
+        children = self.start(z, ["candidate"], program_timeout, first=[messages])
         c = children[0]
         program_deadline = time.monotonic() + program_timeout
         status = error = death = None
         pending = None
         try:
-            outcome = self._load(c, code, plan.setup, program_deadline)
+            outcome = self._loaded(c, program_deadline)
             if outcome is not None:
                 status, error, death = outcome
             elif todo:
-                self._send_calls(c, [call for _, call, _ in todo], program_deadline)
                 for i, call, want in todo:
                     reply, death = self._reply(c, program_deadline)
                     if death is not None:
@@ -127,10 +137,18 @@ class Runner:
             status, error = "output_limit", f"the program wrote {lim.output_mb} MiB or more"
         return self._verdict(plan, results, status, error)
 
-    def _load(self, c: Child, code: str, setup: str, program_deadline: float) -> tuple | None:
-        """Send the program; None once it loaded, else (status, error, death)."""
+    @staticmethod
+    def _load_message(code: str, setup: str) -> dict[str, Any]:
+        return {"op": "load", "code": code, "setup": setup}
+
+    @staticmethod
+    def _calls_message(calls: list[Call]) -> dict[str, Any]:
+        return {"op": "calls", "calls": [{"fn": call.fn, "args": to_wire(list(call.args)),
+                                          "kwargs": to_wire(dict(call.kwargs))} for call in calls]}
+
+    def _loaded(self, c: Child, program_deadline: float) -> tuple | None:
+        """Wait for the program (already sent) to load; None once it did, else (status, error, death)."""
         try:
-            c.channel.send({"op": "load", "code": code, "setup": setup})
             reply = c.channel.recv(min(time.monotonic() + self.limits.timeout, program_deadline))
         except ChannelTimeout:
             c.kill(timed_out=True)
@@ -149,14 +167,6 @@ class Runner:
             st = "memory_limit" if isinstance(info, dict) and info.get("type") == "MemoryError" else "runtime_error"
             return st, format_error(info, "loading the program raised"), None
         return "runtime_error", "the program broke the protocol while loading", None
-
-    def _send_calls(self, c: Child, calls: list[Call], program_deadline: float) -> None:
-        batch = [{"fn": call.fn, "args": to_wire(list(call.args)), "kwargs": to_wire(dict(call.kwargs))}
-                 for call in calls]
-        try:
-            c.channel.send({"op": "calls", "calls": batch}, timeout=max(1.0, program_deadline - time.monotonic()))
-        except (ChannelClosed, ChannelTimeout):
-            pass  # the replies will not come either; judged by how the child ended
 
     def _reply(self, c: Child, program_deadline: float) -> tuple[Any, str | None]:
         """The next reply, or (None, "timeout" | "died")."""
@@ -199,14 +209,14 @@ class Runner:
         while len(outputs) < len(plan.calls):
             remaining = plan.calls[len(outputs):]
             wall = max(lim.program_timeout, 2 * lim.timeout * len(remaining))
-            children = self.start(z, ["candidate"], wall)
+            messages = [self._load_message(plan.reference or "", plan.setup), self._calls_message(list(remaining))]
+            children = self.start(z, ["candidate"], wall, first=[messages])
             c = children[0]
             deadline = time.monotonic() + wall
             try:
-                outcome = self._load(c, plan.reference or "", plan.setup, deadline)
+                outcome = self._loaded(c, deadline)
                 if outcome is not None:
                     raise InputError(f"the reference solution does not load: {outcome[1] or outcome[2]}")
-                self._send_calls(c, list(remaining), deadline)
                 started = time.monotonic()
                 for call in remaining:
                     try:
@@ -235,14 +245,15 @@ class Runner:
     def oracle(self, z: ZygoteHandle, code: str, plan: Plan) -> Verdict:
         """Run the problem's test code in an oracle process; relay its calls to the program."""
         lim = self.limits
-        children = self.start(z, ["candidate", "oracle"], lim.program_timeout)
+        children = self.start(z, ["candidate", "oracle"], lim.program_timeout,
+                              first=[[self._load_message(code, plan.setup)], []])
         cand, oracle = children
         program_deadline = time.monotonic() + lim.program_timeout
         results: list[dict[str, str] | None] = [None] * plan.size
         status = error = death = None
         pending = None
         try:
-            outcome = self._load(cand, code, plan.setup, program_deadline)
+            outcome = self._loaded(cand, program_deadline)
             if outcome is not None:
                 status, error, death = outcome
             else:
@@ -333,13 +344,10 @@ class Runner:
             if time.monotonic() > program_deadline:
                 results[index] = {"status": "timeout", "detail": f"the program used its {lim.program_timeout:g} s"}
                 break
-            children = self.start(z, ["candidate"], lim.timeout)
+            job = {"op": "stdio", "code": code, "stdin": stdin, "setup": plan.setup}
+            children = self.start(z, ["candidate"], lim.timeout, first=[[job]])
             c = children[0]
             try:
-                try:
-                    c.channel.send({"op": "stdio", "code": code, "stdin": stdin, "setup": plan.setup}, timeout=lim.timeout)
-                except (ChannelClosed, ChannelTimeout):
-                    pass  # judged by how the process ended
                 # The verdict rests on the exit status (from the zygote) and the output (our memfd); the child's
                 # own messages only add detail. So wait on the process, not on its socket.
                 if not c.wait_exit(min(time.monotonic() + lim.timeout, program_deadline)):
