@@ -41,27 +41,50 @@ def humaneval_rows(data: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 # ------------------------------------------------------------------------------------------------ process table
 
 
-def sandbox_processes(waiting: set[int] | frozenset[int] = frozenset()) -> list[str]:
-    """Processes running as a sandbox uid, but for the ``waiting`` ones (``Executor.waiting_processes()``: the
-    children forked ahead for the next program): there must be none between programs."""
+def _status(pid: str) -> dict[str, str]:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.split()[0] if value.split() else ""
+    return fields
+
+
+def _descends_from_us(pid: str) -> bool:
+    me = str(os.getpid())
+    for _ in range(64):
+        try:
+            pid = _status(pid)["PPid"]
+        except (OSError, KeyError):
+            return False
+        if pid == me:
+            return True
+        if pid in ("0", "1"):
+            return False
+    return False
+
+
+def sandbox_processes(waiting: set[int] | frozenset[int] = frozenset(), uids: set[int] | None = None) -> list[str]:
+    """Processes running as a sandbox uid that this test process started (its descendants, or those running as
+    one of ``uids``, for children whose zygote was killed), but for the ``waiting`` ones
+    (``Executor.waiting_processes()``: children forked ahead for the next program). Other sessions may run
+    sandboxes of their own on this machine at the same time: theirs are not ours to count."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) in waiting:
             continue
         try:
-            status = Path(f"/proc/{entry}/status").read_text()
-        except OSError:
+            uid = int(_status(entry)["Uid"])
+        except (OSError, KeyError, ValueError):
             continue
-        uid = int(next(line for line in status.splitlines() if line.startswith("Uid:")).split()[1])
-        if UID_BASE <= uid < UID_BASE + 2 * (1 << 23):
+        if UID_BASE <= uid < UID_BASE + 2 * (1 << 23) and ((uids and uid in uids) or _descends_from_us(entry)):
             found.append(f"{entry} (uid {uid})")
     return found
 
 
-def no_leftovers(executor: Any = None, timeout: float = 2.0) -> bool:
-    """No sandbox process but those ``executor`` keeps waiting for its next programs (none once it is closed)."""
+def no_leftovers(executor: Any = None, timeout: float = 2.0, uids: set[int] | None = None) -> bool:
+    """No sandbox process of ours but those ``executor`` keeps waiting for its next programs (none once closed)."""
     deadline = time.monotonic() + timeout
-    while sandbox_processes(executor.waiting_processes() if executor is not None else frozenset()):
+    while sandbox_processes(executor.waiting_processes() if executor is not None else frozenset(), uids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from giftgen.cli import main
 from giftgen.sandbox import Executor, Limits, SandboxUnavailable
+from giftgen.sandbox.zygote import UID_BASE
 from tests.sandbox_support import no_leftovers, sandbox_processes
 
 DOUBLE = json.dumps({"kind": "assert", "setup": "", "asserts": ["assert f(2) == 4", "assert f(3) == 6"]})
@@ -140,6 +141,9 @@ def _zygotes_of_this_process() -> list[int]:
     return found
 
 
+KILLED_UIDS: set[int] = set()  # the sandbox uids of the zygotes the tests killed (their children are orphans)
+
+
 def _kill_zygotes_once_a_program_runs() -> threading.Thread:
     """Kill the zygotes (an infrastructure failure) while a sandboxed program is running."""
 
@@ -160,6 +164,7 @@ def _kill_zygotes_once_a_program_runs() -> threading.Thread:
             time.sleep(0.02)
         time.sleep(0.3)  # past the probes, inside the program's sleep
         for pid in _zygotes_of_this_process():
+            KILLED_UIDS.update({UID_BASE + 2 * pid, UID_BASE + 2 * pid + 1})
             os.kill(pid, signal.SIGKILL)
 
     thread = threading.Thread(target=killer, daemon=True)
@@ -178,7 +183,7 @@ def test_a_sandbox_failure_is_retried_on_a_fresh_zygote():
         killer.join()
         assert verdict.passed, verdict  # the program is not blamed for the sandbox's failure
         assert ex.sandbox_errors == 1
-    assert no_leftovers() and not _zygotes_of_this_process()
+    assert no_leftovers(uids=KILLED_UIDS) and not _zygotes_of_this_process()
 
 
 def test_sandbox_errors_are_reported_never_dropped(tmp_path):
@@ -191,4 +196,4 @@ def test_sandbox_errors_are_reported_never_dropped(tmp_path):
     assert "1 of 1 programs met sandbox errors" in result.stderr and "rows 1" in result.stderr
     written = _read(result.stdout)
     assert [r["status"] for r in written] == ["sandbox_error"] and written[0]["error"]
-    assert no_leftovers()
+    assert no_leftovers(uids=KILLED_UIDS)
