@@ -8,6 +8,12 @@ global batch 128 reached by gradient accumulation over the world size, weight de
 linear decay, grad clip 1.0, bf16 where the GPU supports it. Examples longer than ``max_length`` are dropped (and
 counted) by default rather than cut, so that every training example ends with its EOS.
 
+Replay (``--replay FILE --replay-share S``): rows of FILE in the same prompt-completion form (the toy pretraining
+corpus, the seed pairs, ...) are mixed into the training set so that they make up the share S of it: N input rows
+get round(N * S / (1 - S)) replay rows, drawn by whole shuffled passes over FILE, deterministic for ``--seed``.
+With ``--max-steps`` the step budget stays fixed whatever the mix, so arms trained on different data compare at
+equal compute (the miniature's control).
+
 Guards: the pad token must differ from EOS (otherwise a collator that masks padding would also hide EOS from the
 loss, and generation could not tell the two apart); when the tokenizer has none, an existing pad-like token is
 used, else one is added. The pad id is written to the model config and the saved generation config.
@@ -44,6 +50,11 @@ class FinetuneConfig:
     learning_rate: float = setting(2e-5, "AdamW learning rate.")
     epochs: float = setting(2.0, "Training epochs.")
     max_steps: int | None = setting(None, "A fixed budget of optimizer steps (overrides --epochs).")
+    replay: str | None = setting(None, "Prompt-completion rows (JSONL, or any form `giftgen` reads) mixed back into "
+                                       "the training set, e.g. the pretraining corpus: self-training a small model "
+                                       "on its own codes alone makes it forget the rest.")
+    replay_share: float = setting(0.5, "Share of the training set drawn from --replay (0 <= share < 1): N input "
+                                       "rows get round(N * share / (1 - share)) replay rows, drawn for --seed.")
     global_batch_size: int = setting(128, "Examples per optimizer step, over all devices (via gradient accumulation).")
     per_device_batch_size: int = setting(4, "Examples per device per forward pass.")
     max_length: int = setting(1536, "Longest training example, in tokens.")
@@ -78,6 +89,8 @@ class FinetuneConfig:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.merge_lora and not self.lora:
             raise ConfigError("--merge-lora needs --lora")
+        if not 0.0 <= self.replay_share < 1.0:
+            raise ConfigError(f"replay_share must be at least 0 and below 1, got {self.replay_share}")
 
 
 @dataclass
@@ -88,6 +101,7 @@ class FinetuneResult:
     steps: int
     train_loss: float | None
     losses: list[float] = field(default_factory=list)  # the logged training losses, in order
+    replayed: int = 0  # rows of the training set drawn from --replay (included in examples)
 
 
 # --------------------------------------------------------------------------------------------------- pieces
@@ -137,6 +151,40 @@ def training_rows(rows: Any) -> list[dict[str, Any]]:
     if not out:
         raise InputError("`giftgen finetune`: no training rows", hint="check the output of `giftgen select`")
     return out
+
+
+def replay_rows(replay: list[dict[str, Any]], count: int, seed: int) -> list[dict[str, Any]]:
+    """``count`` rows drawn from ``replay``, deterministic for ``seed``: whole shuffled passes over it, then a
+    random part of one more (so no row repeats more than once more than any other)."""
+    import random
+
+    if count <= 0:
+        return []
+    if not replay:
+        raise InputError("`giftgen finetune`: the --replay file has no rows")
+    rng = random.Random(f"replay:{seed}")
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        order = list(range(len(replay)))
+        rng.shuffle(order)
+        out += [replay[i] for i in order[: count - len(out)]]
+    return out
+
+
+def mix_replay(rows: list[dict[str, Any]], config: FinetuneConfig) -> tuple[list[dict[str, Any]], int]:
+    """``rows`` plus the replay rows ``config`` asks for (module docstring); returns them and the replay count."""
+    if config.replay is None or config.replay_share == 0:
+        return rows, 0
+    from giftgen.records import read_rows
+
+    replay = training_rows(read_rows(config.replay))
+    count = round(len(rows) * config.replay_share / (1 - config.replay_share))
+    if replay and isinstance(replay[0]["prompt"], list) != isinstance(rows[0]["prompt"], list):
+        raise InputError("`giftgen finetune`: the --replay rows and the training rows use different prompt styles",
+                         hint="give replay rows in the same format (text or chat) as the selected rows")
+    mixed = rows + replay_rows(replay, count, config.seed)
+    log(f"finetune: {len(rows)} rows + {count} replay rows from {config.replay} ({config.replay_share:.0%})")
+    return mixed, count
 
 
 def _precision(config: FinetuneConfig, on_gpu: bool) -> tuple[bool, bool]:
@@ -249,7 +297,7 @@ def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int | 
 def finetune(config: FinetuneConfig, rows: Any, *, dataset_name: str | None = None,
              command: str | None = None) -> FinetuneResult:
     """Fine-tune ``config.model`` on prompt-completion ``rows``; save model, tokenizer and card; return a summary."""
-    examples = training_rows(rows)
+    examples, replayed = mix_replay(training_rows(rows), config)
     trainer, dropped = build_trainer(config, examples)
     with contextlib.redirect_stdout(sys.stderr):  # trainers print status lines; stdout is for records
         output = trainer.train()
@@ -267,6 +315,7 @@ def finetune(config: FinetuneConfig, rows: Any, *, dataset_name: str | None = No
     result = FinetuneResult(
         output_dir=str(out), examples=len(trainer.train_dataset), dropped=dropped,
         steps=int(trainer.state.global_step), train_loss=float(output.training_loss), losses=losses,
+        replayed=replayed,
     )
     (out / "README.md").write_text(model_card(config, result, dataset_name=dataset_name, command=command,
                                               chat=isinstance(examples[0]["prompt"], list)))
