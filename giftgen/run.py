@@ -58,7 +58,8 @@ STAGE_ORDER = ("chain", "verify", "score", "select", "finetune", "eval")
 RUN_OWNED = {"chain": ("model", "resume"), "score": ("model",), "finetune": ("model", "output_dir"),
              "eval": ("model",), "select": ("seeds",)}
 # Settings that change how a run executes, not what it computes: a rerun may change them.
-EXECUTION_ONLY = ("rounds", "run_dir", "isolate", "finetune_launcher", "push_to_hub", "push_models_to")
+EXECUTION_ONLY = ("rounds", "run_dir", "isolate", "finetune_launcher", "push_to_hub", "push_models_to", "arms",
+                  "seeds")
 _OUTPUTS = {"chain": "chain.jsonl", "verify": "verify.jsonl", "score": "score.jsonl", "select": "select.jsonl",
             "finetune": "model", "eval": "eval.jsonl"}
 
@@ -93,6 +94,15 @@ class RunConfig:
                                             "per stage, one split per round, with a card (giftgen.publish).")
     push_models_to: str | None = setting(None, "Also push the fine-tuned model, its card linking the dataset "
                                                "commit; a name with {round} pushes every round's model.")
+    eval_samples: int = setting(0, "Also evaluate every round sampled: this many samples per problem at T = 1 (no "
+                                   "top-p/top-k), giving sampled pass@1 (RUN_DIR/round-N/eval-sampled.jsonl).")
+    eval2_split: str | None = setting(None, "A second split of the eval source, evaluated as `eval` is "
+                                            "(round-N/eval2.jsonl), e.g. to watch forgetting.")
+    replay_split: str | None = setting(None, "Split of the train source whose prompt-completion rows finetune "
+                                             "mixes back in (sets finetune.replay to RUN_DIR/seeds/replay.jsonl).")
+    arms: list[str] = setting([], "A grid (giftgen.miniature): one run per arm (gift, rft, rftrd, control) and seed, "
+                                  "into RUN_DIR/<arm>/seed-<s>; the base model is evaluated once in RUN_DIR/base.")
+    seeds: list[int] = setting([0], "Seeds of the grid's runs: seed s adds s to every stage's seed.")
 
     def validate(self) -> None:
         if self.model is None:
@@ -103,6 +113,15 @@ class RunConfig:
         for name in ("train_limit", "eval_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.eval_samples < 0:
+            raise ConfigError(f"eval_samples must be >= 0, got {self.eval_samples}")
+        from giftgen.miniature import ARMS
+
+        bad = [arm for arm in self.arms if arm not in ARMS]
+        if bad:
+            raise ConfigError(f"unknown arm(s) {', '.join(bad)}; arms: {', '.join(ARMS)}")
+        if self.arms and (not self.seeds or len(set(self.seeds)) != len(self.seeds)):
+            raise ConfigError(f"a grid needs distinct seeds, got {self.seeds}")
 
 
 # --------------------------------------------------------------------------------------------------- the recipe
@@ -164,6 +183,7 @@ def apply_overrides(recipe: dict[str, dict[str, Any]], overrides: Sequence[str])
 def load_run_recipe(path: str | Path, overrides: Sequence[str] = (),
                     flags: Mapping[str, Any] | None = None) -> RunRecipe:
     """Read a run recipe strictly, apply ``--set`` overrides, then the run's flags; check it as a whole."""
+    import giftgen.pretrain  # noqa: F401  (registers the pretrain section)
     from giftgen.config import load_recipe, resolve
 
     classes = stage_classes()  # imports the stage modules, which register their sections
@@ -177,13 +197,20 @@ def load_run_recipe(path: str | Path, overrides: Sequence[str] = (),
             if key in recipe.get(section, {}):
                 raise ConfigError(f"{path}: {section}.{key} is set by `giftgen run` each round",
                                   hint=_owned_hint(section, key))
-    unknown = set(recipe) - set(STAGE_ORDER) - {"run"}
+    if "output_dir" in recipe.get("pretrain", {}):
+        raise ConfigError(f"{path}: pretrain.output_dir is set by `giftgen run`",
+                          hint="the base model is trained into run.model (a folder), then cached there")
+    unknown = set(recipe) - set(STAGE_ORDER) - {"run", "pretrain"}
     if unknown:
         raise ConfigError(f"{path}: `giftgen run` has no use for section(s) {', '.join(sorted(unknown))}",
-                          hint=f"its sections: run, {', '.join(STAGE_ORDER)}")
+                          hint=f"its sections: run, {', '.join(STAGE_ORDER)}, pretrain")
     try:
         run = resolve(RunConfig, recipe.get("run"), flags)
         stages = {name: resolve(cls, recipe.get(name)) for name, cls in classes.items()}
+        if "pretrain" in recipe:  # the miniature: train the base student first (cached)
+            from giftgen.pretrain import PretrainConfig
+
+            stages["pretrain"] = resolve(PretrainConfig, {**recipe["pretrain"], "output_dir": run.model})
     except TypeError as e:
         raise ConfigError(str(e)) from None
     plan = RunRecipe(run, stages)
@@ -225,7 +252,8 @@ def check_plan(plan: RunRecipe) -> None:
 # --------------------------------------------------------------------------------------------------- rounds
 
 
-def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path) -> dict[str, Any]:
+def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path,
+                  replay: Path | None = None) -> dict[str, Any]:
     """Each stage's settings in round ``r`` (module docstring: models, seeds, paths)."""
     run, t = plan.run, plan.stages
     base = run.model
@@ -237,7 +265,8 @@ def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path) -> 
         "verify": t["verify"],
         "score": replace(t["score"], model=student if run.score_model == "student" else sampler),
         "select": replace(t["select"], seeds=str(train_seeds), seed=t["select"].seed + r - 1),
-        "finetune": replace(t["finetune"], model=student, output_dir=str(run_dir / f"round-{r}" / "model")),
+        "finetune": replace(t["finetune"], model=student, output_dir=str(run_dir / f"round-{r}" / "model"),
+                            **({"replay": str(replay)} if replay is not None else {})),
         "eval": replace(t["eval"], model=str(run_dir / f"round-{r}" / "model")),
     }
 
@@ -245,8 +274,10 @@ def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path) -> 
 class Runner:
     """One run over a run directory: seeds, round 0, then rounds 1..R, each stage once."""
 
-    def __init__(self, plan: RunRecipe):
+    def __init__(self, plan: RunRecipe, arm: str | None = None):
         self.plan = plan
+        # the miniature's control arm: no chain; finetune spends the same steps on the seed pairs (and replay)
+        self.control = arm == "control"
         self.run = plan.run
         self.root = Path(plan.run.run_dir).resolve()
 
@@ -263,17 +294,22 @@ class Runner:
             self._save_recipe()
             train = self._seeds("train", self.run.train_source, self.run.train_path, self.run.train_split,
                                 self.run.train_limit)
-            evals = None
+            evals = evals2 = replay = None
             if self.run.eval_source is not None:
                 evals = self._seeds("eval", self.run.eval_source, self.run.eval_path, self.run.eval_split,
                                     self.run.eval_limit)
+                if self.run.eval2_split is not None:
+                    evals2 = self._seeds("eval2", self.run.eval_source, self.run.eval_path, self.run.eval2_split,
+                                         self.run.eval_limit)
+            if self.run.replay_split is not None:
+                replay = self._seeds("replay", self.run.train_source, self.run.train_path, self.run.replay_split,
+                                     None)
             if evals is not None and self.run.base_eval:
-                config = replace(self.plan.stages["eval"], model=self.run.model)
-                self._stage(0, "eval", config, {"seeds": evals})
+                self._evals(0, replace(self.plan.stages["eval"], model=self.run.model), evals, evals2)
             for r in range(1, self.run.rounds + 1):
                 if r > 1 or (evals is not None and self.run.base_eval):
                     print_table(self._summary())
-                configs = round_configs(self.plan, r, self.root, train)
+                configs = round_configs(self.plan, r, self.root, train, replay)
                 rd = self.root / f"round-{r}"
                 inputs = {
                     "chain": {"seeds": train},
@@ -281,18 +317,33 @@ class Runner:
                     "score": {"rows": rd / "verify.jsonl"},
                     "select": {"rows": rd / "score.jsonl"},
                     "finetune": {"rows": rd / "select.jsonl"},
-                    "eval": {"seeds": evals},
                 }
+                if self.control:  # select over no codes: the seed pairs alone
+                    from giftgen.stages import write_atomic
+
+                    write_atomic(rd / "no-codes.jsonl", "")
+                    inputs["select"] = {"rows": rd / "no-codes.jsonl"}
                 for name in STAGE_ORDER:
-                    if name == "eval" and evals is None:
-                        continue
-                    self._stage(r, name, configs[name], inputs[name])
+                    if name == "eval":
+                        if evals is not None:
+                            self._evals(r, configs["eval"], evals, evals2)
+                    elif not (self.control and name in ("chain", "verify", "score")):
+                        self._stage(r, name, configs[name], inputs[name])
                 log(f"run: round {r} of {self.run.rounds} done")
             summary = self._summary()
             print_table(summary)
             return summary
 
     # ----------------------------------------------------------------------------------------------- pieces
+
+    def _evals(self, r: int, config: Any, evals: Path, evals2: Path | None) -> None:
+        """Round r's evaluations: ``eval``, then sampled pass@1 (``eval_samples``) and the second split."""
+        self._stage(r, "eval", config, {"seeds": evals})
+        if self.run.eval_samples:
+            sampled = replace(config, n=self.run.eval_samples, temperature=1.0, top_p=1.0, top_k=0, k=["1"])
+            self._stage(r, "eval", sampled, {"seeds": evals}, label="eval-sampled")
+        if evals2 is not None:
+            self._stage(r, "eval", config, {"seeds": evals2}, label="eval2")
 
     def _save_recipe(self) -> None:
         import yaml
@@ -334,20 +385,22 @@ class Runner:
         log(f"run: {which} seeds: {count} problems from {source}")
         return out
 
-    def _stage(self, r: int, name: str, config: Any, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _stage(self, r: int, name: str, config: Any, inputs: dict[str, Any],
+               label: str | None = None) -> dict[str, Any]:
         from giftgen import __version__
         from giftgen.config import to_dict
         from giftgen.progress import log
         from giftgen.stages import MODEL_STAGES, write_atomic
 
         rd = self.root / f"round-{r}"
-        marker = rd / f"{name}.json"
+        label = label or name  # a stage run twice in a round (evaluations) has a marker and output per label
+        marker = rd / f"{label}.json"
         if marker.exists():
-            log(f"run: round {r}: {name} finished earlier, skipped")
+            log(f"run: round {r}: {label} finished earlier, skipped")
             return json.loads(marker.read_text())
         rd.mkdir(parents=True, exist_ok=True)
-        output = rd / _OUTPUTS[name]
-        log(f"run: round {r}: {name}" + (f" with {config.model}" if getattr(config, "model", None) else ""))
+        output = rd / (_OUTPUTS[name] if label == name else f"{label}.jsonl")
+        log(f"run: round {r}: {label}" + (f" with {config.model}" if getattr(config, "model", None) else ""))
         job = {"stage": name, "config": to_dict(config, reveal=True),
                "inputs": {k: str(v) for k, v in inputs.items()}, "output": str(output)}
         start = time.perf_counter()
@@ -427,6 +480,10 @@ def run_rounds(plan: RunRecipe) -> dict[str, Any]:
     With ``run.push_to_hub`` the finished run is then published (``giftgen.publish.publish_run``); a rerun of a
     finished run publishes it again, so a failed push is retried by rerunning the same command.
     """
+    if plan.run.arms or "pretrain" in plan.stages:
+        from giftgen.miniature import run_grid
+
+        return run_grid(plan)
     summary = Runner(plan)()
     if plan.run.push_to_hub:
         from giftgen.card import CardInfo
@@ -471,6 +528,8 @@ def round_entry(root: Path, r: int) -> dict[str, Any] | None:
         "train_loss": get("finetune", "train_loss"),
         "pass@1": get("eval", "pass@1"),
         "eval_problems": get("eval", "problems"),
+        **{f"pass@1 {label}": json.loads((rd / f"{label}.json").read_text())["result"].get("pass@1")
+           for label in ("eval-sampled", "eval2") if (rd / f"{label}.json").exists()},
     }
 
 
