@@ -50,12 +50,15 @@ class Executor:
         limits = limits if limits is not None else Limits()
         limits.validate()
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
+        # Two zygotes per worker: while one's program runs, the other's child is being reaped or forked ahead.
+        # Programs themselves never run more than `workers` at a time (Runner's slots).
+        self.pipelines = 2 * self.workers
         self.limits = limits
         self.tests = tests
         self.max_tests = max_tests
         self.retries = retries
         self.preload = tuple(preload)
-        self.runner = Runner(limits, fail_fast)
+        self.runner = Runner(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
         self.sandbox_errors = 0
         self._queue: deque[tuple[str, Plan, Future] | None] = deque()
         self._cv = threading.Condition()
@@ -83,7 +86,7 @@ class Executor:
         self._started = True
         zygotes: list[ZygoteHandle] = []
         try:
-            for _ in range(self.workers):
+            for _ in range(self.pipelines):
                 zygotes.append(ZygoteHandle(self.preload, self.limits.disk_mb))
             for z in zygotes:
                 probe(z, self.runner)
@@ -93,7 +96,7 @@ class Executor:
             self._closed = True
             raise
         self._zygotes = list(zygotes)
-        for i in range(self.workers):
+        for i in range(self.pipelines):
             t = threading.Thread(target=self._work, args=(i,), name=f"giftgen-sandbox-{i}", daemon=True)
             t.start()
             self._threads.append(t)

@@ -54,6 +54,7 @@ class Child:
     killed: bool = False
     timed_out: bool = False  # killed by us because it ran past a deadline
     names: list[str] = field(default_factory=list)  # the program's top-level callables, once loaded
+    slot: Any = None  # the execution slot (a semaphore) this child's program holds while it runs
 
     def kill(self, timed_out: bool = False) -> None:
         self.timed_out = self.timed_out or timed_out

@@ -31,9 +31,14 @@ REFERENCE_FACTOR = 3.0  # a program may take this many times its reference solut
 
 
 class Runner:
-    def __init__(self, limits: Limits, fail_fast: bool = True):
+    """``slots`` (a semaphore, optional) bounds how many programs run at once: a program holds one from its
+    spawn to its last reply, so forking ahead, killing and reaping overlap other programs' runs without ever
+    making them share a core beyond the bound (its deadlines are wall-clock)."""
+
+    def __init__(self, limits: Limits, fail_fast: bool = True, slots: Any = None):
         self.limits = limits
         self.fail_fast = fail_fast
+        self.slots = slots
 
     # -------------------------------------------------------------------------------------------- children
 
@@ -57,7 +62,15 @@ class Runner:
         for each child, sent at once (it reads them only once locked down), to save a round trip."""
         specs = [{"role": r, "rlimits": self.rlimits(wall), "max_frame": CHILD_MAX_FRAME} for r in roles]
         max_frame = (self.limits.output_mb << 20) + (1 << 20)
-        children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, max_frame)
+        if self.slots is not None:
+            self.slots.acquire()
+        try:
+            children = z.spawn(specs, wall + SETUP_TIMEOUT + 5, max_frame)
+        except BaseException:
+            if self.slots is not None:
+                self.slots.release()
+            raise
+        children[0].slot = self.slots
         for c, messages in zip(children, first or [], strict=False):
             for message in messages:
                 try:
@@ -79,7 +92,11 @@ class Runner:
         return children
 
     def finish(self, z: ZygoteHandle, children: list[Child]) -> list[dict[str, Any]]:
-        """Kill what is left and collect the exit reports."""
+        """Give back the execution slot, kill what is left and collect the exit reports."""
+        for c in children:
+            if c.slot is not None:
+                c.slot, slot = None, c.slot
+                slot.release()
         for c in children:
             c.kill()
         return z.exits(timeout=60)
