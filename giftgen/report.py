@@ -12,6 +12,10 @@ run, so GiFT, RFT and RFT+RD sit on one chart), ``chain_pass_rate.png`` (pass ra
 (the two measures of ``giftgen.diversity`` per round). Kept codes are those of the deepest stage present (score,
 verify, then chain) that passed and were kept (``giftgen.stats.is_kept``). Runs are labelled by the method their
 recipe's (or rows') chain mode implements (``GiFT``, ``RFT``, ``RFT+RD``), or by ``--label``.
+
+A single RUN_DIR that holds a grid of arms x seeds (``giftgen.miniature``, e.g. ``recipes/miniature.yaml``) gets
+the grid's report instead: pass@1 (test3 greedy and sampled, test2) and the chain diagnostics per arm as mean ±
+sd over seeds, wall time per stage, ``grid_pass_at_1.png`` and ``grid_diagnostics.png``.
 """
 
 from __future__ import annotations
@@ -322,6 +326,13 @@ def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None 
     if config.label and len(config.label) != len(run_dirs):
         raise ConfigError(f"{len(config.label)} labels for {len(run_dirs)} run directories",
                           hint="give one --label per RUN_DIR, in order")
+    if len(run_dirs) == 1 and not config.label:
+        from giftgen.miniature import is_grid, write_grid_report
+
+        if is_grid(run_dirs[0]):  # the miniature's arms x seeds: one table and bar charts over seeds
+            out_dir = Path(config.output_dir) if config.output_dir is not None else Path(run_dirs[0]) / "report"
+            markdown, plots = write_grid_report(run_dirs[0], out_dir)
+            return Report(markdown, out_dir / "report.md", plots)
     labels = list(config.label) or [None] * len(run_dirs)
     runs = [read_run(d, label, config.ngram) for d, label in zip(run_dirs, labels, strict=True)]
     seen: dict[str, int] = {}
