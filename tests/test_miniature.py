@@ -1,0 +1,156 @@
+"""The miniature: finetune's replay, the grid of arms x seeds that `giftgen run` builds from recipes/miniature.yaml,
+its diagnostics and report, and (the end-to-end test at the bottom) the measured effect of one self-training round
+over the same-steps control on the tiny toy model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from giftgen.errors import ConfigError, InputError
+from giftgen.finetune import FinetuneConfig, mix_replay, replay_rows
+from giftgen.miniature import ARMS, cell_diagnostics, cell_plan, grid_summary, markdown_table, spread
+from giftgen.records import RowWriter
+from giftgen.run import RunConfig, load_run_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "miniature.yaml"
+
+
+# --------------------------------------------------------------------------------------------------- replay
+
+
+def _pairs(n: int, tag: str = "r") -> list[dict]:
+    return [{"prompt": f"def f(x):\n    \"\"\"{tag}{i}\"\"\"\n", "completion": f"    return x + {i}\n"} for i in range(n)]
+
+
+def test_replay_rows_are_deterministic_and_balanced():
+    pool = _pairs(10)
+    a, b = replay_rows(pool, 25, seed=3), replay_rows(pool, 25, seed=3)
+    assert a == b and len(a) == 25
+    assert replay_rows(pool, 25, seed=4) != a  # another seed, another draw
+    counts = {}
+    for row in a:
+        counts[row["prompt"]] = counts.get(row["prompt"], 0) + 1
+    assert set(counts) == {p["prompt"] for p in pool}  # two whole passes, then 5 of a third
+    assert sorted(counts.values()) == [2] * 5 + [3] * 5
+    assert replay_rows(pool, 0, seed=0) == []
+    with pytest.raises(InputError):
+        replay_rows([], 3, seed=0)
+
+
+def test_mix_replay_makes_the_share_of_the_training_set(tmp_path):
+    path = tmp_path / "replay.jsonl"
+    with RowWriter(path) as w:
+        w.write_many([{**p, "source": "toy"} for p in _pairs(100)])  # extra columns are ignored
+    rows = _pairs(30, tag="self")
+    mixed, count = mix_replay(rows, FinetuneConfig(replay=str(path), replay_share=0.75, seed=1))
+    assert count == 90 and len(mixed) == 120 and mixed[:30] == rows
+    assert all(set(r) == {"prompt", "completion"} for r in mixed)
+    assert sum(r["prompt"].startswith('def f(x):\n    """r') for r in mixed) / len(mixed) == 0.75
+    assert mix_replay(rows, FinetuneConfig(replay=str(path), replay_share=0.0)) == (rows, 0)
+    assert mix_replay(rows, FinetuneConfig()) == (rows, 0)
+    chat = [{"prompt": [{"role": "user", "content": "x"}], "completion": [{"role": "assistant", "content": "y"}]}]
+    with pytest.raises(InputError, match="prompt styles"):
+        mix_replay(chat, FinetuneConfig(replay=str(path)))
+    with pytest.raises(ConfigError):
+        FinetuneConfig(replay_share=1.0).validate()
+
+
+# --------------------------------------------------------------------------------------------------- the grid
+
+
+def test_recipe_and_grid_plan():
+    plan = load_run_recipe(RECIPE)
+    run = plan.run
+    assert run.arms == ["gift", "rft", "rftrd", "control"] and len(run.seeds) >= 3
+    assert (run.train_source, run.train_split, run.eval_split, run.eval2_split) == ("toy", "seed", "test3", "test2")
+    assert run.eval_samples > 0 and run.replay_split == "pretrain"
+    assert plan.stages["pretrain"].output_dir == run.model  # the base model is trained where the run reads it
+    assert plan.stages["finetune"].max_steps  # a fixed budget: every arm, the control included, trains as long
+    seen = {}
+    for arm in ARMS:
+        cell = cell_plan(plan, arm, 2, Path("/r") / arm / "seed-2", Path("/r/seeds/replay.jsonl"))
+        t = cell.stages
+        assert "pretrain" not in t and cell.run.arms == [] and cell.run.run_dir == f"/r/{arm}/seed-2"
+        assert t["chain"].seed == plan.stages["chain"].seed + 2 and t["select"].seed == plan.stages["select"].seed + 2
+        assert t["finetune"].seed == plan.stages["finetune"].seed + 2 and t["eval"].seed == plan.stages["eval"].seed + 2
+        assert t["finetune"].replay == "/r/seeds/replay.jsonl"
+        assert t["finetune"].max_steps == plan.stages["finetune"].max_steps
+        seen[arm] = (t["chain"].mode, t["select"].temperature)
+    assert seen["gift"] == ("gibbs", plan.stages["select"].temperature) and seen["gift"][1] > 0
+    assert seen["rft"] == ("rft", 0.0) and seen["rftrd"] == ("rewrite", 0.0)
+
+
+def test_grid_settings_are_checked(tmp_path):
+    with pytest.raises(ConfigError, match="unknown arm"):
+        RunConfig(model="m", arms=["gift", "star"]).validate()
+    with pytest.raises(ConfigError, match="distinct seeds"):
+        RunConfig(model="m", arms=["gift"], seeds=[1, 1]).validate()
+    text = RECIPE.read_text().replace("pretrain:\n", "pretrain:\n  output_dir: elsewhere\n")
+    (tmp_path / "r.yaml").write_text(text)
+    with pytest.raises(ConfigError, match="pretrain.output_dir is set by `giftgen run`"):
+        load_run_recipe(tmp_path / "r.yaml")
+
+
+def _chain_row(pid: str, step: int, sample: int, passed: bool, code: str = "def f(x):\n    return x\n") -> dict:
+    return {"problem_id": pid, "step": step, "sample": sample, "chain_passed": passed, "kept": passed,
+            "code": code}
+
+
+def test_cell_diagnostics_from_rows(tmp_path):
+    rows = [
+        _chain_row("a", 1, 0, True), _chain_row("a", 1, 1, False),   # step passes
+        _chain_row("a", 2, 0, False), _chain_row("a", 2, 1, False),  # step fails: drift
+        _chain_row("b", 1, 0, False), _chain_row("b", 1, 1, False),  # fails
+        _chain_row("b", 2, 0, False), _chain_row("b", 2, 1, True),   # passes
+        _chain_row("c", 1, 0, False), _chain_row("c", 1, 1, False),
+        _chain_row("c", 2, 0, False), _chain_row("c", 2, 1, False),
+    ]
+    with RowWriter(tmp_path / "chain.jsonl") as w:
+        w.write_many(rows)
+    verified = [  # a: two layouts of one program and one other program; b: one program
+        {"problem_id": "a", "passed": True, "code": "def f(x):\n    return x * x\n"},
+        {"problem_id": "a", "passed": True, "code": "def f(x):\n    # square\n    return x*x\n"},
+        {"problem_id": "a", "passed": True, "code": "def f(x):\n    return x ** 2\n"},
+        {"problem_id": "b", "passed": True, "code": "def f(x):\n    return -x\n"},
+        {"problem_id": "c", "passed": False, "code": "def f(x):\n    return 0\n"},
+    ]
+    with RowWriter(tmp_path / "verify.jsonl") as w:
+        w.write_many(verified)
+    d = cell_diagnostics(tmp_path)
+    assert d["sample_pass_rate"] == 2 / 12 and d["covered"] == 2 and d["problems"] == 3
+    assert d["drift"] == 4 / 6
+    assert d["distinct_per_solved"] == (2 + 1) / 2
+    assert cell_diagnostics(tmp_path / "nothing")["drift"] is None  # the control: no chain, no diagnostics
+
+
+def test_spread_and_summary_of_a_layout(tmp_path):
+    assert spread([0.5, None, 0.7])["mean"] == pytest.approx(0.6)
+    assert spread([0.5, 0.7])["sd"] == pytest.approx(0.1414, abs=1e-4)
+    assert spread([None])["mean"] is None
+    for arm, values in (("gift", (0.5, 0.6)), ("control", (0.3, 0.3))):
+        for seed, value in enumerate(values):
+            rd = tmp_path / arm / f"seed-{seed}" / "round-1"
+            rd.mkdir(parents=True)
+            for label, v in (("eval", value), ("eval-sampled", value / 2), ("eval2", 0.9)):
+                (rd / f"{label}.json").write_text(json.dumps({"result": {"pass@1": v}, "elapsed_s": 2.0}))
+    summary = grid_summary(tmp_path)
+    assert list(summary["arms"]) == ["gift", "control"]
+    gift = summary["arms"]["gift"]["last_round"]
+    assert gift["greedy"]["mean"] == pytest.approx(0.55) and gift["sampled"]["mean"] == pytest.approx(0.275)
+    assert summary["arms"]["control"]["last_round"]["greedy"]["sd"] == 0.0
+    assert summary["arms"]["gift"]["seconds"] == {"eval": 2.0, "eval-sampled": 2.0, "eval2": 2.0}
+    table = markdown_table(summary)
+    assert "| GiFT | 2 | 55.0 ± 7.1 | 27.5 ± 3.5 | 90.0 ± 0.0 |" in table
+
+
+def test_control_arm_has_no_chain_in_its_plan():
+    plan = load_run_recipe(RECIPE)
+    control = cell_plan(plan, "control", 0, Path("/r/control/seed-0"), None)
+    # same fine-tuning budget and settings as the self-training arms; only its rows differ (Runner(arm="control"))
+    gift = cell_plan(plan, "gift", 0, Path("/r/gift/seed-0"), None)
+    assert replace(control.stages["finetune"]) == gift.stages["finetune"]
