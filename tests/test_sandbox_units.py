@@ -131,6 +131,17 @@ def test_readable_asserts_become_calls_judged_by_the_parent():
     assert plan.calls[5].args == (-1, math.inf) and plan.calls[5].expected == (1, 2)
 
 
+def test_arithmetic_on_literals_is_read_too():
+    plan = make_plan(_problem({"kind": "assert", "setup": "", "asserts": [
+        "assert f(3 * 5 * 7) == True", "assert f('ab' * 3, [0] * 2 + [1]) == 2 ** 10", "assert f(-1.5) == -(2 // 3)"]}))
+    assert plan.mode == "calls"
+    assert [(c.args, c.expected) for c in plan.calls] == [((105,), True), (("ababab", [0, 0, 1]), 1024),
+                                                          ((-1.5,), 0)]
+    for unbounded in ("assert f(10 ** 100000) == 1", "assert f('a' * 10 ** 9) == 1", "assert f(1 / 0) == 1",
+                      "assert f(len('a')) == 1"):
+        assert make_plan(_problem({"kind": "assert", "setup": "", "asserts": [unbounded]})).mode == "oracle"
+
+
 def test_other_asserts_go_to_the_oracle():
     plan = make_plan(_problem({"kind": "assert", "setup": "", "asserts": [
         "assert f(1) == 2", "assert set(f(2)) == set([1, 2])"]}))

@@ -31,7 +31,7 @@ import types
 from typing import Any, NoReturn
 
 from giftgen.sandbox import linux
-from giftgen.sandbox.codec import Channel, from_wire, to_wire
+from giftgen.sandbox.codec import Channel, Opaque, from_wire, to_wire
 
 SETUP_FAILED = 121  # exit status of a child whose sandbox could not be set up
 SOCK_FD = 3
@@ -87,7 +87,7 @@ def _setup_failed(e: BaseException) -> NoReturn:
 def _run(spec: dict[str, Any]) -> NoReturn:
     status = 0
     try:
-        channel = Channel(_socket(SOCK_FD), max_frame=spec["max_frame"])
+        channel = Channel(_socket(SOCK_FD), max_frame=spec["max_frame"], accept_fds=True)
         channel.send({"ready": True})
         job = channel.recv()
         role = spec["role"]
@@ -230,11 +230,17 @@ def _candidate(channel: Channel, job: dict[str, Any]) -> int:
     while True:
         message = channel.recv()
         op = message.get("op")
-        if op == "call":  # one call (the oracle's proxies, one at a time)
-            channel.send(_call(namespace, message), timeout=None)
-        elif op == "calls":  # a batch: answered one reply per call, as each finishes
+        if op == "calls":  # a batch: answered one reply per call, as each finishes
             for call in message["calls"]:
                 channel.send(_call(namespace, call), timeout=None)
+        elif op == "serve" and channel.fds:  # answer the oracle's calls, one at a time, on the socket it came with
+            oracle = Channel(_socket(channel.fds.pop(0)), max_frame=1 << 30)
+            while True:
+                try:
+                    call = oracle.recv()
+                except EOFError:
+                    return 0
+                oracle.send(_call(namespace, call), timeout=None)
         else:
             return 0
 
@@ -339,22 +345,39 @@ def _candidate_exception(info: dict[str, Any]) -> BaseException:
             exc = CandidateRaised(message)
     else:
         exc = CandidateRaised(f"{info.get('type')}: {message}")
-    exc._giftgen_candidate = info  # type: ignore[attr-defined]
+    # what the program sent, capped: it goes on to the parent in our result
+    exc._giftgen_candidate = {"type": str(info.get("type"))[:100], "msg": message[:ERROR_CAP],  # type: ignore[attr-defined]
+                              "tb": str(info.get("tb", ""))[:ERROR_CAP]}
     return exc
 
 
 def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     import ast
 
+    # The program answers on a socket of its own (passed with the job): it never sees the test code, and what it
+    # sends is decoded here as plain data; our verdicts go to the parent on our socket, which it cannot reach.
+    candidate = Channel(_socket(channel.fds.pop(0)), max_frame=job.get("max_reply", 16 << 20))
+
+    class CandidateGone(Exception):
+        pass
+
     def proxy(name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
-            channel.send({"op": "call", "fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)})
-            reply = channel.recv()
+            try:
+                candidate.send({"fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)}, timeout=None)
+                reply = candidate.recv()
+            except (EOFError, OSError) as e:  # it died (or broke the frames): the parent judges how
+                raise CandidateGone(str(e)) from None
+            except ValueError:
+                return Opaque("reply that is not plain data")
+            if not isinstance(reply, dict):
+                return Opaque("reply that is not plain data")
             if "ok" in reply:
-                return from_wire(reply["ok"])
-            if "raised" in reply:
-                raise _candidate_exception(reply["raised"])
-            os._exit(0)  # the parent gave up on the candidate
+                try:
+                    return from_wire(reply["ok"])
+                except (ValueError, RecursionError):
+                    return Opaque("reply that is not plain data")
+            raise _candidate_exception(reply.get("raised") if isinstance(reply.get("raised"), dict) else {})
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -400,6 +423,9 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
             else:
                 namespace["check"](namespace.get(entry) if entry else None)
             result: dict[str, Any] = {"status": "pass"}
+        except CandidateGone as e:
+            channel.send({"op": "gone", "test": index, "error": str(e)[:ERROR_CAP]})
+            return 0
         except BaseException as e:
             info = getattr(e, "_giftgen_candidate", None)
             if info is not None:

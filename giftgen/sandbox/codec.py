@@ -203,17 +203,27 @@ def encode_frame(message: Any) -> bytes:
 
 
 class Channel:
-    """Framed JSON over a stream socket. ``recv`` returns the decoded message (plain JSON, no tags resolved)."""
+    """Framed JSON over a stream socket. ``recv`` returns the decoded message (plain JSON, no tags resolved).
 
-    def __init__(self, sock: socket.socket, max_frame: int = 64 << 20):
+    ``accept_fds``: keep file descriptors the peer attaches (``fds``); only children accept them, from the parent.
+    The parent's channels never do (the kernel closes what a child attaches), so a program cannot fill the
+    parent's descriptor table."""
+
+    def __init__(self, sock: socket.socket, max_frame: int = 64 << 20, accept_fds: bool = False):
         self.sock = sock
         self.max_frame = max_frame
+        self.accept_fds = accept_fds
+        self.fds: list[int] = []
         self._buf = bytearray()
 
-    def send(self, message: Any, timeout: float | None = 30.0) -> None:
+    def send(self, message: Any, timeout: float | None = 30.0, fd: int | None = None) -> None:
+        """Send a message; ``fd`` travels with its first byte (``SCM_RIGHTS``)."""
         self.sock.settimeout(timeout)
+        frame = encode_frame(message)
         try:
-            self.sock.sendall(encode_frame(message))
+            if fd is not None:
+                frame = frame[socket.send_fds(self.sock, [frame], [fd]):]
+            self.sock.sendall(frame)
         except TimeoutError:
             raise ChannelTimeout("send timed out") from None
         except (BrokenPipeError, ConnectionResetError):
@@ -229,7 +239,11 @@ class Channel:
                     raise ChannelTimeout("no reply before the deadline")
                 self.sock.settimeout(remaining)
             try:
-                chunk = self.sock.recv(max(65536, n - len(self._buf)))
+                if self.accept_fds:
+                    chunk, fds, _, _ = socket.recv_fds(self.sock, max(65536, n - len(self._buf)), 4)
+                    self.fds += fds
+                else:
+                    chunk = self.sock.recv(max(65536, n - len(self._buf)))
             except TimeoutError:
                 raise ChannelTimeout("no reply before the deadline") from None
             except ConnectionResetError:

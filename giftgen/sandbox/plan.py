@@ -136,15 +136,55 @@ class _Specials(ast.NodeTransformer):
 
 
 def _literal(node: ast.AST) -> tuple[bool, Any]:
-    """(True, value) when ``node`` is a literal; also accepts ``inf``, ``nan``, ``set()`` and ``frozenset()``."""
+    """(True, value) when ``node`` is a literal; also accepts ``inf``, ``nan``, ``set()``, ``frozenset()`` and
+    arithmetic on literals (``3 * 5 * 7``, ``'a' * 100``, ``2 ** 10``), within size bounds."""
     try:
         return True, ast.literal_eval(node)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
     try:
-        return True, ast.literal_eval(_Specials().visit(ast.parse(ast.unparse(node), mode="eval")))
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return True, _fold(_Specials().visit(ast.parse(ast.unparse(node), mode="eval")).body)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError, ZeroDivisionError):
         return False, None
+
+
+_OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
+        ast.Div: lambda a, b: a / b, ast.FloorDiv: lambda a, b: a // b, ast.Mod: lambda a, b: a % b,
+        ast.Pow: lambda a, b: a ** b}
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+
+
+def _fold(node: ast.AST) -> Any:
+    """Evaluate a literal expression with arithmetic; anything else (names, calls, attributes) is refused."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (*_PLAIN, set, frozenset)):
+        return node.value
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        items = [_fold(e) for e in node.elts]
+        return {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)](items)
+    if isinstance(node, ast.Dict) and None not in node.keys:
+        return {_fold(k): _fold(v) for k, v in zip(node.keys, node.values, strict=True)}
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        value = _fold(node.operand)
+        if type(value) not in (int, float, complex):
+            raise ValueError("not a number")
+        return -value if isinstance(node.op, ast.USub) else value
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+        left, right = _fold(node.left), _fold(node.right)
+        numbers = (int, float, complex)
+        if isinstance(node.op, ast.Pow):
+            if type(left) not in numbers or type(right) not in numbers or abs(right) > 4096 or (
+                    type(left) is int and left.bit_length() * abs(right) > 65536):
+                raise ValueError("power out of bounds")
+        elif isinstance(node.op, ast.Mult) and (isinstance(left, (str, bytes, list, tuple))
+                                                or isinstance(right, (str, bytes, list, tuple))):
+            count, seq = (right, left) if isinstance(left, (str, bytes, list, tuple)) else (left, right)
+            if type(count) is not int or count * len(seq) > 1_000_000:
+                raise ValueError("repetition out of bounds")
+        value = _OPS[type(node.op)](left, right)
+        if type(value) is int and value.bit_length() > 65536:
+            raise ValueError("integer out of bounds")
+        return value
+    raise ValueError(f"not a literal: {type(node).__name__}")
 
 
 def _call_of(node: ast.AST, names: set[str]) -> tuple[str, tuple, dict] | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -291,13 +292,25 @@ class Runner:
 
     def _converse(self, cand: Child, oracle: Child, plan: Plan, results: list, program_deadline: float
                   ) -> tuple[str | None, int | None]:
-        """(death, index of the test it happened in), or (None, None) when the oracle finished."""
+        """Connect the oracle to the program and collect per-test results; (death, index of the test it happened
+        in), or (None, None) when the oracle finished."""
         assert plan.oracle is not None
-        job = {**plan.oracle, "op": "oracle", "names": cand.names}
+        # The two talk over a socket pair of their own (no relay through here): the program only ever receives
+        # calls, and its replies reach the test code as plain data; the verdicts come to us on the oracle's socket.
+        theirs, ours = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        job = {**plan.oracle, "op": "oracle", "names": cand.names, "max_reply": self.limits.output_mb << 20}
         try:
-            oracle.channel.send(job)
+            cand.channel.send({"op": "serve"}, fd=theirs.fileno())
+        except (ChannelClosed, ChannelTimeout):
+            return "died", 0
+        finally:
+            theirs.close()
+        try:
+            oracle.channel.send(job, fd=ours.fileno())
         except (ChannelClosed, ChannelTimeout) as e:
             raise SandboxFailure(f"the test process went away: {e}") from None
+        finally:
+            ours.close()
         current = 0
         test_deadline = min(time.monotonic() + self.limits.timeout, program_deadline)
         while True:
@@ -312,22 +325,13 @@ class Runner:
             if op == "start":
                 current = min(int(message["test"]), plan.size - 1)
                 test_deadline = min(time.monotonic() + self.limits.timeout, program_deadline)
-            elif op == "call":
-                try:
-                    cand.channel.send({"op": "call", "fn": message["fn"], "args": message["args"],
-                                       "kwargs": message["kwargs"]},
-                                      timeout=max(0.1, test_deadline - time.monotonic()))
-                    reply = cand.channel.recv(test_deadline)
-                except ChannelTimeout:
-                    cand.kill(timed_out=True)
-                    return "timeout", current
-                except (ChannelClosed, WireError):
-                    return "died", current
-                oracle.channel.send(_relay(reply))
             elif op == "result":
                 results[current] = self._oracle_result(plan.labels[current], message)
                 if self.fail_fast and results[current]["status"] != "pass":
                     return None, None
+            elif op == "gone":  # the program died during a call: judged by how it died
+                cand.wait_exit(time.monotonic() + 1)
+                return "died", current
             elif op == "test_error":
                 raise InputError("the problem's test code fails on its own: "
                                  + format_error(message.get("error"), "raised"))
@@ -450,20 +454,6 @@ class Runner:
             else:
                 status = "pass"
         return Verdict(status, status == "pass", tests, str(error)[:ERROR_CAP] if error else None)
-
-
-def _relay(reply: Any) -> dict[str, Any]:
-    """A candidate's reply, re-encoded by us: only plain data reaches the test code."""
-    if isinstance(reply, dict) and "ok" in reply:
-        try:
-            return {"ok": to_wire(from_wire(reply["ok"]))}
-        except (WireError, RecursionError):
-            return {"ok": {"x": "not plain data"}}
-    if isinstance(reply, dict) and isinstance(reply.get("raised"), dict):
-        info = reply["raised"]
-        return {"raised": {"type": str(info.get("type", ""))[:100], "msg": str(info.get("msg", ""))[:ERROR_CAP],
-                           "tb": str(info.get("tb", ""))[:ERROR_CAP]}}
-    return {"raised": {"type": "RuntimeError", "msg": "the program broke the protocol", "tb": ""}}
 
 
 def _with_stderr(detail: str, stderr: str) -> str:
