@@ -1,22 +1,25 @@
 """Inside the sandbox: lock the freshly forked process down, say "ready", then run one role.
 
 Contract. ``main`` runs in a child the zygote has just forked as pid 1 of a new pid namespace (inside the
-zygote's own mount, network, IPC and UTS namespaces and its minimal root). It never returns. In order, before any
-untrusted byte is read: own session; file descriptors 0-3 only (stdin, stdout and stderr memfds, the socket to the
-parent); rlimits; an unprivileged uid and gid of its own, no supplementary groups; parent-death signal;
-no_new_privs; Landlock (read-only system and Python paths, read-write scratch for the candidate, no TCP, no signals
-or abstract sockets outside its domain); seccomp (no new processes, no exec, no tracing, no mounts, no namespaces,
-unix sockets only). Only then does it send ``{"ready": true}``: a message the program cannot take back, so a
-child that dies before it is a sandbox failure and one that dies after it is the program's doing.
+zygote's own mount, network, IPC and UTS namespaces and its minimal root); ``warm_main`` in one forked ahead of
+time, which locks down first and then waits for its program's descriptors and limits. Neither returns. In
+order, before any untrusted byte is read: own session; rlimits; an unprivileged uid and gid of its own, no
+supplementary groups; parent-death signal; no_new_privs; Landlock (read-only system and Python paths,
+read-write scratch for the candidate, no TCP, no signals or abstract sockets outside its domain); every inherited
+descriptor closed; seccomp (no new processes, no exec, no signals to groups, no tracing, no mounts, no
+namespaces, unix sockets only); then descriptors 0-3 only (/dev/null, the stdout and stderr memfds, the socket to
+the parent). Only then does it send ``{"ready": true}``: a message the program cannot take back, so a child that
+dies before it is a sandbox failure and one that dies after it is the program's doing.
 
-Roles: ``candidate`` (load a program, then answer calls; or run it as ``__main__`` on a stdin), ``oracle`` (run a
-problem's test code, with the program's functions replaced by proxies that ask the parent, which asks the
-candidate: the test code and its expected values never enter the candidate's process, and the candidate's code
-never runs in the oracle's), ``probe`` (report what the protections let through, for the start-up check).
+Roles: ``candidate`` (load a program, then answer a batch of calls, or the oracle's calls on a socket pair of
+their own; or run the program as ``__main__`` on a stdin), ``oracle`` (run a problem's test code with the
+program's functions replaced by proxies that call the candidate: the test code and its expected values never
+enter the candidate's process, and the candidate's code never runs in the oracle's), ``probe`` (report what the
+protections let through, for the start-up check).
 
 What the program can still do inside: use CPU, memory, threads and disk up to the limits, read the Python
 installation and system libraries, write its scratch directory, print, and lie about its own results. Nothing it
-says is trusted: the parent decodes its replies as plain data and judges them itself.
+says is trusted: its replies are decoded as plain data and judged outside its process.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """The executor: run candidate programs against problems' tests in the sandbox, on every core, in order.
 
-Contract. ``Executor(workers, limits)`` starts one zygote per worker (see ``zygote``) and probes each (see
-``probe``): if a protection is missing it raises ``SandboxUnavailable`` and runs nothing. Then ``check`` (blocking),
+Contract. ``Executor(workers, limits)`` starts two zygotes per worker (see ``zygote``) and probes each (see
+``probe``): if a protection is missing it raises ``SandboxUnavailable`` and runs nothing. At most ``workers``
+programs run at a time (one per core by default); the second zygote of each worker forks, reaps and cleans up
+while the first one's program runs. Then ``check`` (blocking),
 ``submit`` (a ``concurrent.futures.Future``) and ``map`` (streaming, in input order, a bounded number in flight)
 return ``Verdict``s. A bad problem raises ``InputError`` from ``submit``, before anything runs.
 

@@ -6,14 +6,15 @@ a ``Plan`` in one of three modes, or raises ``InputError``:
 - ``calls``: the parent calls functions of the loaded program with arguments and judges each returned value
   itself. ``call`` tests land here, and so do ``assert`` and ``check`` tests whose every assertion has a form the
   parent can read (``f(literals) == literal``, ``f(...)``, ``not f(...)``, ``f(...) is True``,
-  ``math.isclose(f(...), literal, ...)``): the expected values stay in the parent.
+  ``math.isclose(f(...), literal, ...)``; literals include bounded arithmetic such as ``3 * 5 * 7``): the
+  expected values stay in the parent. For an ``assert`` setup of imports only (MBPP's ``test_imports``), the
+  setup also runs in the program's namespace, as in the original harness.
 - ``oracle``: the other assert and check tests run in a separate sandboxed process, with the program's functions
   replaced by proxies (see ``child``).
 - ``stdio``: one fresh process per standard-input case; the parent compares the output (``judge.stdio_match``).
 
 Selection: ``tests`` is ``base`` (the problem's own tests), ``plus`` (only ``plus_inputs``) or ``all``;
-``max_tests`` keeps the first N of them (APPS "first 10"). ``call`` tests read their
-arguments from ``inputs_py``/``plus_inputs_py`` (one Python literal) when present, else from the JSON lists;
+``max_tests`` keeps the first N of them (APPS "first 10"). ``call`` tests read their arguments from ``inputs_py``/``plus_inputs_py`` (one Python literal) when present, else from the JSON lists;
 ``output_not_none`` and ``wrapped_outputs`` pick the comparison (see ``judge.check_value``); ``setup`` (call and
 stdio tests) runs in the program's namespace before the program.
 """
