@@ -243,3 +243,15 @@ def test_probe_report_names_every_missing_protection():
     for needle in ("unprivileged uid", "capabilities", "no_new_privs", "seccomp", "pid namespace",
                    "network namespace", "network sockets", "Landlock", "HF_TOKEN"):
         assert needle in problems
+
+
+@pytest.mark.parametrize("error, hint", [
+    ("OSError: the sandbox needs root: it drops each program to an unprivileged uid of its own", "run giftgen as root"),
+    ("OSError: Landlock is not available", "CONFIG_SECURITY_LANDLOCK"),
+    ("OSError: [Errno 1] unshare: Operation not permitted", "CAP_SYS_ADMIN"),
+])
+def test_refusals_say_what_is_missing_and_how_to_get_it(error, hint):
+    from giftgen.sandbox.process import explain
+
+    message = explain(error)
+    assert message.startswith("the sandbox cannot start: ") and error in message and hint in message

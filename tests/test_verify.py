@@ -197,3 +197,44 @@ def test_sandbox_errors_are_reported_never_dropped(tmp_path):
     written = _read(result.stdout)
     assert [r["status"] for r in written] == ["sandbox_error"] and written[0]["error"]
     assert no_leftovers(uids=KILLED_UIDS)
+
+
+def test_killing_the_parent_leaves_no_process(tmp_path):
+    """kill -9 of the process running the executor: its zygotes notice, kill and reap their children, and exit."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import json, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})\n"
+        "from giftgen.sandbox import Executor\n"
+        f"problem = {{'problem_id': 't/slow', 'entry_point': 'f', 'tests': {DOUBLE!r}}}\n"
+        "with Executor(workers=1) as ex:\n"
+        "    print('started', flush=True)\n"
+        f"    list(ex.map([({SLOW_BUT_RIGHT!r}, problem)] * 50))\n"
+    )
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "started"
+        time.sleep(1.0)  # a program is running, another child waits for the next one
+        zygotes = [int(p) for p in os.listdir("/proc") if p.isdigit() and _ppid(p) == proc.pid]
+        assert zygotes
+        uids = {UID_BASE + 2 * z + k for z in zygotes for k in (0, 1)}
+        assert sandbox_processes(uids=uids)  # the test would prove nothing otherwise
+    finally:
+        proc.kill()
+        proc.wait()
+    assert no_leftovers(uids=uids, timeout=1.5)
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{z}").exists() and _ppid(str(z)) != 0 for z in zygotes) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [z for z in zygotes if Path(f"/proc/{z}/cmdline").exists()
+                and b"giftgen.sandbox.zygote" in Path(f"/proc/{z}/cmdline").read_bytes()]
+
+
+def _ppid(pid: str) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -334,7 +334,8 @@ class Zygote:
                     "maxrss_kb": usage.ru_maxrss,
                     "deadline": killed and not orphaned,
                 }
-        if orphaned:
+        if orphaned:  # the parent is gone: no process of ours may outlive it
+            self._drop_warm()
             os._exit(0)
         return exits
 
