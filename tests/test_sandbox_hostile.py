@@ -308,6 +308,19 @@ def test_non_daemon_thread_left_sleeping_passes_quickly(env, problem):
     assert no_leftovers(env["ex"])
 
 
+def test_nothing_a_program_leaves_reaches_the_next(env):
+    writer = ("import os, tempfile\ndef f(x):\n    open('left.txt', 'w').write('answer')\n    os.makedirs('d', exist_ok=True)\n"
+              "    open(os.path.join(tempfile.gettempdir(), 't.txt'), 'w').close()\n    os.chmod('.', 0o777)\n"
+              "    return 2 * x\n")
+    reader = ("import os\ndef f(x):\n    st = os.stat('.')\n"
+              "    assert os.listdir('.') == [] and st.st_mode & 0o777 == 0o700, (os.listdir('.'), oct(st.st_mode))\n"
+              "    return 2 * x\n")
+    for _ in range(2 * env["ex"].pipelines):  # every zygote gets a writer before a reader
+        assert env["ex"].check(writer, CALL).passed
+        verdict = env["ex"].check(reader, CALL)
+        assert verdict.passed, verdict
+
+
 def test_wrong_programs_are_not_passed(env):
     assert env["ex"].check("def f(x):\n    return x + 2\n", CALL).status == "wrong_answer"  # right on f(2) only
     assert env["ex"].check("a, b = map(int, input().split())\nprint(a * b)\n", STDIO).status == "wrong_answer"

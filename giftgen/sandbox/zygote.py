@@ -147,8 +147,13 @@ class Zygote:
                     os.unlink(entry.path)
         os.chown(SCRATCH, self.uid, self.uid)
         os.chmod(SCRATCH, 0o700)
-        if os.listdir(SCRATCH):
-            raise OSError("the scratch directory could not be emptied")
+        self._check_scratch()
+
+    def _check_scratch(self) -> None:
+        """Before a program: the scratch directory is empty and ours (else it is emptied, or the spawn fails)."""
+        info = os.stat(SCRATCH)
+        if os.listdir(SCRATCH) or info.st_uid != self.uid or info.st_mode & 0o7777 != 0o700:
+            raise OSError("the scratch directory is not clean")
 
     # -------------------------------------------------------------------------------------------- serving
 
@@ -189,7 +194,10 @@ class Zygote:
         try:
             if len(fds) != 3 * len(children):
                 raise ValueError(f"expected {3 * len(children)} descriptors, got {len(fds)}")
-            self._clean_scratch()
+            try:
+                self._check_scratch()  # emptied after the previous program
+            except OSError:
+                self._clean_scratch()
             for i, spec in enumerate(children):
                 mine = fds[3 * i : 3 * i + 3]
                 handed = self._hand_over(spec, mine) if i == 0 else None
