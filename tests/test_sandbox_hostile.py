@@ -144,6 +144,9 @@ HOSTILE = {
     "close_stdout_stderr_and_loop": (
         "import os\ndef f(x):\n    os.close(1)\n    os.close(2)\n    while True:\n        pass\n", CALL,
         ("timeout",)),
+    "huge_return_value": ("def f(x):\n    return 'x' * (64 << 20)\n", CALL, ("output_limit",)),
+    "garbage_on_the_harness_socket": (
+        "import os\ndef f(x):\n    os.write(3, b'\\xff' * 64)\n    return 2 * x\n", CALL, ("output_limit", "runtime_error")),
     "fill_the_disk": (
         "def f(x):\n    i = 0\n    while True:\n        with open(f'big{i}', 'wb') as out:\n"
         "            out.write(b'x' * (3 << 20))\n        i += 1\n", CALL, ("runtime_error", "output_limit")),

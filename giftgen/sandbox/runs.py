@@ -171,8 +171,10 @@ class Runner:
         except ChannelTimeout:
             c.kill(timed_out=True)
             return "timeout", f"loading the program took longer than {self.limits.timeout:g} s", "timeout"
-        except (ChannelClosed, WireError):
+        except ChannelClosed:
             return None, None, "died"
+        except WireError as e:
+            return None, None, _wire_death(e)
         if not isinstance(reply, dict):
             return "runtime_error", "the program broke the protocol while loading", None
         if "loaded" in reply:
@@ -193,8 +195,10 @@ class Runner:
         except ChannelTimeout:
             c.kill(timed_out=True)
             return None, "timeout"
-        except (ChannelClosed, WireError):
+        except ChannelClosed:
             return None, "died"
+        except WireError as e:
+            return None, _wire_death(e)
 
     def _judge_reply(self, call: Call, expected: Any, reply: Any) -> dict[str, str]:
         if not isinstance(reply, dict):
@@ -414,6 +418,10 @@ class Runner:
         """Status and detail of a child that stopped answering."""
         lim = self.limits
         program_timeout = program_timeout or lim.program_timeout
+        if why == "oversize":
+            return "output_limit", f"a reply larger than {lim.output_mb} MiB"
+        if why == "protocol":
+            return "runtime_error", "the program wrote something that is not a reply on the harness's socket"
         if timed_out or why == "timeout" or exit.get("deadline"):
             return "timeout", f"no answer within {lim.timeout:g} s per test ({program_timeout:g} s in all)"
         wait_status = exit.get("status")
@@ -454,6 +462,11 @@ class Runner:
             else:
                 status = "pass"
         return Verdict(status, status == "pass", tests, str(error)[:ERROR_CAP] if error else None)
+
+
+def _wire_death(error: WireError) -> str:
+    """Why a reply could not be read: too large (the output limit) or not a reply at all."""
+    return "oversize" if "exceeds the cap" in str(error) else "protocol"
 
 
 def _with_stderr(detail: str, stderr: str) -> str:
