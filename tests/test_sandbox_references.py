@@ -205,3 +205,36 @@ def test_leetcode_style_and_json_outputs(ex):
     assert ex.check(solution, problem).passed  # a tuple matches the JSON list
     assert ex.check(solution.replace("(seen[target - n], i)", "(i, seen[target - n])"), problem).status \
         == "wrong_answer"
+
+
+# ------------------------------------------------------------------------------------------------ APPS through the seed loader
+
+APPS_FILE = [  # the codeparrot/apps layout, read by giftgen.seeds.apps
+    {"problem_id": 1, "question": "Add two numbers.", "difficulty": "introductory", "url": "", "starter_code": "",
+     "solutions": json.dumps(["a, b = map(int, input().split())\nprint(a + b)\n"]),
+     "input_output": json.dumps({"inputs": ["1 2\n", "10 -3\n"], "outputs": ["3\n", "7\n"]})},
+    {"problem_id": 2, "question": "The largest element.", "difficulty": "interview", "url": "",
+     "starter_code": "def largest(xs):\n\t",
+     "solutions": json.dumps(["def largest(xs):\n    return max(xs)\n"]),
+     "input_output": json.dumps({"fn_name": "largest", "inputs": [[[1, 5, 2]], [[7]]], "outputs": [[5], [7]]})},
+    {"problem_id": 3, "question": "Sort, using the starter's imports.", "difficulty": "interview", "url": "",
+     "starter_code": "class Solution:\n    def order(self, xs: List[int]) -> List[int]:\n        ",
+     "solutions": json.dumps(["class Solution:\n    def order(self, xs: List[int]) -> List[int]:\n"
+                              "        return sorted(xs, key=lambda v: (v % 2, v))\n"]),
+     "input_output": json.dumps({"fn_name": "order", "inputs": [[[3, 2, 1, 4]]], "outputs": [[[2, 4, 1, 3]]]})},
+]
+
+
+def test_apps_rows_from_the_seed_loader(ex, tmp_path):
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(json.dumps(item) + "\n" for item in APPS_FILE))
+    rows = list(load_seeds("apps", str(path), None))
+    assert [json.loads(r["tests"])["kind"] for r in rows] == ["stdio", "call", "call"]
+    assert [ex.check(r["reference"], r).status for r in rows] == ["pass", "pass", "pass"]  # `List` from the setup
+    wrong = ["a, b = map(int, input().split())\nprint(a - b)\n", "def largest(xs):\n    return [max(xs)]\n",
+             "class Solution:\n    def order(self, xs):\n        return sorted(xs)\n"]
+    # APPS's own checker accepts `[result]` for wrapped outputs: so does this one
+    assert [ex.check(code, r).status for code, r in zip(wrong, rows, strict=True)] == ["wrong_answer", "pass",
+                                                                                      "wrong_answer"]
