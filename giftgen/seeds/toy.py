@@ -69,12 +69,13 @@ class ToyDomain:
     code_share: float = 0.6  # share of the corpus that is description -> code (the rest: code -> description)
     one_op_share: float = 0.1  # share of the corpus on 1-op intents
     three_op_share: float = 0.08  # share of the corpus on the pretraining 3-op intents (the rest: 2-op)
+    nested_share: float = 0.3  # share of codes in the styles that nest operations (nested, mixed), not sequential
 
     def __post_init__(self) -> None:
         for name in ("pretrain_three_op", "n_seed", "n_test3", "n_test2", "corpus_size"):
             if getattr(self, name) < 0:
                 raise InputError(f"toy domain: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("two_op_holdout", "code_share", "one_op_share", "three_op_share"):
+        for name in ("two_op_holdout", "code_share", "one_op_share", "three_op_share", "nested_share"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"toy domain: {name} must be between 0 and 1, got {getattr(self, name)}")
         if self.one_op_share + self.three_op_share > 1.0:
@@ -304,9 +305,11 @@ def nested(intent: Intent, start: Expr, rng: random.Random) -> Expr:
     return e
 
 
-def write_code(intent: Intent, rng: random.Random, style: str | None = None) -> str:
-    """A program ``def f(x): ...`` computing ``intent``, in ``style`` (default: a random one of CODE_STYLES)."""
-    style = style or rng.choice(CODE_STYLES)
+def write_code(intent: Intent, rng: random.Random, style: str | None = None, nested_share: float = 0.5) -> str:
+    """A program ``def f(x): ...`` computing ``intent``, in ``style``; default: a random style, nested or mixed
+    with probability ``nested_share``, else in-place or fresh (sequential styles)."""
+    if style is None:
+        style = rng.choice(CODE_STYLES[2:] if rng.random() < nested_share else CODE_STYLES[:2])
     if style not in CODE_STYLES:
         raise ValueError(f"unknown code style {style!r}; valid: {', '.join(CODE_STYLES)}")
     lines: list[str] = []
@@ -439,7 +442,7 @@ def seed_rows(domain: ToyDomain, split: str) -> Iterator[dict[str, Any]]:
     intents = getattr(make_splits(domain), split)
     for intent in intents:
         rng = random.Random(f"giftgen-toy-row-{domain.seed}-{intent_id(intent)}")
-        yield problem_row(intent, split, describe(intent, rng), write_code(intent, rng))
+        yield problem_row(intent, split, describe(intent, rng), write_code(intent, rng, nested_share=domain.nested_share))
 
 
 def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
@@ -455,7 +458,7 @@ def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
     for _ in range(domain.corpus_size):
         pool = rng.choices([p for p, _ in pools], weights=[w for _, w in pools])[0]
         intent = rng.choice(pool)
-        description, code = describe(intent, rng), write_code(intent, rng)
+        description, code = describe(intent, rng), write_code(intent, rng, nested_share=domain.nested_share)
         row = problem_row(intent, "pretrain", description, code)
         if rng.random() < domain.code_share:
             direction, prompt, completion = "code", code_prompt(row), program_body(row, code)
@@ -463,7 +466,7 @@ def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
             other = rng.choice(everything)
             while other == intent:
                 other = rng.choice(everything)
-            exemplar = (write_code(other, rng), describe(other, rng))
+            exemplar = (write_code(other, rng, nested_share=domain.nested_share), describe(other, rng))
             direction, prompt, completion = "description", summary_prompt(code, exemplar), description
         yield {"problem_id": row["problem_id"], "source": SOURCE, "split": "pretrain", "direction": direction,
                "prompt": prompt, "completion": completion}
