@@ -13,6 +13,7 @@ its code; those modules import nothing heavy at module level, so that ``giftgen 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -54,9 +55,15 @@ def command_config(name: str) -> Callable[[type], type]:
 # --------------------------------------------------------------------------------------------------- types
 
 
+@functools.lru_cache(maxsize=None)
+def _type_hints(cls: type) -> dict[str, Any]:
+    # Evaluating the string annotations is the slow part of building the CLI: do it once per class.
+    return typing.get_type_hints(cls)
+
+
 def _field_type(cls: type, f: dataclasses.Field) -> tuple[type, bool, bool]:
     """(base type, optional, is list) of a field."""
-    hint = typing.get_type_hints(cls)[f.name]
+    hint = _type_hints(cls)[f.name]
     optional = False
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
