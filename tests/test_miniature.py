@@ -154,3 +154,64 @@ def test_control_arm_has_no_chain_in_its_plan():
     # same fine-tuning budget and settings as the self-training arms; only its rows differ (Runner(arm="control"))
     gift = cell_plan(plan, "gift", 0, Path("/r/gift/seed-0"), None)
     assert replace(control.stages["finetune"]) == gift.stages["finetune"]
+
+
+# --------------------------------------------------------------------------------------------------- end to end
+
+SMALL_DOMAIN = "n_seed: 6\nn_test3: 6\nn_test2: 6\ncorpus_size: 1500\npretrain_three_op: 10\n"
+
+
+def test_grid_end_to_end_small(tmp_path):
+    """The whole grid through `giftgen run` on a toy domain and base model small enough for seconds: pretrain
+    (then cached), base evaluations, two arms x two seeds, resume, the report. Mechanics, not the effect."""
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+    from giftgen.report import write_report
+
+    domain = tmp_path / "domain.yaml"
+    domain.write_text(SMALL_DOMAIN)
+    run_dir, model = tmp_path / "grid", tmp_path / "base"
+    args = ["run", str(RECIPE), "--model", str(model), "--run-dir", str(run_dir),
+            "--set", f"pretrain.domain={domain}", "--set", "pretrain.steps=4", "--set", "pretrain.batch_size=8",
+            "--set", "pretrain.warmup_steps=1", "--set", "pretrain.vocab_size=320",
+            "--set", f"run.train_path={domain}", "--set", f"run.eval_path={domain}",
+            "--set", "run.arms=[gift,control]", "--set", "run.seeds=[0,1]", "--set", "run.eval_samples=2",
+            "--set", "chain.steps=2", "--set", "chain.n=2", "--set", "chain.max_new_tokens=8",
+            "--set", "chain.desc_max_new_tokens=8", "--set", "eval.max_new_tokens=8",
+            "--set", "finetune.max_steps=2", "--set", "finetune.global_batch_size=4",
+            "--set", "finetune.per_device_batch_size=4"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert set(summary["arms"]) == {"gift", "control"}
+    assert (model / "giftgen-pretrain.json").exists() and (run_dir / "pretrain.json").exists()
+    for label in ("eval", "eval-sampled", "eval2"):
+        marker = json.loads((run_dir / "base" / "round-0" / f"{label}.json").read_text())
+        assert marker["result"]["problems"] == 6
+    sampled = json.loads((run_dir / "base" / "round-0" / "eval-sampled.json").read_text())
+    assert (sampled["config"]["n"], sampled["config"]["temperature"]) == (2, 1.0)
+    for seed in (0, 1):
+        gift, control = run_dir / "gift" / f"seed-{seed}" / "round-1", run_dir / "control" / f"seed-{seed}" / "round-1"
+        assert (gift / "chain.json").exists() and not (control / "chain.json").exists()
+        chain = json.loads((gift / "chain.json").read_text())["config"]
+        assert (chain["mode"], chain["seed"]) == ("gibbs", seed)
+        tuned = {arm: json.loads((rd / "finetune.json").read_text()) for arm, rd in (("gift", gift), ("control",
+                                                                                                          control))}
+        for arm, marker in tuned.items():  # the same step budget, replay mixed in, half of the training set
+            assert marker["result"]["steps"] == 2, arm
+            assert marker["config"]["replay"] == str(run_dir.resolve() / "seeds" / "replay.jsonl")
+            assert marker["result"]["replayed"] * 2 == marker["result"]["examples"]
+        select = [json.loads(line) for line in (control / "select.jsonl").read_text().splitlines()]
+        assert len(select) == 6 and {r["origin"] for r in select} == {"gold"}  # the control: seed pairs only
+    assert summary["arms"]["gift"]["last_round"]["greedy"]["n"] == 2
+
+    again = CliRunner().invoke(main, args)  # resume: every stage finished, nothing runs again
+    assert again.exit_code == 0, again.output
+    assert "pretrain: " in again.stderr and "already holds a model" in again.stderr
+    assert "chain finished earlier, skipped" in again.stderr and "run: round 1: chain with" not in again.stderr
+    assert json.loads(again.stdout)["arms"]["gift"]["last_round"] == summary["arms"]["gift"]["last_round"]
+
+    report = write_report([run_dir])
+    assert "| GiFT | 2 |" in report.markdown and "| control | 2 |" in report.markdown
+    assert {p.name for p in report.plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
