@@ -215,3 +215,33 @@ def test_grid_end_to_end_small(tmp_path):
     report = write_report([run_dir])
     assert "| GiFT | 2 |" in report.markdown and "| control | 2 |" in report.markdown
     assert {p.name for p in report.plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
+
+
+@pytest.mark.slow
+def test_one_round_lifts_test3_far_above_the_base_model(pytestconfig, tmp_path):
+    """The miniature's effect, measured: recipes/miniature.yaml's base model (1000 pretraining steps; about 5
+    minutes on 2 idle cores, then cached in pytest's cache folder), one RFT round, seed 0, evaluated on 100 unseen
+    3-operation problems.
+
+    Measured on the recipe (2 shared cores, 2026-11): base model test3 greedy 1.0%, sampled (T = 1, 4 samples)
+    0.75%; after one round RFT 37% / 8.0%, GiFT 25% / 6.0%, the same-steps control (seed pairs + replay, no
+    self-generated codes) 32% / 6.8%. The lift over the base model (+7 points sampled, +36 greedy) is far outside
+    seed-to-seed noise; the difference between the self-training arms and the control (about 1 point sampled) is
+    NOT, at this scale, so this test does not claim it: most of the lift comes from fine-tuning on the 128 seed
+    pairs themselves, which the control gets too (README, "The miniature").
+    """
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+
+    model = pytestconfig.cache.mkdir("giftgen-miniature-base")
+    args = ["run", str(RECIPE), "--model", str(model), "--run-dir", str(tmp_path / "grid"),
+            "--set", "run.arms=[rft]", "--set", "run.seeds=[0]"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    base, rft = summary["base"], summary["arms"]["rft"]["last_round"]
+    assert base["greedy"] <= 0.05 and base["sampled"] <= 0.03  # the base model rarely composes three operations
+    assert rft["sampled"]["mean"] >= base["sampled"] + 0.04
+    assert rft["greedy"]["mean"] >= base["greedy"] + 0.20
+    assert rft["covered"]["mean"] >= 8  # the chain found verified codes for a real share of the 128 seeds
