@@ -26,6 +26,12 @@ Run directory (``run_dir``)::
     round-N/<stage>.json            written (atomically) when the stage is complete: its config, inputs,
                                     output, counts (``result``; for eval the pass@k summary) and timing
 
+Extras (the miniature, ``recipes/miniature.yaml``): ``eval_samples`` adds a sampled evaluation of every round
+(``round-N/eval-sampled.*``), ``eval2_split`` a second evaluation split (``round-N/eval2.*``), ``replay_split``
+writes ``seeds/replay.jsonl`` and points ``finetune.replay`` at it; ``arms`` (or a ``pretrain`` section) hands
+the recipe to ``giftgen.miniature.run_grid``, which pretrains the base model into ``run.model`` (cached) and runs
+one run per arm and seed in ``RUN_DIR/<arm>/seed-<s>``.
+
 A stage is finished when its ``<stage>.json`` exists; a rerun skips finished stages, continues an unfinished
 chain from its rows, and redoes any other unfinished stage from its inputs (``giftgen.stages`` explains why no
 row is lost or duplicated). A rerun with a different recipe is refused, except for execution settings and a
