@@ -303,22 +303,35 @@ def finetune(config: FinetuneConfig, rows: Any, *, dataset_name: str | None = No
         output = trainer.train()
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model = trainer.model
-    if config.lora and config.merge_lora:
-        model = model.merge_and_unload()
-    # the pad guard again: PEFT wrapping and merging must not have lost it
-    model.generation_config.pad_token_id = trainer.processing_class.pad_token_id
+    main_process = trainer.is_world_process_zero()
     with contextlib.redirect_stdout(sys.stderr):
-        model.save_pretrained(out)
-        trainer.processing_class.save_pretrained(out)
+        if config.lora and config.merge_lora:
+            if getattr(trainer, "is_deepspeed_enabled", False) or getattr(trainer, "is_fsdp_enabled", False):
+                # merging needs every parameter whole on one process; sharded ones are not
+                raise ConfigError("--merge-lora does not work with sharded training (DeepSpeed, FSDP)",
+                                  hint="train without --merge-lora, then merge the saved adapter on one process")
+            model = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+            # the pad guard again: PEFT wrapping and merging must not have lost it
+            model.generation_config.pad_token_id = trainer.processing_class.pad_token_id
+            if main_process:
+                model.save_pretrained(out)
+                trainer.processing_class.save_pretrained(out)
+        else:
+            unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+            unwrapped.generation_config.pad_token_id = trainer.processing_class.pad_token_id
+            # save_model gathers weights sharded by DeepSpeed ZeRO-3 or FSDP and writes on the main process only
+            trainer.save_model(str(out))
+            if main_process:
+                trainer.processing_class.save_pretrained(out)
     losses = [float(e["loss"]) for e in trainer.state.log_history if "loss" in e]
     result = FinetuneResult(
         output_dir=str(out), examples=len(trainer.train_dataset), dropped=dropped,
         steps=int(trainer.state.global_step), train_loss=float(output.training_loss), losses=losses,
         replayed=replayed,
     )
-    (out / "README.md").write_text(model_card(config, result, dataset_name=dataset_name, command=command,
-                                              chat=isinstance(examples[0]["prompt"], list)))
+    if main_process:
+        (out / "README.md").write_text(model_card(config, result, dataset_name=dataset_name, command=command,
+                                                  chat=isinstance(examples[0]["prompt"], list)))
     return result
 
 
