@@ -372,7 +372,9 @@ def _python_paths(exclude: list[str]) -> list[str]:
     found: list[str] = []
     for path in candidates:
         real = os.path.realpath(path)
-        if not os.path.isdir(real) or real in excluded or _under(real, SYSTEM_DIRS):
+        # Paths under the scratch directory would sit below the program's own empty /tmp, which is mounted over
+        # them: leave them out (a checkout or a virtual environment under /tmp, as in CI, is not needed there).
+        if not os.path.isdir(real) or real in excluded or _under(real, SYSTEM_DIRS) or _under(real, [SCRATCH]):
             continue
         found.append(real)
     kept: list[str] = []
