@@ -219,9 +219,9 @@ def test_grid_end_to_end_small(tmp_path):
 
 @pytest.mark.slow
 def test_one_round_lifts_test3_far_above_the_base_model(pytestconfig, tmp_path):
-    """The miniature's effect, measured: recipes/miniature.yaml's base model (1000 pretraining steps; about 5
-    minutes on 2 idle cores, then cached in pytest's cache folder), one RFT round, seed 0, evaluated on 100 unseen
-    3-operation problems.
+    """The miniature's effect, measured: recipes/miniature.yaml's base model (1000 pretraining steps, cached in
+    pytest's cache folder: 15 minutes on 2 shared cores the first time), one RFT round, seed 0, evaluated on 100
+    unseen 3-operation problems (3 minutes on the shared cores once the model is cached).
 
     Measured on the recipe (2 shared cores, 2026-11): base model test3 greedy 1.0%, sampled (T = 1, 4 samples)
     0.75%; after one round RFT 37% / 8.0%, GiFT 25% / 6.0%, the same-steps control (seed pairs + replay, no
