@@ -55,7 +55,7 @@ def command_config(name: str) -> Callable[[type], type]:
 # --------------------------------------------------------------------------------------------------- types
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _type_hints(cls: type) -> dict[str, Any]:
     # Evaluating the string annotations is the slow part of building the CLI: do it once per class.
     return typing.get_type_hints(cls)

@@ -31,15 +31,17 @@ class Progress:
 
     def __enter__(self) -> Progress:
         if not self.quiet and sys.stderr.isatty():
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
-                Progress as RichProgress,
                 TextColumn,
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.console import Console
+            from rich.progress import (
+                Progress as RichProgress,
+            )
 
             self._bar = RichProgress(
                 TextColumn(f"[bold]{self.stage}"),
