@@ -55,9 +55,9 @@ class PretrainConfig:
     domain: str | None = setting(None, "YAML/JSON file of toy-domain settings (as `giftgen seeds toy --path`); "
                                        "default: the built-in domain.")
     seed: int = setting(0, "Seed of the initialisation and the batch order.")
-    steps: int = setting(600, "Optimizer steps.")
+    steps: int = setting(3000, "Optimizer steps.")
     batch_size: int = setting(64, "Examples per optimizer step.")
-    learning_rate: float = setting(3e-3, "Peak AdamW learning rate.")
+    learning_rate: float = setting(4e-3, "Peak AdamW learning rate.")
     warmup_steps: int = setting(30, "Linear warm-up steps, then cosine decay to a tenth of the peak.")
     weight_decay: float = setting(0.1, "AdamW weight decay.")
     vocab_size: int = setting(512, "Byte-level BPE vocabulary size (special tokens included).")

@@ -153,8 +153,11 @@ def test_cli_pretrain(small, tmp_path, domain_file):
 
 @pytest.mark.slow
 def test_the_real_model_lands_in_the_difficulty_window(tmp_path):
-    """The default pretraining solves a majority of unseen 3-op problems greedily and roughly a third with
-    sampling at T = 1, and most held-out 2-op problems (README, "Miniature: toy domain"), through `giftgen eval`."""
+    """The default pretraining lands in the miniature's window (README, "Miniature: toy domain"), by `giftgen eval`.
+
+    Measured with seed 0 on 2 CPU threads: test3 greedy 52%, sampled (T = 1, 4 samples) 36.75%, test2 greedy
+    98.5%; seed 1 gave 56% / 40.5% / 98%. The bounds leave a few points for other CPUs' float rounding.
+    """
     from giftgen.evaluate import EvalConfig, evaluate
 
     result = pretrain(PretrainConfig(output_dir=str(tmp_path / "base")))
@@ -169,6 +172,6 @@ def test_the_real_model_lands_in_the_difficulty_window(tmp_path):
     greedy3 = pass_at_1("test3")
     sampled3 = pass_at_1("test3", n=4, temperature=1.0, top_p=1.0, top_k=0, k=["1"])
     greedy2 = pass_at_1("test2")
-    assert greedy3 >= 0.5, (greedy3, sampled3, greedy2)
-    assert 0.2 <= sampled3 <= 0.5, (greedy3, sampled3, greedy2)
-    assert greedy2 >= 0.8, (greedy3, sampled3, greedy2)
+    assert 0.45 <= greedy3 <= 0.75, (greedy3, sampled3, greedy2)  # about half, not at ceiling
+    assert 0.25 <= sampled3 <= 0.5, (greedy3, sampled3, greedy2)  # about a third
+    assert greedy2 >= 0.9, (greedy3, sampled3, greedy2)  # the 2-op skill is learnt

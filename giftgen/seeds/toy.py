@@ -60,15 +60,15 @@ class ToyDomain:
     """Everything that decides the toy domain's problems and corpus. Equal settings give equal rows."""
 
     seed: int = 0  # chooses the held-out intents, the 3-op samples, the wording and the code styles
-    pretrain_three_op: int = 40  # 3-op intents in pretraining: tens (none: no 3-op skill; hundreds: at ceiling)
+    pretrain_three_op: int = 80  # 3-op intents in pretraining: tens (none: no 3-op skill; hundreds: at ceiling)
     two_op_holdout: float = 0.15  # share of the 2-op functions kept out of pretraining (test2 comes from them)
     n_seed: int = 128
     n_test3: int = 200
     n_test2: int = 200
     corpus_size: int = 40000  # prompt-completion rows in the pretraining corpus
-    code_share: float = 0.6  # share of the corpus that is description -> code (the rest: code -> description)
-    one_op_share: float = 0.1  # share of the corpus on 1-op intents
-    three_op_share: float = 0.08  # share of the corpus on the pretraining 3-op intents (the rest: 2-op)
+    code_share: float = 0.75  # share of the corpus that is description -> code (the rest: code -> description)
+    one_op_share: float = 0.05  # share of the corpus on 1-op intents
+    three_op_share: float = 0.2  # share of the corpus on the pretraining 3-op intents (the rest: 2-op)
     nested_share: float = 0.3  # share of codes in the styles that nest operations (nested, mixed), not sequential
 
     def __post_init__(self) -> None:
