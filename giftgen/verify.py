@@ -91,28 +91,28 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
         executor = Executor(workers=config.workers, limits=config.limits(), tests=config.tests,
                             max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries)
     try:
-        ahead = 16 * executor.workers
-        pending: deque[tuple[dict[str, Any], Any]] = deque()
-        for index, row in enumerate(rows, start=1):
-            require(row, COLUMNS, index, "verify")
-            try:
-                plan = executor.plan(row)
-            except InputError as e:
-                raise InputError(f"`giftgen verify`: row {index}: {e}") from None
-            pending.append((row, executor.submit(row["code"], plan)))
-            stats.rows += 1
-            if len(pending) >= ahead:
-                yield from _emit(pending.popleft(), config, stats)
-        while pending:
-            yield from _emit(pending.popleft(), config, stats)
+        waiting: deque[dict[str, Any]] = deque()  # rows submitted, in order, whose verdicts are not yet out
+
+        def jobs() -> Iterator[tuple[str, Any]]:
+            for index, row in enumerate(rows, start=1):
+                require(row, COLUMNS, index, "verify")
+                try:
+                    plan = executor.plan(row)
+                except InputError as e:
+                    raise InputError(f"`giftgen verify`: row {index}: {e}") from None
+                waiting.append(row)
+                stats.rows += 1
+                yield row["code"], plan
+
+        # a bounded number in flight; a slow program delays the output's order, not the other workers
+        for verdict in executor.map(jobs(), ahead=4 * executor.workers):
+            yield from _emit(waiting.popleft(), verdict, config, stats)
     finally:
         if owned:
             executor.close(cancel=True)  # nothing is pending after a full run; after `| head`, stop at once
 
 
-def _emit(item: tuple[dict[str, Any], Any], config: VerifyConfig, stats: VerifyStats) -> Iterator[dict[str, Any]]:
-    row, future = item
-    verdict = future.result()
+def _emit(row: dict[str, Any], verdict: Any, config: VerifyConfig, stats: VerifyStats) -> Iterator[dict[str, Any]]:
     stats.statuses[verdict.status] += 1
     if verdict.status == "sandbox_error" and len(stats.sandbox_error_rows) < 20:
         stats.sandbox_error_rows.append(sum(stats.statuses.values()))  # rows are judged in input order

@@ -116,6 +116,34 @@ def test_bad_rows_are_usage_errors(tmp_path, row, message):
     assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_slow_program_holds_back_the_order_not_the_other_workers():
+    """While the first program sleeps, the other worker goes on through the input: far more than `ahead` items
+    are taken before the first verdict comes out, and the verdicts still come in input order."""
+    problem = {"problem_id": "t/1", "entry_point": "f", "tests": DOUBLE}
+    taken = []
+
+    def items():
+        for i in range(60):
+            taken.append(i)
+            yield (SLOW_BUT_RIGHT if i == 0 else PROGRAMS[i % 2][0]), problem
+
+    with Executor(workers=2, limits=Limits(timeout=5)) as ex:
+        verdicts = ex.map(items(), ahead=4)
+        first = next(verdicts)
+        taken_at_first = len(taken)
+        rest = list(verdicts)
+    assert first.passed and taken_at_first > 3 * 4
+    assert [v.passed for v in rest] == [i % 2 == 0 for i in range(1, 60)]
+
+
+def test_rows_before_a_bad_row_are_written(tmp_path):
+    good = _rows(PROGRAMS[:2])
+    src = _write(tmp_path / "rows.jsonl", good + [{"problem_id": "t/9", "entry_point": "f", "tests": DOUBLE}])
+    result = CliRunner().invoke(main, ["verify", str(src)])
+    assert result.exit_code == 2 and "row 3" in result.stderr and "no column 'code'" in result.stderr
+    assert [r["status"] for r in _read(result.stdout)] == ["pass", "wrong_answer"]
+
+
 def test_settings_are_checked(tmp_path):
     src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
     result = CliRunner().invoke(main, ["verify", str(src), "--memory-mb", "10"])

@@ -166,18 +166,53 @@ class Executor:
         """Run one program and wait for its verdict."""
         return self.submit(code, problem).result()
 
-    def map(self, items: Iterable[tuple[str, Mapping[str, Any] | Plan]], ahead: int | None = None
-            ) -> Iterator[Verdict]:
-        """Verdicts in input order, with at most ``ahead`` (default 4 per worker) programs queued at a time, so
-        memory stays constant however long ``items`` is."""
+    def map(self, items: Iterable[tuple[str, Mapping[str, Any] | Plan]], ahead: int | None = None,
+            buffer: int | None = None) -> Iterator[Verdict]:
+        """Verdicts in input order. At most ``ahead`` programs (default 4 per worker) are queued or running at a
+        time, and at most ``buffer`` (default 256 per worker) submitted programs wait to be yielded, so memory stays
+        constant however long ``items`` is, and a slow program holds back only the order of the output, not the
+        other workers. If ``items`` raises, the verdicts of the items before it are yielded first."""
         ahead = ahead or 4 * self.workers
+        buffer = max(buffer or 256 * self.workers, ahead)
+        source = iter(items)
         pending: deque[Future] = deque()
-        for code, problem in items:
-            pending.append(self.submit(code, problem))
-            if len(pending) >= ahead:
+        cv = threading.Condition()
+        running = 0
+        failure: BaseException | None = None
+
+        def finished(_: Future) -> None:
+            nonlocal running
+            with cv:
+                running -= 1
+                cv.notify()
+
+        def room() -> bool:
+            return failure is None and source is not None and running < ahead and len(pending) < buffer
+
+        while True:
+            while room():
+                try:
+                    code, problem = next(source)
+                    future = self.submit(code, problem)
+                except StopIteration:
+                    source = None
+                    break
+                except BaseException as e:  # yield what came before, then raise
+                    failure = e
+                    break
+                with cv:
+                    running += 1
+                future.add_done_callback(finished)  # runs at once if it is already done
+                pending.append(future)
+            if not pending:
+                break
+            head = pending[0]
+            with cv:
+                cv.wait_for(lambda: head.done() or room())
+            if head.done():
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        if failure is not None:
+            raise failure
 
     def waiting_processes(self) -> set[int]:
         """Pids of the locked-down children the zygotes forked ahead for their next program (one per worker at
