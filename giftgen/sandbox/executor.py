@@ -206,10 +206,9 @@ class Executor:
                 pending.append(future)
             if not pending:
                 break
-            head = pending[0]
             with cv:
-                cv.wait_for(lambda: head.done() or room())
-            if head.done():
+                cv.wait_for(lambda: pending[0].done() or room())
+            if pending[0].done():
                 yield pending.popleft().result()
         if failure is not None:
             raise failure
