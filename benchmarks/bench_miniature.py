@@ -4,7 +4,8 @@ Runs ``giftgen run recipes/miniature.yaml`` as a user does (a fresh run director
 into a fresh folder too unless ``--model`` names a cached one), then prints, from the run directory's markers:
 the pretraining time, the base evaluations, and per arm the mean wall time of each stage over seeds, the grid's
 total, and the machine's load average before and after (on a shared machine the figures are upper bounds: say so
-when quoting them). The measured pass@1 table is printed too (stderr, as `giftgen run` prints it).
+when quoting them), and each self-training arm's round time as a multiple of the control's (the baseline measured
+in the same run: the same fine-tuning and evaluations without a chain). The measured pass@1 table is printed too.
 
     python benchmarks/bench_miniature.py                          # the full recipe, fresh model
     python benchmarks/bench_miniature.py --model runs/miniature-base  # reuse a pretrained model (cached)
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -73,6 +75,12 @@ def main() -> int:
     print("| " + " | ".join(header) + " |")
     for row in rows:
         print("| " + " | ".join(row) + " |")
+    control = summary["arms"].get("control")
+    if control:  # the baseline measured in the same run: the same fine-tuning and evaluations, no chain
+        base_round = math.fsum(control["seconds"].values())
+        ratios = ", ".join(f"{data['label']} {math.fsum(data['seconds'].values()) / base_round:.1f}x"
+                           for arm, data in summary["arms"].items() if arm != "control")
+        print(f"a self-training round against the control's round (same fine-tuning, no chain): {ratios}")
     print()
     print(markdown_table(summary))
     tmp.cleanup()

@@ -218,33 +218,53 @@ def test_grid_end_to_end_small(tmp_path):
     assert {p.name for p in report.plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
 
 
-@pytest.mark.slow
-def test_one_round_lifts_test3_far_above_the_base_model(pytestconfig, tmp_path):
-    """The miniature's effect, measured: recipes/miniature.yaml's base model (1000 pretraining steps, cached in
-    pytest's cache folder: 15 minutes on 2 shared cores the first time), one RFT round, seed 0, evaluated on 100
-    unseen 3-operation problems (3 minutes on the shared cores once the model is cached).
-
-    Measured on the recipe (2 shared cores, 2026-11): base model test3 greedy 1.0%, sampled (T = 1, 4 samples)
-    0.75%. After one round, seeds 0 / 1 / 2: RFT greedy 37 / 21 / 30%, sampled 8.0 / 7.5 / 6.75% (seed-to-seed
-    spread: 16 points greedy, 1.25 sampled); GiFT sampled 6.0 / 7.5 / 6.0%; the same-steps control (seed pairs +
-    replay, no self-generated codes) greedy 32 / 29 / 33%, sampled 6.75 / 7.0 / 8.75%. The lift over the base
-    model (sampled +6 points at least, margin asserted: 4; greedy +20 at least, asserted: 10) is far outside the
-    seed-to-seed spread; the difference between the self-training arms and the control is NOT (RFT -2 to +1
-    point sampled), so this test does not claim it: the lift comes from fine-tuning on the 128 seed pairs
-    themselves, which the control gets too (README, "The miniature").
-    """
+def _grid(pytestconfig, tmp_path, arms: str, seeds: str = "[0]") -> dict:
+    """`giftgen run recipes/miniature.yaml` for ``arms`` x ``seeds``, on the recipe's base model (pretrained once,
+    then cached in pytest's cache folder); the run's summary."""
     from click.testing import CliRunner
 
     from giftgen.cli import main
 
     model = pytestconfig.cache.mkdir("giftgen-miniature-base")
     args = ["run", str(RECIPE), "--model", str(model), "--run-dir", str(tmp_path / "grid"),
-            "--set", "run.arms=[rft]", "--set", "run.seeds=[0]"]
+            "--set", f"run.arms={arms}", "--set", f"run.seeds={seeds}"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.stdout)
-    base, rft = summary["base"], summary["arms"]["rft"]["last_round"]
-    assert base["greedy"] <= 0.05 and base["sampled"] <= 0.03  # the base model rarely composes three operations
-    assert rft["sampled"]["mean"] >= base["sampled"] + 0.04
-    assert rft["greedy"]["mean"] >= base["greedy"] + 0.10
-    assert rft["covered"]["mean"] >= 8  # the chain found verified codes for a real share of the 128 seeds
+    return json.loads(result.stdout)
+
+
+MARGIN = 0.04  # sampled pass@1 over the control, asserted (measured: 8.5 points for seed 0, 3.5 at least)
+
+
+def test_one_round_of_self_training_beats_the_same_steps_control(pytestconfig, tmp_path):
+    """The miniature's effect, measured: recipes/miniature.yaml as it is (its base model: the default pretraining,
+    7.5 minutes on 2 cores, then cached), one round of RFT and of the control that spends the same fine-tuning steps
+    on the seed pairs, seed 0 (40 s), each evaluated on 100 unseen 3-operation problems (sampled pass@1, T = 1).
+
+    Measured (README, "The miniature"), seeds 0 / 1 / 2: base model 39.75%; control 41.0 / 42.0 / 42.75%; RFT
+    49.5 / 47.5 / 46.25%; GiFT 50.25 / 44.25 / 49.25%. RFT's margin over the control: 8.5 points for seed 0, 3.5 at
+    least over the seeds; the seed-to-seed spread (max - min) is 1.75 points for the control and 3.25 for RFT. The
+    asserted margin, 4 points, is above both spreads and half the measured one.
+    """
+    summary = _grid(pytestconfig, tmp_path, "[rft,control]")
+    base = summary["base"]
+    assert 0.4 <= base["greedy"] <= 0.7 and 0.25 <= base["sampled"] <= 0.55, base  # in the difficulty window
+    rft, control = (summary["arms"][arm]["last_round"] for arm in ("rft", "control"))
+    assert rft["sampled"]["mean"] >= control["sampled"]["mean"] + MARGIN, (rft["sampled"], control["sampled"])
+    assert rft["covered"]["mean"] >= 64  # the chain found verified codes for most of the 128 seed problems
+    assert rft["test2"]["mean"] >= 0.9  # with replay, the 2-operation skill stays
+
+
+@pytest.mark.slow
+def test_gift_and_rft_beat_the_control_on_every_seed(pytestconfig, tmp_path):
+    """The README's table, re-measured: GiFT, RFT and the control over seeds 0, 1 and 2 (5 minutes once the base
+    model is cached). Both self-training arms beat the control's sampled pass@1 on every seed (measured margins:
+    RFT +3.5 to +8.5 points, GiFT +2.25 to +9.25); GiFT's chain drifts more than RFT's (75% of steps without a
+    passing code against 38%)."""
+    summary = _grid(pytestconfig, tmp_path, "[gift,rft,control]", "[0,1,2]")
+    cells = {arm: summary["arms"][arm]["cells"] for arm in ("gift", "rft", "control")}
+    for seed, control in cells["control"].items():
+        for arm in ("gift", "rft"):
+            assert cells[arm][seed]["1"]["sampled"] > control["1"]["sampled"] + 0.01, (arm, seed)
+    drift = {arm: summary["arms"][arm]["last_round"]["drift"]["mean"] for arm in ("gift", "rft")}
+    assert drift["gift"] > drift["rft"]
