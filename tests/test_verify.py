@@ -136,6 +136,19 @@ def test_a_slow_program_holds_back_the_order_not_the_other_workers():
     assert [v.passed for v in rest] == [i % 2 == 0 for i in range(1, 60)]
 
 
+def test_only_programs_that_name_a_preload_module_start_with_it_loaded():
+    """Preloading numpy makes every fork dearer, so only programs (or tests) that name it run in a zygote that
+    imported it; the others start without it, and can still import it."""
+    pytest.importorskip("numpy")
+    loaded = "import sys\ndef f(x):\n    return 'num' + 'py' in sys.modules\n"  # without naming it
+    problem = {"problem_id": "t/np", "entry_point": "f",
+               "tests": json.dumps({"kind": "assert", "setup": "", "asserts": ["assert f(0) is True"]})}
+    with Executor(workers=1) as ex:
+        assert ex.check(loaded, problem).status == "wrong_answer"  # a plain zygote: numpy not imported
+        assert ex.check("# numpy\n" + loaded, problem).passed  # names it: a zygote that preloaded it
+        assert ex.check("import numpy\n" + loaded, problem).passed
+
+
 def test_rows_before_a_bad_row_are_written(tmp_path):
     good = _rows(PROGRAMS[:2])
     src = _write(tmp_path / "rows.jsonl", good + [{"problem_id": "t/9", "entry_point": "f", "tests": DOUBLE}])

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import threading
 import time
 import traceback
@@ -42,8 +43,10 @@ class Executor:
     ``workers``: parallel zygotes (0: one per CPU core). ``limits``: see ``Limits``. ``tests``: ``base``, ``plus``
     or ``all``; ``max_tests``: keep the first N tests of each problem (APPS "first 10"). ``fail_fast``: stop a
     program at its first failing test (the rest are ``not_run``). ``retries``: extra attempts after a
-    ``sandbox_error``. ``preload``: modules the zygotes import up front, so programs importing them start fast
-    (numpy, when installed; the standard modules programs use most are always preloaded).
+    ``sandbox_error``. ``preload``: modules imported up front, so programs importing them start fast (numpy,
+    when installed). The standard modules programs use most are preloaded in every zygote; ``preload`` only in
+    zygotes started, on first need, for programs (or tests, or references) that name one of them: a larger zygote
+    makes every fork dearer (numpy: about 10% more CPU per program).
     """
 
     def __init__(self, workers: int = 0, limits: Limits | None = None, *, tests: str = "all",
@@ -60,12 +63,15 @@ class Executor:
         self.max_tests = max_tests
         self.retries = retries
         self.preload = tuple(preload)
+        names = sorted({m.split(".")[0] for m in self.preload})
+        self._preload_pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
         self.runner = Runner(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
         self.sandbox_errors = 0
         self._queue: deque[tuple[str, Plan, Future] | None] = deque()
         self._cv = threading.Condition()
         self._threads: list[threading.Thread] = []
-        self._zygotes: list[ZygoteHandle | None] = []
+        self._zygotes: list[ZygoteHandle | None] = []  # per pipeline: the standard preload
+        self._heavy: list[ZygoteHandle | None] = []  # per pipeline: with ``preload``, started on first need
         self._refs: OrderedDict[str, Future] = OrderedDict()
         self._plans: OrderedDict[str, Plan] = OrderedDict()
         self._cache_size = reference_cache
@@ -89,7 +95,7 @@ class Executor:
         zygotes: list[ZygoteHandle] = []
         try:
             for _ in range(self.pipelines):
-                zygotes.append(ZygoteHandle(self.preload, self.limits.disk_mb))
+                zygotes.append(ZygoteHandle((), self.limits.disk_mb))
             for z in zygotes:
                 probe(z, self.runner)
         except BaseException:
@@ -98,6 +104,7 @@ class Executor:
             self._closed = True
             raise
         self._zygotes = list(zygotes)
+        self._heavy = [None] * self.pipelines
         for i in range(self.pipelines):
             t = threading.Thread(target=self._work, args=(i,), name=f"giftgen-sandbox-{i}", daemon=True)
             t.start()
@@ -118,12 +125,12 @@ class Executor:
             self._queue.extend([None] * len(self._threads))
             self._cv.notify_all()
         if cancel:  # a zygote whose parent hangs up kills its children and exits
-            for z in list(self._zygotes):
+            for z in self._zygotes + self._heavy:
                 if z is not None:
                     z.hang_up()
         for t in self._threads:
             t.join()
-        for z in self._zygotes:
+        for z in self._zygotes + self._heavy:
             if z is not None:
                 z.close()
 
@@ -216,7 +223,7 @@ class Executor:
     def waiting_processes(self) -> set[int]:
         """Pids of the locked-down children the zygotes forked ahead for their next program (one per worker at
         most; they run nothing yet). Any other process of a sandbox uid is a program's leftover."""
-        return {z.waiting for z in self._zygotes if z is not None and z.waiting}
+        return {z.waiting for z in self._zygotes + self._heavy if z is not None and z.waiting}
 
     # -------------------------------------------------------------------------------------------- workers
 
@@ -236,25 +243,41 @@ class Executor:
             except BaseException as e:  # InputError (a broken reference or test code), SandboxUnavailable
                 future.set_exception(e)
 
-    def _zygote(self, index: int) -> ZygoteHandle:
-        z = self._zygotes[index]
+    def _needs_preload(self, code: str, plan: Plan) -> bool:
+        """Whether the program, its setup, its reference or its test code names a ``preload`` module."""
+        if self._preload_pattern is None:
+            return False
+        texts = [code, plan.setup, plan.reference or ""]
+        if plan.oracle:
+            texts += [v for v in plan.oracle.values() if isinstance(v, str)]
+        return any(self._preload_pattern.search(t) for t in texts if t)
+
+    def _zygote(self, index: int, heavy: bool) -> ZygoteHandle:
+        pool = self._heavy if heavy else self._zygotes
+        z = pool[index]
         if self._closed and (z is None or not z.alive):
             raise SandboxFailure("the executor is closing")
         if z is None or not z.alive:
             if z is not None:
                 z.close()
-            self._zygotes[index] = None
-            z = ZygoteHandle(self.preload, self.limits.disk_mb)
-            probe(z, self.runner)
-            self._zygotes[index] = z
+            pool[index] = None
+            z = ZygoteHandle(self.preload if heavy else (), self.limits.disk_mb)
+            try:
+                probe(z, self.runner)
+            except BaseException:
+                z.close()
+                raise
+            pool[index] = z
         return z
 
     def _run_with_retries(self, index: int, code: str, plan: Plan) -> Verdict:
         start = time.monotonic()
         verdict = Verdict("sandbox_error", False, error="not run")
+        heavy = self._needs_preload(code, plan)
+        pool = self._heavy if heavy else self._zygotes
         for _ in range(self.retries + 1):
             try:
-                verdict = self._run(self._zygote(index), code, plan)
+                verdict = self._run(self._zygote(index, heavy), code, plan)
             except SandboxFailure as e:
                 verdict = Verdict("sandbox_error", False, error=str(e)[:ERROR_CAP])
             except (InputError, SandboxUnavailable):
@@ -266,7 +289,7 @@ class Executor:
                 break
             with self._lock:
                 self.sandbox_errors += 1
-            z, self._zygotes[index] = self._zygotes[index], None  # start over on a fresh zygote
+            z, pool[index] = pool[index], None  # start over on a fresh zygote
             if z is not None:
                 z.close()
         verdict.duration = time.monotonic() - start
