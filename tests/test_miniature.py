@@ -5,6 +5,7 @@ over the same-steps control on the tiny toy model."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -90,7 +91,8 @@ def test_grid_settings_are_checked(tmp_path):
         RunConfig(model="m", arms=["gift", "star"]).validate()
     with pytest.raises(ConfigError, match="distinct seeds"):
         RunConfig(model="m", arms=["gift"], seeds=[1, 1]).validate()
-    text = RECIPE.read_text().replace("pretrain:\n", "pretrain:\n  output_dir: elsewhere\n")
+    text, found = re.subn(r"^pretrain:.*$", r"\g<0>\n  output_dir: elsewhere", RECIPE.read_text(), flags=re.M)
+    assert found == 1
     (tmp_path / "r.yaml").write_text(text)
     with pytest.raises(ConfigError, match="pretrain.output_dir is set by `giftgen run`"):
         load_run_recipe(tmp_path / "r.yaml")
