@@ -16,7 +16,6 @@ in the same run: the same fine-tuning and evaluations without a chain). The meas
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -39,6 +38,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from giftgen.miniature import grid_summary, markdown_table, timing_rows
+    from giftgen.report import table_lines
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-miniature-")
     run_dir = Path(args.run_dir or Path(tmp.name) / "run")
@@ -57,12 +57,7 @@ def main() -> int:
         return proc.returncode
 
     summary = grid_summary(run_dir)
-    base_s = 0.0
-    base_dir = run_dir / "base" / "round-0"
-    for label in ("eval", "eval-sampled", "eval2"):
-        marker = base_dir / f"{label}.json"
-        if marker.exists():
-            base_s += json.loads(marker.read_text())["elapsed_s"]
+    base_s = math.fsum((summary["base"] or {}).get("seconds", {}).values())
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"miniature: {total:.0f} s wall in all on {cores} core(s); load average {load_before[0]:.1f} before, "
           f"{load_after[0]:.1f} after")
@@ -72,9 +67,7 @@ def main() -> int:
     header, rows = timing_rows(summary)
     seeds = max((len(a["cells"]) for a in summary["arms"].values()), default=0)
     print(f"per arm, one run (mean over {seeds} seeds), seconds:")
-    print("| " + " | ".join(header) + " |")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print("\n".join(table_lines(header, rows)))
     control = summary["arms"].get("control")
     if control:  # the baseline measured in the same run: the same fine-tuning and evaluations, no chain
         base_round = math.fsum(control["seconds"].values())

@@ -252,10 +252,9 @@ def table_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def markdown_table(summary: Mapping[str, Any]) -> str:
-    header, lines = table_rows(summary)
-    out = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
-    out += ["| " + " | ".join(line) + " |" for line in lines]
-    return "\n".join(out)
+    from giftgen.report import table_lines
+
+    return "\n".join(table_lines(*table_rows(summary))[:-1])
 
 
 def timing_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -352,6 +351,8 @@ def draw_grid_plots(summary: Mapping[str, Any], out_dir: Path) -> set[str]:
 
 def grid_markdown(summary: Mapping[str, Any], plots: set[str]) -> str:
     """The grid's report: the pass@1 and diagnostics table, wall time per stage, the plots."""
+    from giftgen.report import table_lines
+
     lines = [f"# giftgen report: {summary['run_dir']}", "",
              "pass@1 in %, mean ± sd over seeds (last round); test3: unseen 3-operation problems, test2: held-out "
              "2-operation problems (forgetting). Diagnostics of the round's chain: *sample pass rate* (sampled "
@@ -363,8 +364,7 @@ def grid_markdown(summary: Mapping[str, Any], plots: set[str]) -> str:
         lines += ["## Wall time per stage (seconds)", ""]
         if summary.get("pretrain_s") is not None:
             lines += [f"Pretraining the base model: {summary['pretrain_s']:.0f} s (once; cached).", ""]
-        lines += ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows] + [""]
+        lines += table_lines(header, rows)
     for name in GRID_PLOTS:
         if name in plots:
             lines += [f"![{name}]({name})", ""]

@@ -39,9 +39,7 @@ class Progress:
                 TimeElapsedColumn,
                 TimeRemainingColumn,
             )
-            from rich.progress import (
-                Progress as RichProgress,
-            )
+            from rich.progress import Progress as RichProgress
 
             self._bar = RichProgress(
                 TextColumn(f"[bold]{self.stage}"),

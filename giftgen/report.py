@@ -179,7 +179,8 @@ def num(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def _table(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+def table_lines(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
+    """A markdown table (columns from ``right_from`` on right-aligned), then a blank line."""
     align = ["---" if i < right_from else "---:" for i in range(len(header))]
     return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
             *["| " + " | ".join(r) + " |" for r in rows], ""]
@@ -190,7 +191,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
     from giftgen import __version__
 
     out = ["# giftgen report", "", f"giftgen {__version__}.", ""]
-    out += _table(["run", "method", "directory", "rounds"],
+    out += table_lines(["run", "method", "directory", "rounds"],
                   [[r.label, r.method or "–", f"`{r.path}`", ", ".join(str(x.round) for x in r.rounds)] for r in runs],
                   right_from=4)
 
@@ -200,7 +201,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
     all_rounds = sorted({x.round for r in runs for x in r.rounds})
     by = {(r.label, x.round): x for r in runs for x in r.rounds}
     out += ["Greedy pass@1 on the held-out set (round 0: the base model).", ""]
-    out += _table(["round", *[r.label for r in runs]],
+    out += table_lines(["round", *[r.label for r in runs]],
                   [[str(k), *[pct(by[(r.label, k)].pass_at_1, 2) if (r.label, k) in by else "–" for r in runs]]
                    for k in all_rounds])
 
@@ -213,7 +214,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
                 rows.append([r.label, str(x.round), num(c["problems"]), num(c["rows"]), num(c["passed"]),
                              pct(c["pass_rate"]), num(c["problems_solved"]), num(c["kept"]),
                              num(c["problems_with_kept"])])
-    out += _table(["run", "round", "problems", "codes", "passing", "pass rate", "problems solved", "kept codes",
+    out += table_lines(["run", "round", "problems", "codes", "passing", "pass rate", "problems solved", "kept codes",
                    "problems with kept"], rows, right_from=1) if rows else ["No chain rows.", ""]
     steps = sorted({s["step"] for r in runs for x in r.rounds if x.chain for s in x.chain["per_step"]})
     series = [(f"{r.label} r{x.round}", {s["step"]: s["pass_rate"] for s in x.chain["per_step"]})
@@ -223,7 +224,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
         if "chain_pass_rate.png" in plots:
             out += ["![pass rate per chain step](chain_pass_rate.png)", ""]
         out += ["Share of the codes sampled at each step that passed the problem's tests.", ""]
-        out += _table(["step", *[name for name, _ in series]],
+        out += table_lines(["step", *[name for name, _ in series]],
                       [[str(t), *[pct(s.get(t)) for _, s in series]] for t in steps])
 
     out += ["## Verification and selection", ""]
@@ -235,7 +236,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
                 rows.append([r.label, str(x.round), num(v.get("rows")), num(v.get("passed")), num(s.get("rows")),
                              num(s.get("gold")), num(s.get("self")), num(s.get("problems_with_self")),
                              num((s.get("weight") or {}).get("mean"))])
-    out += _table(["run", "round", "verified", "passed", "selected rows", "gold", "self", "problems with self",
+    out += table_lines(["run", "round", "verified", "passed", "selected rows", "gold", "self", "problems with self",
                    "mean weight"], rows) if rows else ["No verify or select rows.", ""]
 
     out += ["## Perplexity of the kept codes", ""]
@@ -248,7 +249,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
                 p = x.score["ppl"]
                 rows.append([r.label, str(x.round), num(p["n"]), num(p["mean"]), num(p["median"]), num(p["p90"]),
                              num(p["min"]), num(p["max"])])
-    out += _table(["run", "round", "codes", "mean", "median", "p90", "min", "max"], rows) if rows \
+    out += table_lines(["run", "round", "codes", "mean", "median", "p90", "min", "max"], rows) if rows \
         else ["No score rows.", ""]
 
     out += ["## Diversity of the kept codes", ""]
@@ -269,7 +270,7 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
                 rows.append([r.label, str(x.round), num(d["problems"]), num(d["codes"]), num(d["mean_codes"], 2),
                              num(d["mean_distinct_asts"], 2), num(d["mean_distinct_ratio"]),
                              num(d["mean_pairwise_distance"])])
-    out += _table(["run", "round", "problems", "kept codes", "codes per problem", "distinct ASTs per problem",
+    out += table_lines(["run", "round", "problems", "kept codes", "codes per problem", "distinct ASTs per problem",
                    "distinct ratio", f"pairwise {ngram}-gram distance"], rows) if rows else ["No kept codes.", ""]
     return "\n".join(out).rstrip("\n") + "\n"
 

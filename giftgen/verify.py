@@ -105,7 +105,7 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
                 yield row["code"], plan
 
         # a bounded number in flight; a slow program delays the output's order, not the other workers
-        for verdict in executor.map(jobs(), ahead=4 * executor.workers):
+        for verdict in executor.map(jobs()):
             yield from _emit(waiting.popleft(), verdict, config, stats)
     finally:
         if owned:

@@ -221,7 +221,7 @@ class Executor:
             raise failure
 
     def waiting_processes(self) -> set[int]:
-        """Pids of the locked-down children the zygotes forked ahead for their next program (one per worker at
+        """Pids of the locked-down children the zygotes forked ahead for their next program (one per zygote at
         most; they run nothing yet). Any other process of a sandbox uid is a program's leftover."""
         return {z.waiting for z in self._zygotes + self._heavy if z is not None and z.waiting}
 
