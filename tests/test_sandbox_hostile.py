@@ -324,6 +324,15 @@ def test_nothing_a_program_leaves_reaches_the_next(env):
         assert verdict.passed, verdict
 
 
+def test_each_program_draws_its_own_random_numbers(env):
+    # Children are forked without the interpreter's after-fork handlers (linux.fork): the one that reseeds
+    # `random` is replayed, so no two programs see the same sequence, as with a fresh interpreter each.
+    code = "import random\ndef f(x):\n    return random.getrandbits(64)\n"
+    runs = 2 * env["ex"].pipelines
+    details = {env["ex"].check(code, CALL).tests[0]["detail"] for _ in range(runs)}
+    assert len(details) == runs, details
+
+
 def test_wrong_programs_are_not_passed(env):
     assert env["ex"].check("def f(x):\n    return x + 2\n", CALL).status == "wrong_answer"  # right on f(2) only
     assert env["ex"].check("a, b = map(int, input().split())\nprint(a * b)\n", STDIO).status == "wrong_answer"

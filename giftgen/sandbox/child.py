@@ -59,14 +59,14 @@ def warm_main(spec: dict[str, Any], job_fd: int) -> NoReturn:
     except BaseException:
         os._exit(SETUP_FAILED)  # the zygote notices at hand-over and forks a fresh child instead
     try:
-        import json
+        import marshal
         import socket
 
         job_socket = socket.socket(fileno=job_fd)
         data, fds, _, _ = socket.recv_fds(job_socket, 1 << 16, 3)
         if len(fds) != 3:
             os._exit(SETUP_FAILED)
-        job = json.loads(data)
+        job = marshal.loads(data)  # from the zygote, before any program byte is read
         job_socket.close()
         for name, value in job["rlimits"].items():  # only ever lower: the hard limits were set at lock-down
             resource.setrlimit(getattr(resource, name), (value, value))
@@ -138,8 +138,8 @@ def _lock_down(spec: dict[str, Any], keep: list[int]) -> None:
         low = fd + 1
     os.closerange(low, 1 << 20)
     os.chdir(spec["scratch"] or "/")
-    os.environ.clear()
-    os.environ.update(spec["env"])
+    if spec["env"]:
+        os.environ.update(spec["env"])  # the rest is inherited from the zygote (zygote.ENV)
     import tempfile
 
     tempfile.tempdir = None  # the zygote may have cached one; the child's is TMPDIR

@@ -2,7 +2,8 @@
 
 Contract: every function raises ``OSError`` (with the errno and the call's name) when the kernel refuses, so a
 protection is never silently skipped. Nothing here decides policy; ``zygote`` and ``child`` do. Covered: namespaces
-(``unshare``, ``setns``), mounts, ``prctl``, Landlock (filesystem, TCP and scope rules) and a seccomp-BPF deny list.
+(``unshare``, ``setns``), mounts, ``prctl``, ``fork`` without the interpreter's after-fork handlers, Landlock
+(filesystem, TCP and scope rules) and a seccomp-BPF deny list.
 Architectures: x86_64 and aarch64 (``ARCH`` is ``None`` elsewhere, and the sandbox refuses to start).
 """
 
@@ -147,8 +148,17 @@ def pivot_root(new_root: str, put_old: str) -> None:
     _check(_libc.syscall(ctypes.c_long(nr), os.fsencode(new_root), os.fsencode(put_old)), "pivot_root")
 
 
-def pidfd_open(pid: int) -> int:
-    return syscall("pidfd_open", ctypes.c_int(pid), ctypes.c_uint(0))
+# fork(2) itself, called with the GIL held (PyDLL): the child skips CPython's after-fork work (threading's and
+# random's handlers, runtime locks re-made), which writes to some 170 shared pages, each a copy-on-write fault.
+# Sound only in a process with a single thread, which holds no interpreter lock but the GIL (see ``zygote``).
+_raw_fork = ctypes.PyDLL(None, use_errno=True).fork
+_raw_fork.argtypes = []
+_raw_fork.restype = ctypes.c_int
+
+
+def fork() -> int:
+    """``os.fork`` for a single-threaded caller, without the interpreter's after-fork handlers in the child."""
+    return _check(_raw_fork(), "fork")
 
 
 # ------------------------------------------------------------------------------------------------ landlock

@@ -9,7 +9,7 @@ Any failure of this machinery raises ``SandboxFailure`` (a ``sandbox_error``), n
 
 from __future__ import annotations
 
-import json
+import marshal
 import os
 import select
 import signal
@@ -124,8 +124,8 @@ class ZygoteHandle:
         self.ctl.settimeout(120)
         try:
             config = {"preload": list(preload), "exclude": [_ROOT], "disk_kb": disk_mb << 10, "inodes": 4096}
-            self.ctl.send(json.dumps(config).encode())
-            reply = json.loads(self.ctl.recv(1 << 20) or b"{}")
+            self.ctl.send(marshal.dumps(config))
+            reply = _load(self.ctl.recv(1 << 20))
         except (OSError, ValueError) as e:
             self.close()
             raise SandboxUnavailable(f"the sandbox process did not start ({e})") from None
@@ -154,9 +154,9 @@ class ZygoteHandle:
                 fds += [b.fileno(), out, err]
             request = {"op": "spawn", "children": specs, "deadline": deadline}
             self.ctl.settimeout(30)
-            socket.send_fds(self.ctl, [json.dumps(request).encode()], fds)
+            socket.send_fds(self.ctl, [marshal.dumps(request)], fds)
             data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
-            reply = json.loads(data or b"{}")
+            reply = _load(data)
         except (OSError, ValueError) as e:
             self._close_ours(ours)
             raise SandboxFailure(f"the sandbox process did not answer: {e}") from None
@@ -182,7 +182,7 @@ class ZygoteHandle:
         """The zygote's report on the children of the last spawn: status, CPU seconds, max RSS, deadline hit."""
         self.ctl.settimeout(timeout)
         try:
-            reply = json.loads(self.ctl.recv(1 << 20) or b"{}")
+            reply = _load(self.ctl.recv(1 << 20))
         except (OSError, ValueError) as e:
             raise SandboxFailure(f"the sandbox process did not report exits: {e}") from None
         if "exits" not in reply:
@@ -207,6 +207,17 @@ class ZygoteHandle:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    """A message from the zygote (``marshal`` data: the zygote is ours, and no program can reach its socket)."""
+    try:
+        message = marshal.loads(data) if data else {}
+    except (EOFError, TypeError) as e:
+        raise ValueError(f"not a message ({e})") from None
+    if not isinstance(message, dict):
+        raise ValueError("not a message")
+    return message
 
 
 def explain(error: str) -> str:

@@ -8,7 +8,7 @@ installation, a handful of ``/etc`` files and devices, a fresh ``/proc`` that sh
 processes, and an empty ``/tmp``. The user's home, the working directory, ``/run`` and the rest of the filesystem
 do not exist in there.
 
-A size-limited tmpfs on ``/tmp`` is the candidate's scratch directory, emptied before every program; the Landlock
+A size-limited tmpfs on ``/tmp`` is the candidate's scratch directory, emptied after every program; the Landlock
 rulesets and the seccomp filter are built once, here. For each request the zygote forks each child as pid 1 of a
 new pid namespace (when a child ends, the kernel kills everything it left), hands the parent a pidfd for each,
 reaps them, enforces a backstop deadline and reports exit statuses and CPU times. One candidate child is forked
@@ -16,13 +16,18 @@ ahead of time and locks itself down while the previous program runs; at the next
 program's descriptors and limits (it can only lower its limits) over a socket only the zygote holds.
 The zygote never sees test code or expected outputs: the parent passes each child its socket and memfds by
 ``SCM_RIGHTS`` and talks to the child directly, so a program forked from here never inherits them.
+
+Cost. Every fork write-protects the zygote's memory, so each page the zygote writes before its next fork is a
+copy-on-write fault, as is each shared page a child writes. The per-program path is kept short in pages: messages
+on the control socket are ``marshal`` data (both ends are trusted), the scratch directory is checked once, and
+children are forked without the interpreter's after-fork handlers (``linux.fork``).
 """
 
 from __future__ import annotations
 
 import fcntl
 import importlib
-import json
+import marshal
 import os
 import select
 import shutil
@@ -50,13 +55,17 @@ DEVICES_RO = ("/dev/random", "/dev/urandom")
 CPU_INFO = "/sys/devices/system/cpu"
 SCRATCH = "/tmp"
 WARM_ROLES = ("candidate", "probe")  # roles a child forked ahead of time can take (same uid, same ruleset)
+# The children's environment (the zygote's own from start-up, so that a child inherits it: building it in each
+# child costs more than the rest of its lock-down); the oracle's HOME and TMPDIR are "/".
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": SCRATCH, "TMPDIR": SCRATCH, "LANG": "C.UTF-8",
+       "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def main(ctl_fd: int) -> None:
     sys.dont_write_bytecode = True
     ctl = socket.socket(fileno=ctl_fd)
     try:
-        config = json.loads(ctl.recv(1 << 20))
+        config = marshal.loads(ctl.recv(1 << 20))
         zygote = Zygote(config)
     except BaseException as e:
         _send(ctl, {"error": f"{type(e).__name__}: {e}"})
@@ -70,7 +79,7 @@ def main(ctl_fd: int) -> None:
 
 
 def _send(ctl: socket.socket, message: Any, fds: list[int] | None = None) -> None:
-    data = json.dumps(message).encode()
+    data = marshal.dumps(message)
     if fds:
         socket.send_fds(ctl, [data], fds)
     else:
@@ -100,18 +109,24 @@ class Zygote:
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
         self.read_paths = _build_root(python_paths)
-        # One scratch tmpfs for the zygote's life, emptied before every program (cheaper than a mount per
+        # One scratch tmpfs for the zygote's life, emptied after every program (cheaper than a mount per
         # program, and it lets the Landlock rulesets be built once): the candidate's own, read-write.
         self.disk_kb, self.inodes = int(config.get("disk_kb", 32 << 10)), int(config.get("inodes", 4096))
         linux.mount("tmpfs", SCRATCH, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC,
                     f"size={self.disk_kb}k,nr_inodes={self.inodes},mode=0700,uid={self.uid},gid={self.uid}")
-        self.warm: tuple[int, int, socket.socket, str] | None = None  # (pid, pidfd, job socket, limits key)
+        self.scratch_clean = False
+        self.warm: tuple[int, int, socket.socket, dict] | None = None  # (pid, pidfd, job socket, limits key)
         self.rulesets = {"candidate": _high(self._ruleset(scratch=True)), "oracle": _high(self._ruleset(scratch=False))}
         os.environ.clear()
+        os.environ.update(ENV)
+        # With one thread (no preloaded module started one), children are forked without the interpreter's
+        # after-fork handlers, which copy-on-write some 170 pages per child (see ``linux.fork``).
+        self.raw_fork = len(os.listdir("/proc/self/task")) == 1
         self.info = {
             "pid": os.getpid(),
             "uids": [self.uid, self.uid + 1],
             "landlock_abi": self.landlock_abi,
+            "raw_fork": self.raw_fork,
             "preloaded": self.preloaded,
             "read_paths": self.read_paths,
         }
@@ -138,22 +153,25 @@ class Zygote:
         return ruleset.fd
 
     def _clean_scratch(self) -> None:
-        """Empty the scratch directory (what a program left must never reach the next) and reset its owner."""
-        with os.scandir(SCRATCH) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
-        os.chown(SCRATCH, self.uid, self.uid)
-        os.chmod(SCRATCH, 0o700)
-        self._check_scratch()
-
-    def _check_scratch(self) -> None:
-        """Before a program: the scratch directory is empty and ours (else it is emptied, or the spawn fails)."""
+        """Empty the scratch directory (what a program left must never reach the next), reset its owner and mode,
+        and check; only then is it marked clean. Called once every process that could write there has ended."""
+        self.scratch_clean = False
+        names = os.listdir(SCRATCH)
+        if names:
+            with os.scandir(SCRATCH) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
         info = os.stat(SCRATCH)
-        if os.listdir(SCRATCH) or info.st_uid != self.uid or info.st_mode & 0o7777 != 0o700:
+        if info.st_uid != self.uid or info.st_gid != self.uid or info.st_mode & 0o7777 != 0o700:
+            os.chown(SCRATCH, self.uid, self.uid)
+            os.chmod(SCRATCH, 0o700)
+            info = os.stat(SCRATCH)
+        if (names and os.listdir(SCRATCH)) or info.st_uid != self.uid or info.st_mode & 0o7777 != 0o700:
             raise OSError("the scratch directory is not clean")
+        self.scratch_clean = True
 
     # -------------------------------------------------------------------------------------------- serving
 
@@ -166,7 +184,7 @@ class Zygote:
                     return
                 if not data:
                     return  # the parent went away
-                request = json.loads(data)
+                request = marshal.loads(data)
                 if request.get("op") != "spawn":
                     for fd in fds:
                         os.close(fd)
@@ -181,11 +199,13 @@ class Zygote:
         linux.unshare(linux.CLONE_NEWPID)
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        pid = linux.fork() if self.raw_fork else os.fork()
         if pid == 0:
+            if self.raw_fork:
+                _reseed()
             target(*args)  # never returns
         linux.setns(self.pidns, linux.CLONE_NEWPID)
-        return pid, linux.pidfd_open(pid)
+        return pid, os.pidfd_open(pid)
 
     def _spawn(self, ctl: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
         children = request["children"]
@@ -194,10 +214,9 @@ class Zygote:
         try:
             if len(fds) != 3 * len(children):
                 raise ValueError(f"expected {3 * len(children)} descriptors, got {len(fds)}")
-            try:
-                self._check_scratch()  # emptied after the previous program
-            except OSError:
+            if not self.scratch_clean:  # else emptied after the previous program, and nothing ran since
                 self._clean_scratch()
+            self.scratch_clean = False
             for i, spec in enumerate(children):
                 mine = fds[3 * i : 3 * i + 3]
                 handed = self._hand_over(spec, mine) if i == 0 else None
@@ -230,15 +249,18 @@ class Zygote:
         exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
         _send(ctl, {"exits": exits, "waiting": self.warm[0] if self.warm else None})
         try:
-            self._clean_scratch()  # now, while the parent judges; checked again before the next program
+            self._clean_scratch()  # now, while the parent judges (else before the next program)
         except OSError:
             pass
 
     # -------------------------------------------------------------------------------------------- warm child
 
     @staticmethod
-    def _warm_key(spec: dict[str, Any]) -> str:
-        return json.dumps({k: v for k, v in spec["rlimits"].items() if k != "RLIMIT_CPU"}, sort_keys=True)
+    def _warm_key(spec: dict[str, Any]) -> dict[str, int]:
+        """The limits a waiting child must have been forked with to take a program: all but the CPU limit."""
+        key = dict(spec["rlimits"])
+        key.pop("RLIMIT_CPU", None)
+        return key
 
     def _prefork(self, like: dict[str, Any]) -> None:
         """Fork the next candidate child ahead of time, with ``like``'s limits (a day of CPU: lowered later)."""
@@ -263,7 +285,7 @@ class Zygote:
             if spec["role"] not in WARM_ROLES or key != self._warm_key(spec):
                 raise OSError("no fit")
             job = {"role": spec["role"], "rlimits": spec["rlimits"], "max_frame": spec["max_frame"]}
-            socket.send_fds(sock, [json.dumps(job).encode()], fds)
+            socket.send_fds(sock, [marshal.dumps(job)], fds)
         except OSError:  # a misfit, or it died waiting: fork a fresh one instead
             _kill(pidfd)
             os.waitpid(pid, 0)
@@ -285,7 +307,6 @@ class Zygote:
     def _child_spec(self, spec: dict[str, Any]) -> dict[str, Any]:
         role = spec["role"]
         scratch = SCRATCH if role in ("candidate", "probe") else None
-        home = scratch or "/"
         return {
             "role": role,
             "uid": self.uid + (1 if role == "oracle" else 0),
@@ -294,15 +315,7 @@ class Zygote:
             "ruleset": self.rulesets["oracle" if role == "oracle" else "candidate"],
             "scratch": scratch,
             "seccomp": self.seccomp,
-            "env": {
-                "PATH": "/usr/local/bin:/usr/bin:/bin",
-                "HOME": home,
-                "TMPDIR": home,
-                "LANG": "C.UTF-8",
-                "OPENBLAS_NUM_THREADS": "1",
-                "OMP_NUM_THREADS": "1",
-                "MKL_NUM_THREADS": "1",
-            },
+            "env": {} if scratch else {"HOME": "/", "TMPDIR": "/"},  # changes to ENV
         }
 
     def _monitor(self, ctl: socket.socket, pids: list[int], pidfds: list[int], deadline_s: float) -> list[dict]:
@@ -346,6 +359,13 @@ class Zygote:
             self._drop_warm()
             os._exit(0)
         return exits
+
+
+def _reseed() -> None:
+    """What the skipped after-fork handlers did that a program can tell: each child gets its own random seed."""
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
 
 
 def _high(fd: int) -> int:
