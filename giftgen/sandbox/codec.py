@@ -197,8 +197,12 @@ class ChannelTimeout(TimeoutError):
     """No complete frame before the deadline."""
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # once (json.dumps with options: per call)
+_DECODER = json.JSONDecoder()
+
+
 def encode_frame(message: Any) -> bytes:
-    body = json.dumps(message, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+    body = _ENCODER.encode(message).encode("ascii")
     return struct.pack(">I", len(body)) + body
 
 
@@ -262,7 +266,7 @@ class Channel:
         body = bytes(self._buf[4 : 4 + n])
         del self._buf[: 4 + n]
         try:
-            return json.loads(body)
+            return _DECODER.decode(body.decode("ascii"))  # frames are ASCII (UnicodeDecodeError is a ValueError)
         except (ValueError, RecursionError) as e:
             raise WireError(f"malformed message: {e}") from None
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import hashlib
 import json
 import warnings
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from giftgen.errors import InputError
-from giftgen.sandbox.codec import clip
+from giftgen.sandbox.codec import clip, to_wire
 
 SELECTIONS = ("base", "plus", "all")
 FROM_REFERENCE = object()  # expected output still to be computed by running the reference
@@ -50,6 +51,11 @@ class Call:
     atol: float = 0.0
     rel_tol: float = 1e-9
     abs_tol: float = 0.0
+
+    @functools.cached_property
+    def wire(self) -> dict[str, Any]:
+        """The call as a child receives it (encoded once: plans are cached and reused)."""
+        return {"fn": self.fn, "args": to_wire(list(self.args)), "kwargs": to_wire(dict(self.kwargs))}
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from typing import Any
 
 from giftgen.errors import InputError
 from giftgen.sandbox import judge
-from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, WireError, from_wire, short, to_wire
+from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, WireError, from_wire, short
 from giftgen.sandbox.plan import FROM_REFERENCE, Call, Plan
 from giftgen.sandbox.process import CHILD_MAX_FRAME, Child, SandboxFailure, ZygoteHandle
 from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict, format_error
@@ -161,8 +161,7 @@ class Runner:
 
     @staticmethod
     def _calls_message(calls: list[Call]) -> dict[str, Any]:
-        return {"op": "calls", "calls": [{"fn": call.fn, "args": to_wire(list(call.args)),
-                                          "kwargs": to_wire(dict(call.kwargs))} for call in calls]}
+        return {"op": "calls", "calls": [call.wire for call in calls]}
 
     def _loaded(self, c: Child, program_deadline: float) -> tuple | None:
         """Wait for the program (already sent) to load; None once it did, else (status, error, death)."""
