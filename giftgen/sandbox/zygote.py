@@ -156,20 +156,20 @@ class Zygote:
         """Empty the scratch directory (what a program left must never reach the next), reset its owner and mode,
         and check; only then is it marked clean. Called once every process that could write there has ended."""
         self.scratch_clean = False
-        names = os.listdir(SCRATCH)
-        if names:
-            with os.scandir(SCRATCH) as entries:
-                for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
-                        shutil.rmtree(entry.path)
-                    else:
-                        os.unlink(entry.path)
+        removed = False
+        with os.scandir(SCRATCH) as entries:
+            for entry in entries:
+                removed = True
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
         info = os.stat(SCRATCH)
         if info.st_uid != self.uid or info.st_gid != self.uid or info.st_mode & 0o7777 != 0o700:
             os.chown(SCRATCH, self.uid, self.uid)
             os.chmod(SCRATCH, 0o700)
             info = os.stat(SCRATCH)
-        if (names and os.listdir(SCRATCH)) or info.st_uid != self.uid or info.st_mode & 0o7777 != 0o700:
+        if (removed and os.listdir(SCRATCH)) or info.st_uid != self.uid or info.st_mode & 0o7777 != 0o700:
             raise OSError("the scratch directory is not clean")
         self.scratch_clean = True
 
