@@ -79,7 +79,7 @@ def main() -> None:
     from giftgen.seeds import load_seeds
     from tests.tiny import build_tiny_model
 
-    data = ROOT.parent / "shared" / "data" / "mbpp-sanitized.json"
+    data = ROOT / "tests" / "data" / "mbpp-sanitized.json"
     problems = list(load_seeds("mbpp", str(data), "all"))[: args.problems]
     with tempfile.TemporaryDirectory() as tmp:
         model = build_tiny_model(Path(tmp) / "tiny")

@@ -3,7 +3,7 @@
     python benchmarks/bench_score.py [--rows 64] [--rounds 3] [--batch-size 16] [--hidden 256] [--layers 4]
 
 The release scores one example at a time, each padded to 1536 tokens. Both loops here score the same verified
-rows (MBPP reference solutions as codes, from ../shared/data) under the same random-init Llama built offline
+rows (MBPP reference solutions as codes, from tests/data) under the same random-init Llama built offline
 (``tests/tiny.py``, a little bigger than the test model by default), on CPU, and must agree on every PPL. Prints
 rows/s of each (median over rounds that alternate the two loops, so that machine noise hits both alike) and the
 speed-up; the goal is at least 10x.
@@ -28,7 +28,7 @@ RELEASE_MAX_LENGTH = 1536
 def verified_rows(n: int) -> list[dict]:
     from tests.rows import chain_rows, seed_rows
 
-    seeds = seed_rows(ROOT.parent / "shared" / "data", n)
+    seeds = seed_rows(ROOT / "tests" / "data", n)
     return [row for s in seeds for row in chain_rows(s, [s["reference"]])]
 
 

@@ -1,7 +1,7 @@
 """Verifier throughput: programs per second for giftgen's sandbox against two baselines, in the same run.
 
 Workload: the reference solutions of HumanEval (164) and sanitized MBPP (427), each with its own tests, from
-../shared/data (read through giftgen.seeds). Every harness runs the same programs with all cores:
+tests/data (read through giftgen.seeds). Every harness runs the same programs with all cores:
 
 - ``giftgen``: ``giftgen.sandbox.Executor`` with its defaults (one zygote per core, every protection on: own uid,
   pid namespace, no network, Landlock, seccomp, rlimits), timed after start-up (start-up is printed apart);
@@ -30,7 +30,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = ROOT / "tests" / "data"
 
 
 def load(benchmark: str) -> list[dict[str, Any]]:

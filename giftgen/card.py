@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen import __version__
+from giftgen.models import fingerprint, is_gguf
 
 _SECRET_FLAGS = ("--token", "--api-key", "--hf-token")
 STAGE_ORDER = ("seeds", "chain", "verify", "score", "select", "eval")
@@ -135,7 +136,10 @@ def recorded_command(argv: list[str] | None = None) -> str:
 
 
 def model_revision(name: str) -> str | None:
-    """The commit of a Hub model as cached locally (``refs/main``); None for local folders or uncached models."""
+    """The commit of a Hub model as cached locally (``refs/main``), the sha256 of a GGUF file; None for local
+    folders or uncached models."""
+    if is_gguf(name):
+        return fingerprint(name)
     if not name or Path(name).exists() or name.count("/") != 1:
         return None
     try:

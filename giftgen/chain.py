@@ -48,6 +48,7 @@ from typing import Any
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.models import fingerprint
 from giftgen.records import require
 
 FALLBACKS = ("last-passing", "reference")
@@ -193,7 +194,7 @@ def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     """The columns every row of a run shares; resume checks them against the rows already written."""
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
-    return {"chain_model": model, "mode": config.mode, "temperature": float(config.temperature),
+    return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
 

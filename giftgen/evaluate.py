@@ -36,6 +36,7 @@ from typing import IO, TYPE_CHECKING, Any
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting, to_dict
 from giftgen.errors import ConfigError
+from giftgen.models import fingerprint
 from giftgen.records import require
 
 if TYPE_CHECKING:
@@ -374,6 +375,7 @@ class Tally:
         model = self.config.model or (", ".join(sorted(self.models)) if self.models else None)
         return {
             "model": model,
+            "model_sha256": fingerprint(self.config.model),
             "backend": self.config.backend,
             "problems": self.problems,
             "scored_problems": len(next(iter(overall.values()))),

@@ -35,6 +35,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting, to_dict
 from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.models import load_causal_lm, load_tokenizer
 from giftgen.progress import log
 from giftgen.records import require
 
@@ -202,18 +203,14 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
     """The SFTTrainer for ``rows`` (its train_dataset prepared) and the number of overlong rows dropped."""
     import torch
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     if config.model is None:
         raise ConfigError("`giftgen finetune` needs a model", hint="give --model (a Hub id or a local folder)")
     on_gpu = config.device == "auto" and torch.cuda.is_available()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(config.model)
-        dtype: Any = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
-        model = AutoModelForCausalLM.from_pretrained(config.model, dtype=dtype)
-    except OSError as e:
-        raise GiftgenError(f"could not load {config.model!r}: {str(e).splitlines()[0]}") from None
+    tokenizer = load_tokenizer(config.model)
+    dtype: Any = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
+    model = load_causal_lm(config.model, dtype)
     if tokenizer.eos_token is None:
         raise GiftgenError(f"the tokenizer of {config.model!r} has no EOS token; a code's end cannot be learnt")
     ensure_pad_token(tokenizer, model)

@@ -29,6 +29,7 @@ from typing import Any
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError
+from giftgen.models import load_causal_lm, load_tokenizer
 from giftgen.records import require
 
 # A scorer takes token sequences and, per sequence, the index of its first scored token; it returns the summed
@@ -107,15 +108,6 @@ def encode_pair(tokenizer: Any, prompt: str | list[dict], completion: str | list
 
 def _ids(encoded: Any) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-
-
-def load_tokenizer(name: str) -> Any:
-    from transformers import AutoTokenizer
-
-    try:
-        return AutoTokenizer.from_pretrained(name)
-    except OSError as e:
-        raise GiftgenError(f"could not load the tokenizer of {name!r}: {str(e).splitlines()[0]}") from None
 
 
 # --------------------------------------------------------------------------------------------------- rows
@@ -210,8 +202,8 @@ def make_scorer(config: ScoreConfig, tokenizer: Any) -> Scorer:
         return vllm_scorer(config)
     if config.backend == "openai":
         return openai_scorer(config)
-    raise ConfigError(f"`giftgen score` cannot use the {config.backend!r} backend",
-                      hint="use transformers, vllm or openai")
+    raise ConfigError(f"`giftgen score` cannot use the {config.backend!r} backend: it gives no prompt log-probs",
+                      hint="score with --backend transformers (a GGUF file loads there too), vllm or openai")
 
 
 def _pad_id(tokenizer: Any) -> int:
@@ -225,7 +217,6 @@ def _pad_id(tokenizer: Any) -> int:
 def transformers_scorer(model_name: str, *, device: str = "auto", dtype: str = "auto", pad_id: int = 0) -> Scorer:
     """Batched scoring with transformers: right padding plus an attention mask, one forward per batch."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     from giftgen.backends.hf import resolve_device
 
@@ -235,10 +226,7 @@ def transformers_scorer(model_name: str, *, device: str = "auto", dtype: str = "
         torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
     else:
         torch_dtype = getattr(torch, dtype)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(model_name, dtype=torch_dtype)
-    except OSError as e:
-        raise GiftgenError(f"could not load the model {model_name!r}: {str(e).splitlines()[0]}") from None
+    model = load_causal_lm(model_name, torch_dtype)
     model.to(device).eval()
 
     @torch.inference_mode()

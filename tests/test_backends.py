@@ -65,7 +65,7 @@ def test_load_backend_openai_needs_a_server():
 
 
 def test_transformers_missing_model_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="cannot load model"):
+    with pytest.raises(ConfigError, match="could not load the tokenizer of"):
         load_backend(BackendSettings(model=str(tmp_path / "nothing-here"), device="cpu"))
 
 

@@ -17,8 +17,8 @@ CHAT_TEMPLATE = (
 
 
 def corpus() -> list[str]:
-    """Python source to train the tokenizer on: MBPP reference solutions and prompts from ../shared/data."""
-    data = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp-sanitized.json"
+    """Python source to train the tokenizer on: MBPP reference solutions and prompts from tests/data."""
+    data = Path(__file__).resolve().parent / "data" / "mbpp-sanitized.json"
     texts = []
     if data.exists():
         for row in json.loads(data.read_text()):

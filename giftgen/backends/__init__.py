@@ -20,22 +20,25 @@ BACKENDS: dict[str, str] = {
     "transformers": "giftgen.backends.hf",
     "vllm": "giftgen.backends.vllm",
     "openai": "giftgen.backends.openai",
+    "llamacpp": "giftgen.backends.llamacpp",
     "fake": "giftgen.backends.fake",
 }
 
 
 @dataclass
 class BackendSettings:
-    model: str | None = setting(None, "Model: a Hub id or a local folder (for openai: the served model name).",
+    model: str | None = setting(None, "Model: a Hub id, a local folder or a GGUF file (for openai: the served "
+                                "model name).",
                                 flag="-m", envvar="GIFTGEN_MODEL")
     backend: str = setting("transformers", "Backend that runs the model.", choices=tuple(BACKENDS),
                            envvar="GIFTGEN_BACKEND")
     device: str = setting("auto", "transformers: device (auto, cpu, cuda, cuda:1, mps).")
-    dtype: str = setting("auto", "transformers/vllm: weight dtype.", choices=("auto", "bfloat16", "float16", "float32"))
+    dtype: str = setting("auto", "transformers/vllm: weight dtype (a GGUF loads dequantized: float32 unless given).", choices=("auto", "bfloat16", "float16", "float32"))
     batch_size: int = setting(16, "transformers: prompts per generate() call (each expanded to n samples).")
     tensor_parallel_size: int = setting(1, "vllm: tensor-parallel GPUs.")
     gpu_memory_utilization: float = setting(0.9, "vllm: share of GPU memory to reserve.")
-    max_model_len: int | None = setting(None, "vllm: context length (default: the model's).")
+    max_model_len: int | None = setting(None, "vllm/llamacpp: context length (default: the model's; llamacpp 4096).")
+    threads: int = setting(0, "llamacpp: CPU threads (0: every core).")
     base_url: list[str] = setting([], "openai: server URL(s), e.g. http://127.0.0.1:8000/v1; several spread load.",
                                   envvar="GIFTGEN_BASE_URL")
     api_key_env: str = setting("OPENAI_API_KEY", "openai: name of the environment variable holding the API key.")

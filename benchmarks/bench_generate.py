@@ -1,0 +1,133 @@
+"""Generation throughput on a real model: plain ``generate``, the transformers backend, the llamacpp backend.
+
+    python benchmarks/bench_generate.py --model SmolLM2-135M-Instruct.Q4_1.gguf [--prompts 8] [--batch 1,8]
+        [--max-new-tokens 96] [--threads 2] [--style chat]
+
+``--model`` is a GGUF file (``../shared/tools/real-models.sh`` fetches two): transformers loads it dequantized
+to float32, llama.cpp runs it as it is. The prompts are giftgen's own code prompts for the first MBPP problems
+(``tests/data``), sampled at T = 1 with the chain's settings (top-p 1, top-k off, a seed) until EOS or
+``--max-new-tokens``. For each batch size it runs, in one process and alternating:
+
+- **plain**: ``model.generate(do_sample=True)`` on left-padded batches, transformers' own sampler;
+- **transformers**: giftgen's transformers backend (batch-independent seeding, stop strings) at that batch size;
+- **llamacpp**: giftgen's llamacpp backend (one stream, every thread), if llama-cpp-python is installed.
+
+Prints generated tokens/s of each and the ratios transformers/plain (goal: at least 0.9) and llamacpp/transformers
+(goal: at least 2), each the median of ``--rounds`` rounds that alternate the loops' order. Machines are noisy:
+compare the ratios of one run, not absolute figures across runs, and run it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def mbpp_prompts(n: int, style: str) -> list:
+    from giftgen.prompts import code_prompt
+    from tests.rows import seed_rows
+
+    return [code_prompt(row, style=style) for row in seed_rows(ROOT / "tests" / "data", n)]
+
+
+def plain(backend, prompts: list, batch: int, max_new_tokens: int) -> int:
+    """Generated tokens (EOS included, padding never) of transformers' own sampling loop."""
+    import torch
+
+    tok, lm = backend.tokenizer, backend.lm
+    tokens = 0
+    for start in range(0, len(prompts), batch):
+        ids = [backend._encode(backend._render(p), chat=not isinstance(p, str)) for p in prompts[start:start + batch]]
+        width = max(map(len, ids))
+        input_ids = torch.full((len(ids), width), backend.pad_id, dtype=torch.long)
+        mask = torch.zeros_like(input_ids)
+        for r, x in enumerate(ids):
+            input_ids[r, width - len(x):] = torch.tensor(x)
+            mask[r, width - len(x):] = 1
+        with torch.inference_mode():
+            out = lm.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
+                              top_p=1.0, max_new_tokens=max_new_tokens)
+        for row in out[:, width:].tolist():
+            ends = [i for i, t in enumerate(row) if t in backend.eos_ids]
+            tokens += ends[0] + 1 if ends else len(row)
+    del tok
+    return tokens
+
+
+def timed(fn) -> tuple[float, int]:
+    t = time.perf_counter()
+    tokens = fn()
+    return time.perf_counter() - t, tokens
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="a GGUF file")
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--batch", default="1,8", help="comma-separated batch sizes (prompts per generate call)")
+    ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    ap.add_argument("--style", default="chat", choices=("base", "chat"))
+    ap.add_argument("--rounds", type=int, default=3, help="rounds that alternate the loops; medians are printed")
+    args = ap.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from giftgen.backends.base import Sampling
+    from giftgen.backends.hf import TransformersBackend
+
+    prompts = mbpp_prompts(args.prompts, args.style)
+    hf = TransformersBackend(args.model, device="cpu")
+    try:
+        from giftgen.backends.llamacpp import LlamaCppBackend
+
+        cpp = LlamaCppBackend(args.model, threads=args.threads)
+    except Exception as e:  # noqa: BLE001 - the benchmark still compares the two transformers loops
+        print(f"llamacpp: not measured ({e})", file=sys.stderr)
+        cpp = None
+
+    def sampling(seed: int) -> Sampling:
+        return Sampling(n=1, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=seed)
+
+    def ours() -> int:
+        return sum(c.tokens for cs in hf.generate(prompts, sampling(1)) for c in cs)
+
+    def native() -> int:
+        return sum(c.tokens for cs in cpp.generate(prompts, sampling(1)) for c in cs)
+
+    print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts, max {args.max_new_tokens} "
+          f"new tokens, {args.threads} threads")
+    print("| batch | plain generate tok/s | transformers backend tok/s | llamacpp tok/s | transformers / plain "
+          "| llamacpp / transformers |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    loops = {"plain": lambda: plain(hf, prompts, hf.batch_size, args.max_new_tokens), "transformers": ours}
+    if cpp is not None:
+        loops["llamacpp"] = native
+    for batch in (int(b) for b in args.batch.split(",")):
+        hf.batch_size = batch
+        rates: dict[str, list[float]] = {name: [] for name in loops}
+        for r in range(args.rounds):
+            # alternate the order so that a warm-up or a burst of load does not favour one loop
+            for name in (list(loops) if r % 2 == 0 else list(loops)[::-1]):
+                seconds, tokens = timed(loops[name])
+                rates[name].append(tokens / seconds)
+        med = {name: statistics.median(v) for name, v in rates.items()}
+        cpp_rate = f"{med['llamacpp']:.1f}" if cpp is not None else "-"
+        cpp_ratio = f"{med['llamacpp'] / med['transformers']:.2f}x" if cpp is not None else "-"
+        print(f"| {batch} | {med['plain']:.1f} | {med['transformers']:.1f} | {cpp_rate} "
+              f"| {med['transformers'] / med['plain']:.2f}x | {cpp_ratio} |", flush=True)
+    hf.close()
+    if cpp is not None:
+        cpp.close()
+
+
+if __name__ == "__main__":
+    main()
