@@ -98,6 +98,15 @@ def load_causal_lm(name: str, dtype: Any) -> Any:
     if source.gguf_file and dtype == "auto":
         dtype = torch.float32  # a GGUF's weights are quantized: "auto" has no float dtype to pick
     try:
-        return AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **source.kwargs())
+        model = AutoModelForCausalLM.from_pretrained(source.path, dtype=dtype, **source.kwargs())
     except (OSError, ValueError, ImportError) as e:
         raise _load_error(name, "model", e) from None
+    if source.gguf_file:
+        # The weights are dequantized floats now, but the model still says "GGUF-quantized", which the Trainer
+        # refuses to train and save_pretrained would write into config.json: it is an ordinary model.
+        model.hf_quantizer = None
+        if hasattr(model, "is_quantized"):
+            model.is_quantized = False
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+    return model
