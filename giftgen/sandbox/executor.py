@@ -141,7 +141,8 @@ class Executor:
         tests = problem.get("tests")
         raw = tests if isinstance(tests, str) else json.dumps(tests, sort_keys=True, default=str)
         key = hashlib.sha256("\0".join(
-            [raw, str(problem.get("entry_point")), str(problem.get("reference")), str(problem.get("problem_id"))]
+            [raw, str(problem.get("entry_point")), str(problem.get("reference")), str(problem.get("problem_id")),
+         str(problem.get("prompt_head"))]
         ).encode()).hexdigest()
         with self._lock:
             plan = self._plans.get(key)

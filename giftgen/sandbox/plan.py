@@ -296,7 +296,8 @@ def _assert_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
     labels = tuple(clip(a.strip(), 160) for a in asserts)
     if all(calls):
         return Plan("calls", calls=tuple(calls), setup=safe_setup, labels=labels)
-    oracle = {"kind": "assert", "setup": setup, "asserts": asserts, "entry_point": entry}
+    oracle = {"kind": "assert", "setup": setup, "asserts": asserts, "entry_point": entry,
+              "helpers": _prompt_helpers(problem, entry)}
     return Plan("oracle", setup=safe_setup, oracle=oracle, labels=labels)
 
 
@@ -319,8 +320,32 @@ def _check_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str 
     calls = _read_check(module, entry)
     if calls:
         return Plan("calls", calls=tuple(calls), labels=tuple(c.label for c in calls))
-    oracle = {"kind": "check", "code": code, "entry_point": entry}
+    oracle = {"kind": "check", "code": code, "entry_point": entry, "helpers": _prompt_helpers(problem, entry)}
     return Plan("oracle", oracle=oracle, labels=(f"check({entry})",))
+
+
+def _prompt_helpers(problem: Mapping[str, Any], entry: str | None) -> str:
+    """The code the prompt gives the program before its function (HumanEval/32's ``poly``, /38's
+    ``encode_cyclic``): the top-level statements of the reference that lie wholly inside ``prompt_head``. The
+    oracle runs them in the test's namespace, so the test calls the problem's own helpers, never a program's
+    redefinition of them."""
+    head, reference = problem.get("prompt_head"), problem.get("reference")
+    if not isinstance(head, str) or not isinstance(reference, str) or not head:
+        return ""
+    try:
+        body = ast.parse(reference).body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return ""
+    if not reference.startswith(head.rstrip()):
+        return ""
+    inside = head.count("\n")
+    end = 0
+    for stmt in body:
+        if (stmt.end_lineno or 0) > inside or (
+                isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == entry):
+            break
+        end = stmt.end_lineno or 0
+    return "".join(reference.splitlines(keepends=True)[:end])
 
 
 def _read_check(module: ast.Module, entry: str) -> list[Call] | None:
