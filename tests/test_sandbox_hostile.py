@@ -378,3 +378,19 @@ def test_the_tests_helpers_are_the_problems_own(env, data_dir, problem_id):
     assert env["ex"].check(reference, row).passed
     verdict = assert_contained(env, FAKE_HELPERS[problem_id], row, ("wrong_answer",))
     assert verdict.tests[0]["status"] == "wrong_answer", verdict
+
+
+ISCLOSE = {"problem_id": "t/isclose", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert math.isclose(f(2), 4.0)"]})}
+TOLERANCE = {"problem_id": "t/tolerance", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2]], "outputs": [4.0], "atol": 1e-6})}
+FLOATS = {"problem_id": "t/floats", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2]], "outputs": [[4.0, 1.5]]})}
+
+
+@pytest.mark.parametrize("problem", [ISCLOSE, TOLERANCE, FLOATS], ids=["isclose", "atol", "floats"])
+@pytest.mark.parametrize("value", ["10 ** 400", "[10 ** 400, 1.5]", "-(10 ** 400)", "float('nan')"])
+def test_a_value_the_judge_cannot_compare_is_the_programs_wrong_answer(env, problem, value):
+    # math.isclose and the tolerances convert to float: OverflowError in the judge is the program's failure.
+    verdict = assert_contained(env, f"def f(x):\n    return {value}\n", problem, ("wrong_answer",))
+    assert verdict.tests[0]["status"] == "wrong_answer", verdict

@@ -27,7 +27,23 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     ``not_none``: None exactly when the expected value is None (EvalPlus's rule for functions returning a match).
     ``eq``: exact ``==`` (an ``assert f(x) == y`` read by the parent). ``truthy`` / ``falsy``: ``assert f(x)`` and
     ``assert not f(x)``. ``is``: ``assert f(x) is True`` (or False, None). ``isclose``: ``math.isclose``.
+
+    Anything that goes wrong while comparing (an integer too large for a float in ``math.isclose`` or a
+    tolerance, a recursion too deep) is the value's failure: False, never an error of the judge.
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown comparison rule {rule!r}")
+    try:
+        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth)
+    except Exception:
+        return False
+
+
+RULES = ("not_none", "value", "json", "json_wrapped", "eq", "truthy", "falsy", "is", "isclose")
+
+
+def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, abs_tol: float,
+           truth: bool | None) -> bool:
     if rule == "not_none":
         return (actual is not None) == (expected is not None)
     if isinstance(actual, Opaque):
@@ -55,7 +71,7 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
         if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
             return False
         return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
-    raise ValueError(f"unknown comparison rule {rule!r}")
+    raise AssertionError(rule)  # not reached: check_value checked the rule
 
 
 def _truth(value: Any) -> bool:
