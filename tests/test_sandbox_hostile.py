@@ -394,3 +394,36 @@ def test_a_value_the_judge_cannot_compare_is_the_programs_wrong_answer(env, prob
     # math.isclose and the tolerances convert to float: OverflowError in the judge is the program's failure.
     verdict = assert_contained(env, f"def f(x):\n    return {value}\n", problem, ("wrong_answer",))
     assert verdict.tests[0]["status"] == "wrong_answer", verdict
+
+
+# ------------------------------------------------------------------------------------------------ refused programs
+
+SIZEOF = {"problem_id": "t/sizeof", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) == 4 and sys.getsizeof(f(2)) > 0",
+                                                "assert math.floor(f(2.5)) == 5"]})}
+
+
+def test_the_test_code_sees_its_own_names(env):
+    # MBPP's asserts use `sys` and `math` without importing them; a program's own `sys` or `math` is not theirs.
+    code = "def sys():\n    return 1\n\ndef math():\n    return 2\n\ndef f(x):\n    return 2 * x\n"
+    verdict = env["ex"].check(code, SIZEOF)
+    assert verdict.passed, verdict
+
+
+def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):
+    # The batch is sent while the program loads; the wait is bounded by the settings, not a fixed 20 s.
+    from giftgen.sandbox import runs
+
+    monkeypatch.setattr(runs, "SETUP_TIMEOUT", 1.0)
+    problem = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(
+        {"kind": "call", "fn_name": "f", "inputs": [["x" * (1 << 20)]], "outputs": [1 << 20]})}
+    try:
+        ex = Executor(workers=1, limits=Limits(timeout=6.0, program_timeout=10.0))
+        ex.start()
+    except SandboxUnavailable as e:
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+    try:
+        verdict = ex.check("import time\ntime.sleep(2)\n\ndef f(s):\n    return len(s)\n", problem)
+        assert verdict.passed, verdict
+    finally:
+        ex.close()

@@ -345,6 +345,14 @@ def _candidate_info(info: Any) -> dict[str, str]:
             "tb": str(info.get("tb", ""))[:ERROR_CAP]}
 
 
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
+
+
 def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     import ast
 
@@ -398,8 +406,9 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     except BaseException as e:
         channel.send({"op": "test_error", "error": _error(e, "<test>")})
         return 0
-    # Names the test code uses but does not define: the program's functions become proxies (as if the test ran
-    # in the program's namespace), standard modules are imported (MBPP asserts use `math` without importing it).
+    # Names the test code uses but does not define: the entry point and the program's other functions become
+    # proxies (as if the test ran in the program's namespace), standard modules are imported (MBPP asserts use
+    # `math` without importing it).
     used: set[str] = set()
     for source in sources:
         try:
@@ -408,16 +417,19 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
             pass
     if entry:
         used.add(entry)
+    # The test's own names come first: its definitions, builtins, then standard modules (a program's top-level
+    # `def sys()` is not the `sys` an MBPP assert means); only the entry point is always the program's.
     for name in sorted(used):
         if name in namespace:
             continue
-        if name == entry or (name in candidates and not hasattr(builtins, name)):
+        if name == entry:
             namespace[name] = proxy(name)
-        elif name in sys.stdlib_module_names and not hasattr(builtins, name):
-            try:
-                namespace[name] = __import__(name)
-            except ImportError:
-                pass
+        elif hasattr(builtins, name):
+            continue
+        elif name in sys.stdlib_module_names and _importable(name):
+            namespace[name] = __import__(name)
+        elif name in candidates:
+            namespace[name] = proxy(name)
     tests = job["asserts"] if kind == "assert" else ["check(candidate)"]
     for index, source in enumerate(tests):
         channel.send({"op": "start", "test": index})

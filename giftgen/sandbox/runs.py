@@ -72,10 +72,12 @@ class Runner:
                 self.slots.release()
             raise
         children[0].slot = self.slots
+        # The child reads what follows its first message only once that has run (a program's load, up to
+        # ``wall``): a batch larger than the socket's buffer waits that long, and no fixed time more.
         for c, messages in zip(children, first or [], strict=False):
             for message in messages:
                 try:
-                    c.channel.send(message, timeout=SETUP_TIMEOUT)
+                    c.channel.send(message, timeout=SETUP_TIMEOUT + wall)
                 except (ChannelClosed, ChannelTimeout):
                     break  # the "ready" check below says why
         deadline = time.monotonic() + SETUP_TIMEOUT
