@@ -427,3 +427,36 @@ def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):
         assert verdict.passed, verdict
     finally:
         ex.close()
+
+
+# ------------------------------------------------------------------------------------------------ the zygote
+
+DEEP_TREE = ("import os\ntop = os.getcwd()\nfor _ in range(1100):\n    os.mkdir('d')\n    os.chdir('d')\n"
+             "open('leaf', 'w').close()\nos.chdir(top)\ndef f(x):\n    return 2 * x\n")
+
+
+def test_a_deep_directory_tree_does_not_break_the_zygote(env):
+    # The scratch directory is emptied iteratively: 1,100 levels are no RecursionError, and no later program
+    # on that zygote is charged for it.
+    ex = env["ex"]
+    before = ex.sandbox_errors
+    ex.check(GOOD, CALL)
+    zygotes = [z.proc.pid for z in ex._zygotes if z is not None]
+    for _ in range(2 * ex.pipelines):
+        assert ex.check(DEEP_TREE, CALL).passed
+        verdict = ex.check("import os\ndef f(x):\n    assert os.listdir('.') == []\n    return 2 * x\n", CALL)
+        assert verdict.passed, verdict
+    assert ex.sandbox_errors == before
+    assert [z.proc.pid for z in ex._zygotes if z is not None] == zygotes, "a zygote died"
+    assert no_leftovers(ex)
+
+
+def test_a_zygote_that_went_away_is_replaced_without_charging_the_next_program(env):
+    ex = env["ex"]
+    before = ex.sandbox_errors
+    for z in ex._zygotes:  # gone, but the process may not have exited yet when the next program comes
+        z.hang_up()
+    for _ in range(2 * ex.pipelines):
+        verdict = ex.check(GOOD, CALL)
+        assert verdict.passed and verdict.status == "pass", verdict
+    assert ex.sandbox_errors == before

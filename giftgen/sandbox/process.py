@@ -42,6 +42,10 @@ class SandboxFailure(Exception):
     """The infrastructure broke (not the program): reported as ``sandbox_error`` and retried."""
 
 
+class ZygoteGone(SandboxFailure):
+    """The zygote had ended before it took a program: nothing of that program ran, so it is not charged."""
+
+
 @dataclass
 class Child:
     """Our end of one sandboxed process."""
@@ -154,9 +158,17 @@ class ZygoteHandle:
                 fds += [b.fileno(), out, err]
             request = {"op": "spawn", "children": specs, "deadline": deadline}
             self.ctl.settimeout(30)
-            socket.send_fds(self.ctl, [marshal.dumps(request)], fds)
-            data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
+            try:
+                socket.send_fds(self.ctl, [marshal.dumps(request)], fds)
+                data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
+            except (BrokenPipeError, ConnectionResetError):
+                data, pidfds = b"", []
+            if not data:  # it had ended (say, after a scratch directory it could not empty) before this program
+                self._close_ours(ours)
+                raise ZygoteGone("the sandbox process had gone away")
             reply = _load(data)
+        except ZygoteGone:
+            raise
         except (OSError, ValueError) as e:
             self._close_ours(ours)
             raise SandboxFailure(f"the sandbox process did not answer: {e}") from None

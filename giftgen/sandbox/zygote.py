@@ -30,7 +30,6 @@ import importlib
 import marshal
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
@@ -156,14 +155,7 @@ class Zygote:
         """Empty the scratch directory (what a program left must never reach the next), reset its owner and mode,
         and check; only then is it marked clean. Called once every process that could write there has ended."""
         self.scratch_clean = False
-        removed = False
-        with os.scandir(SCRATCH) as entries:
-            for entry in entries:
-                removed = True
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
+        removed = _empty(SCRATCH)
         info = os.stat(SCRATCH)
         if info.st_uid != self.uid or info.st_gid != self.uid or info.st_mode & 0o7777 != 0o700:
             os.chown(SCRATCH, self.uid, self.uid)
@@ -248,10 +240,9 @@ class Zygote:
             self._prefork(children[0])  # locks itself down while this program runs
         exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
         _send(ctl, {"exits": exits, "waiting": self.warm[0] if self.warm else None})
-        try:
-            self._clean_scratch()  # now, while the parent judges (else before the next program)
-        except OSError:
-            pass
+        # Now, while the parent judges. A scratch directory that cannot be emptied ends this zygote: the parent
+        # replaces it before the next program (the socket closes; see ZygoteHandle.spawn), charging no one.
+        self._clean_scratch()
 
     # -------------------------------------------------------------------------------------------- warm child
 
@@ -359,6 +350,50 @@ class Zygote:
             self._drop_warm()
             os._exit(0)
         return exits
+
+
+def _empty(top: str, bound: int = 1 << 20) -> bool:
+    """Remove everything inside ``top``, iteratively (a program's 1,100-level tree is no RecursionError, and no
+    path grows past PATH_MAX): each directory's subdirectories are moved up into ``top``, its files unlinked,
+    then it is removed; at most two directories are open at a time, and each entry is moved at most once.
+    Whether anything was there. ``bound`` caps the entries handled (the scratch tmpfs holds a few thousand
+    inodes): past it, OSError."""
+    removed = False
+    handled = serial = 0
+    top_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        while True:
+            entries = _entries(top_fd)
+            if not entries:
+                return removed
+            removed = True
+            for name, is_dir in entries:
+                handled += 1
+                if handled > bound:
+                    raise OSError("the scratch directory holds too many entries to empty")
+                if not is_dir:
+                    os.unlink(name, dir_fd=top_fd)
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top_fd)
+                try:
+                    for sub, sub_is_dir in _entries(fd):
+                        if not sub_is_dir:
+                            os.unlink(sub, dir_fd=fd)
+                            continue
+                        serial += 1
+                        while os.path.lexists(os.path.join(top, f".giftgen-{serial}")):
+                            serial += 1
+                        os.rename(sub, f".giftgen-{serial}", src_dir_fd=fd, dst_dir_fd=top_fd)
+                finally:
+                    os.close(fd)
+                os.rmdir(name, dir_fd=top_fd)
+    finally:
+        os.close(top_fd)
+
+
+def _entries(fd: int) -> list[tuple[str, bool]]:
+    with os.scandir(fd) as it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
 
 
 def _reseed() -> None:
