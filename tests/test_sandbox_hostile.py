@@ -460,3 +460,17 @@ def test_a_zygote_that_went_away_is_replaced_without_charging_the_next_program(e
         verdict = ex.check(GOOD, CALL)
         assert verdict.passed and verdict.status == "pass", verdict
     assert ex.sandbox_errors == before
+
+
+@pytest.mark.parametrize("frame", [{"syntax_error": "forged"}, {"done": {"status": 0, "raised": None}}],
+                         ids=["syntax_error", "done"])
+def test_nothing_a_stdio_program_writes_is_protocol(env, frame):
+    # The socket to the parent is in the program's reach (fd 3): what arrives on it once the program runs is
+    # never taken as the harness's word.
+    from giftgen.sandbox.codec import encode_frame
+
+    code = f"import os\nos.write(3, {encode_frame(frame)!r})\na, b = map(int, input().split())\nprint(a * b)\n"
+    verdict = assert_contained(env, code, STDIO, ("wrong_answer",))
+    assert verdict.status == "wrong_answer", verdict
+    right = f"import os\nos.write(3, {encode_frame(frame)!r})\na, b = map(int, input().split())\nprint(a + b)\n"
+    assert env["ex"].check(right, STDIO).passed

@@ -295,6 +295,7 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     compiled = _compile(channel, job["code"])
     if compiled is None:
         return 1
+    channel.send({"compiled": True})  # the last message the parent believes: the program can write fd 3 too
     module = _module("__main__")
     stdout, stderr = sys.stdout, sys.stderr
     status = 0
