@@ -485,3 +485,21 @@ def test_no_evaluation_package_is_in_the_root(env):
     verdict = env["ex"].check(code, CALL)
     assert verdict.passed, verdict
     assert env["ex"].check("import numpy\ndef f(x):\n    return int(numpy.int64(2 * x))\n", CALL).passed
+
+
+def test_stdio_output_is_compared_in_constant_memory():
+    # 4 MiB of blank lines once cost the parent a list per line (some 300 MiB); the comparison is lazy.
+    import tracemalloc
+
+    from giftgen.sandbox.judge import stdio_match
+
+    output = "\n" * (4 << 20) + "3\n" + " \n" * (1 << 20)
+    tracemalloc.start()
+    try:
+        ok, detail = stdio_match(output, "3\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not ok and "line 1" in detail
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB"
+    assert stdio_match("3\n" + "\n" * (4 << 20), "3") == (True, "")
