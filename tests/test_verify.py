@@ -279,3 +279,90 @@ def _ppid(pid: str) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
     except (OSError, ValueError, IndexError):
         return 0
+
+
+# ------------------------------------------------------------------------------------------------ hostile inputs
+
+SURROGATE_ROWS = [
+    {"problem_id": "t/s0", "entry_point": "f", "tests": DOUBLE, "code": "def f(x):\n    return 2 * x\n"},
+    {"problem_id": "t/s1", "entry_point": "f", "tests": DOUBLE,
+     "code": "def f(x):\n    raise ValueError('\\ud800 lone')\n"},
+    {"problem_id": "t/s2", "entry_point": "f", "tests": DOUBLE, "code": "def f(x):\n    return 2 * x  # \ud800\n"},
+    {"problem_id": "t/s3", "entry_point": "f", "tests": DOUBLE, "code": "def f(x):\n    return 2 * x\n"},
+]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_every_verdict_is_writable(tmp_path, suffix):
+    # A lone surrogate in a program's exception message or in its code: every row is written, in both formats.
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in SURROGATE_ROWS))  # json.dumps escapes the surrogate
+    out = tmp_path / f"out{suffix}"
+    result = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    assert [r["problem_id"] for r in rows] == ["t/s0", "t/s1", "t/s2", "t/s3"]
+    # code that is not Unicode cannot be compiled: its verdict, and the rows after it are judged as usual
+    assert [r["status"] for r in rows] == ["pass", "runtime_error", "syntax_error", "pass"]
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("name, rows_text, message", [
+    ("deep_line", _nested(100_000) + "\n", "line 1"),
+    ("deep_tests", json.dumps({"problem_id": "t/d", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                               "tests": _nested(100_000)}) + "\n", "row 1"),
+    ("atol", json.dumps({"problem_id": "t/a", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                         "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1], "atol": "x"}})
+     + "\n", "atol"),
+], ids=["deep_line", "deep_tests", "atol"])
+def test_hostile_input_is_a_one_line_error(tmp_path, name, rows_text, message):
+    src = tmp_path / "in.jsonl"
+    src.write_text(rows_text)
+    result = CliRunner().invoke(main, ["verify", str(src), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("assertion", ["assert f(" + "-" * 100_000 + "1) == 1", "assert f(" + "+".join(["1"] * 100_000)
+                                       + ") == 1", "assert f([[0] * 1000000] * 1000) == 1"],
+                         ids=["unary_minus", "sum", "expands"])
+def test_a_hostile_assert_is_judged_or_refused(tmp_path, assertion):
+    row = {"problem_id": "t/h", "entry_point": "f", "code": "def f(x):\n    return 1\n",
+           "tests": json.dumps({"kind": "assert", "setup": "", "asserts": [assertion]})}
+    src = _write(tmp_path / "in.jsonl", [row])
+    result = CliRunner().invoke(main, ["verify", str(src), "--workers", "1"])
+    assert "Traceback" not in result.output
+    if result.exit_code == 0:
+        assert _read(result.stdout)[0]["status"] in ("pass", "wrong_answer", "memory_limit", "timeout",
+                                                     "runtime_error"), result.output
+    else:
+        assert result.exit_code == 2 and len(result.output.strip().splitlines()) <= 2, result.output
+
+
+def test_a_truncated_gz_is_a_one_line_error(tmp_path):
+    import gzip
+
+    data = gzip.compress(("".join(json.dumps(r) + "\n" for r in _rows()) * 50).encode())
+    src = tmp_path / "in.jsonl.gz"
+    src.write_bytes(data[: len(data) // 2])
+    result = CliRunner().invoke(main, ["verify", str(src), "--workers", "1", "--timeout", "1"])
+    assert result.exit_code == 2, result.output
+    assert "Aborted" not in result.output and "in.jsonl.gz" in result.output, result.output
+
+
+@pytest.mark.parametrize("option", ["--timeout", "--program-timeout"])
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_timeouts_are_refused(tmp_path, option, value):
+    src = _write(tmp_path / "in.jsonl", _rows()[:1])
+    result = CliRunner().invoke(main, ["verify", str(src), option, value])
+    assert result.exit_code == 2, result.output
+    assert "timeout" in result.output

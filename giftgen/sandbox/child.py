@@ -295,6 +295,7 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     compiled = _compile(channel, job["code"])
     if compiled is None:
         return 1
+    channel.send({"compiled": True})  # the last message the parent believes: the program can write fd 3 too
     module = _module("__main__")
     stdout, stderr = sys.stdout, sys.stderr
     status = 0
@@ -333,25 +334,24 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
 # ------------------------------------------------------------------------------------------------ oracle
 
 
-class CandidateRaised(Exception):
-    """Marks an exception that the program raised inside a proxied call."""
+class CandidateRaised(BaseException):
+    """Raised in the test code where a proxied call into the program raised. A BaseException of its own, so
+    that no test construct mistakes it for its own control flow (a StopIteration ends ``map``'s iteration)."""
 
 
-def _candidate_exception(info: dict[str, Any]) -> BaseException:
-    # Re-raise as the same builtin type, so test code that expects e.g. a ValueError still sees one.
-    kind = getattr(builtins, str(info.get("type")), None)
-    message = str(info.get("msg", ""))
-    if isinstance(kind, type) and issubclass(kind, Exception) and kind.__module__ == "builtins":
-        try:
-            exc = kind(message)
-        except BaseException:
-            exc = CandidateRaised(message)
-    else:
-        exc = CandidateRaised(f"{info.get('type')}: {message}")
+def _candidate_info(info: Any) -> dict[str, str]:
+    info = info if isinstance(info, dict) else {}
     # what the program sent, capped: it goes on to the parent in our result
-    exc._giftgen_candidate = {"type": str(info.get("type"))[:100], "msg": message[:ERROR_CAP],  # type: ignore[attr-defined]
-                              "tb": str(info.get("tb", ""))[:ERROR_CAP]}
-    return exc
+    return {"type": str(info.get("type"))[:100], "msg": str(info.get("msg", ""))[:ERROR_CAP],
+            "tb": str(info.get("tb", ""))[:ERROR_CAP]}
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+        return True
+    except ImportError:
+        return False
 
 
 def _oracle(channel: Channel, job: dict[str, Any]) -> int:
@@ -361,8 +361,13 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     # sends is decoded here as plain data; our verdicts go to the parent on our socket, which it cannot reach.
     candidate = Channel(_socket(channel.fds.pop(0)), max_frame=job.get("max_reply", 16 << 20))
 
-    class CandidateGone(Exception):
+    class CandidateGone(BaseException):
         pass
+
+    # Any exception out of a call into the program fails the test that made the call, whatever the test code
+    # does with it (catch it, or end an iteration on it): the first is kept here until the test ends.
+    raised: list[dict[str, str]] = []
+    gone: list[str] = []
 
     def proxy(name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -370,6 +375,7 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
                 candidate.send({"fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)}, timeout=None)
                 reply = candidate.recv()
             except (EOFError, OSError) as e:  # it died (or broke the frames): the parent judges how
+                gone.append(str(e))
                 raise CandidateGone(str(e)) from None
             except ValueError:
                 return Opaque("reply that is not plain data")
@@ -380,7 +386,9 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
                     return from_wire(reply["ok"])
                 except (ValueError, RecursionError):
                     return Opaque("reply that is not plain data")
-            raise _candidate_exception(reply.get("raised") if isinstance(reply.get("raised"), dict) else {})
+            info = _candidate_info(reply.get("raised"))
+            raised.append(info)
+            raise CandidateRaised(f"{info['type']}: {info['msg']}")
 
         call.__name__ = call.__qualname__ = name
         return call
@@ -388,17 +396,20 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     namespace = _module("__test__").__dict__
     kind = job["kind"]
     sources = [job.get("setup") or ""] + (job["asserts"] if kind == "assert" else [job["code"]])
+    helpers = job.get("helpers") or ""  # the prompt's own code (HumanEval/32's poly): the test's, not the program's
     entry = job.get("entry_point")
     candidates = set(job.get("names") or [])
     try:
+        exec(compile(helpers, "<test>", "exec"), namespace)
         exec(compile(sources[0], "<test>", "exec"), namespace)
         if kind == "check":
             exec(compile(sources[1], "<test>", "exec"), namespace)
     except BaseException as e:
         channel.send({"op": "test_error", "error": _error(e, "<test>")})
         return 0
-    # Names the test code uses but does not define: the program's functions become proxies (as if the test ran
-    # in the program's namespace), standard modules are imported (MBPP asserts use `math` without importing it).
+    # Names the test code uses but does not define: the entry point and the program's other functions become
+    # proxies (as if the test ran in the program's namespace), standard modules are imported (MBPP asserts use
+    # `math` without importing it).
     used: set[str] = set()
     for source in sources:
         try:
@@ -407,36 +418,39 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
             pass
     if entry:
         used.add(entry)
+    # The test's own names come first: its definitions, builtins, then standard modules (a program's top-level
+    # `def sys()` is not the `sys` an MBPP assert means); only the entry point is always the program's.
     for name in sorted(used):
         if name in namespace:
             continue
-        if name == entry or (name in candidates and not hasattr(builtins, name)):
+        if name == entry:
             namespace[name] = proxy(name)
-        elif name in sys.stdlib_module_names and not hasattr(builtins, name):
-            try:
-                namespace[name] = __import__(name)
-            except ImportError:
-                pass
+        elif hasattr(builtins, name):
+            continue
+        elif name in sys.stdlib_module_names and _importable(name):
+            namespace[name] = __import__(name)
+        elif name in candidates:
+            namespace[name] = proxy(name)
     tests = job["asserts"] if kind == "assert" else ["check(candidate)"]
     for index, source in enumerate(tests):
         channel.send({"op": "start", "test": index})
+        raised.clear()
         try:
             if kind == "assert":
                 exec(compile(source, "<test>", "exec"), namespace)
             else:
                 namespace["check"](namespace.get(entry) if entry else None)
             result: dict[str, Any] = {"status": "pass"}
-        except CandidateGone as e:
-            channel.send({"op": "gone", "test": index, "error": str(e)[:ERROR_CAP]})
-            return 0
         except BaseException as e:
-            info = getattr(e, "_giftgen_candidate", None)
-            if info is not None:
-                result = {"status": "raised", "error": info}
-            elif isinstance(e, AssertionError):
+            if isinstance(e, AssertionError) and not raised:
                 result = {"status": "failed", "error": _error(e, "<test>")}
             else:
                 result = {"status": "test_raised", "error": _error(e, "<test>")}
+        if gone:
+            channel.send({"op": "gone", "test": index, "error": gone[0][:ERROR_CAP]})
+            return 0
+        if raised:
+            result = {"status": "raised", "error": raised[0]}
         channel.send({"op": "result", "test": index, **result})
     channel.send({"op": "done"})
     return 0

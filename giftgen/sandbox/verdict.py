@@ -36,8 +36,8 @@ class Limits:
     def validate(self) -> None:
         from giftgen.errors import ConfigError
 
-        if self.timeout <= 0 or self.program_timeout <= 0:
-            raise ConfigError("timeouts must be positive")
+        if not (0 < self.timeout < 1e6 and 0 < self.program_timeout < 1e6):  # refuses nan and inf too
+            raise ConfigError("timeout and program_timeout must be positive, finite seconds (under 1e6)")
         if self.memory_mb < 128:
             raise ConfigError("memory_mb must be at least 128 (the interpreter itself needs some)")
         if min(self.output_mb, self.disk_mb, self.stack_mb, self.max_threads, self.max_files) < 1:

