@@ -139,6 +139,17 @@ def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: st
     return writer.count
 
 
+def mark_shard(rows: Any, shard: str | None) -> Any:
+    """With --shard I/N, add ``shard: "I/N"`` to each row: `giftgen merge` then knows there are N shards (and drops
+    the column), so one of two shard files is refused instead of merged as the whole."""
+    if shard is None:
+        return rows
+    from giftgen.records import parse_shard
+
+    i, n = parse_shard(shard)
+    return ({**row, "shard": f"{i}/{n}"} for row in rows)
+
+
 def not_implemented(stage: str, issue: int) -> None:
     raise NotImplementedStage(f"`giftgen {stage}` is not implemented yet (tracked in issue #{issue})")
 
@@ -220,7 +231,8 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     Each step samples -n codes per problem, verifies them in the sandbox (chain_passed), keeps one passing code
     and summarises it into the next description. --mode rft samples from the seed description only; --mode
     rewrite paraphrases it first (RFT+RD). The chain model may be any model (a teacher for distillation). With
-    -o FILE.jsonl, a killed run started again continues where it stopped (--no-resume starts over).
+    -o FILE.jsonl, rows go to FILE.jsonl.partial until the chain ends, and a killed run started again continues
+    that partial where it stopped (--no-resume starts over).
 
     \b
         giftgen chain seeds.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o chain.jsonl
@@ -248,7 +260,12 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     if config.model is None:
         raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
     resumable = bool(output) and output.endswith(".jsonl")
-    done = prepare_resume(output, problems, config) if resumable and config.resume else []
+    done = []
+    if resumable and config.resume:
+        from giftgen.records import partial_path
+
+        # a killed run left OUTPUT.partial; a finished one, OUTPUT (extended by a larger --steps)
+        done = prepare_resume(partial_path(output) if partial_path(output).exists() else output, problems, config)
     if done:
         log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
@@ -256,10 +273,11 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
                               progress=progress)) as rows:
         try:
             if resumable:
-                with RowWriter(output, append=bool(done)) as writer:
-                    writer.write_many(rows)
+                with RowWriter(output, append=bool(done), resumable=True) as writer:
+                    writer.write_many(mark_shard(rows, params.get("shard")))
             else:
-                write_rows(rows, output, push_to_hub, stage="chain", model=config.model)
+                write_rows(mark_shard(rows, params.get("shard")), output, push_to_hub, stage="chain",
+                           model=config.model)
         finally:
             if backend is not None:  # run_chain closes only the backends it loads
                 backend.close()
@@ -293,7 +311,8 @@ def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
     stats = VerifyStats()
     with Progress("verify") as progress:
         rows = shard_filter(read_rows(input, split), params.get("shard"), "verify")
-        write_rows(progress.track(verify_rows(rows, config, stats)), output, push_to_hub)
+        write_rows(mark_shard(progress.track(verify_rows(rows, config, stats)), params.get("shard")), output,
+                   push_to_hub)
         progress.extra = stats.summary()
     if stats.sandbox_errors:
         where = ", ".join(map(str, stats.sandbox_error_rows)) + (", ..." if stats.sandbox_errors > 20 else "")
@@ -324,7 +343,7 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
 
     with Progress("score", unit="codes scored") as progress:
         rows = shard_filter(read_rows(input, split), params.get("shard"), "score")
-        write_rows(score_rows(rows, config, progress=progress), output, push_to_hub)
+        write_rows(mark_shard(score_rows(rows, config, progress=progress), params.get("shard")), output, push_to_hub)
 
 
 @_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")

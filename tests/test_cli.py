@@ -171,3 +171,37 @@ def test_recipe_is_strict(tmp_path, text, message):
 def test_env_var_sets_option(monkeypatch):
     result = CliRunner(env={"GIFTGEN_MODEL": "my/model"}).invoke(main, ["chain", "x", "--print-config"])
     assert "model: my/model" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------- outputs that never lie
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.jsonl.gz", "out.parquet", "out-dir"])
+def test_a_failed_command_leaves_no_output_and_no_partial(tmp_path, name):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in ROWS) + '{"a": oops}\n')  # rows first, then the error
+    out = tmp_path / "sub" / name
+    result = run("convert", str(bad), "-o", str(out))
+    assert result.exit_code == 2 and "line 6: invalid JSON" in result.output
+    assert not out.exists() and not list(tmp_path.joinpath("sub").glob("*"))
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet", "out-dir"])
+def test_an_output_appears_whole_and_replaces_the_old_one(tmp_path, rows_file, name):
+    out = tmp_path / name
+    assert run("convert", str(rows_file), "-o", str(out), "--limit", "2").exit_code == 0
+    assert run("convert", str(rows_file), "-o", str(out)).exit_code == 0
+    from giftgen.records import read_rows
+
+    assert list(read_rows(str(out))) == ROWS
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "rows.jsonl"])  # no partial beside it
+
+
+def test_a_failed_command_keeps_the_previous_output(tmp_path, rows_file):
+    out = tmp_path / "out.jsonl"
+    assert run("convert", str(rows_file), "-o", str(out)).exit_code == 0
+    before = out.read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": oops}\n')
+    assert run("convert", str(bad), "-o", str(out)).exit_code == 2
+    assert out.read_bytes() == before and not (tmp_path / "out.jsonl.partial").exists()
