@@ -139,6 +139,26 @@ def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: st
     return writer.count
 
 
+def read_input(input: str, split: str | None, *, empty: str = "warn") -> Any:
+    """``read_rows(input, split)``, loud when the input holds no rows: a warning on stderr (``empty="warn"``, for
+    stages where an empty shard is normal) or an ``InputError`` once the rows run out (``empty="fail"``)."""
+    from giftgen.errors import InputError
+    from giftgen.progress import log
+
+    command = click.get_current_context().info_name
+    count = 0
+    for row in read_rows(input, split):
+        count += 1
+        yield row
+    if count:
+        return
+    where = "stdin" if input == "-" else input
+    if empty == "fail":
+        raise InputError(f"`giftgen {command}`: {where} holds no rows",
+                         hint="check that the command that wrote it finished without an error")
+    log(f"Warning: `giftgen {command}`: {where} holds no rows; the output is empty too")
+
+
 def mark_shard(rows: Any, shard: str | None) -> Any:
     """With --shard I/N, add ``shard: "I/N"`` to each row: `giftgen merge` then knows there are N shards (and drops
     the column), so one of two shard files is refused instead of merged as the whole."""
@@ -203,7 +223,7 @@ def convert(input: str, output: str | None, push_to_hub: str | None, split: str 
     """
     from itertools import islice
 
-    rows = read_rows(input, split)
+    rows = read_input(input, split)
     if limit is not None:
         rows = islice(rows, limit)
     write_rows(rows, output, push_to_hub)
@@ -247,7 +267,7 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     from giftgen.progress import Progress, log
     from giftgen.records import shard_filter
 
-    seeds = check_problems(read_rows(input, split))
+    seeds = check_problems(read_input(input, split))
     problems = list(shard_filter(seeds, params.get("shard"), "chain"))  # exemplars: from all seeds, as unsharded
     backend = None
     if config.model is None and config.backend == "openai" and problems:
@@ -310,7 +330,7 @@ def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
 
     stats = VerifyStats()
     with Progress("verify") as progress:
-        rows = shard_filter(read_rows(input, split), params.get("shard"), "verify")
+        rows = shard_filter(read_input(input, split), params.get("shard"), "verify")
         write_rows(mark_shard(progress.track(verify_rows(rows, config, stats)), params.get("shard")), output,
                    push_to_hub)
         progress.extra = stats.summary()
@@ -342,7 +362,7 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     from giftgen.score import score_rows
 
     with Progress("score", unit="codes scored") as progress:
-        rows = shard_filter(read_rows(input, split), params.get("shard"), "score")
+        rows = shard_filter(read_input(input, split), params.get("shard"), "score")
         write_rows(mark_shard(score_rows(rows, config, progress=progress), params.get("shard")), output, push_to_hub)
 
 
@@ -363,7 +383,7 @@ def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
     from giftgen.selection import select_rows
 
     seeds = read_rows(config.seeds) if config.seeds else None
-    write_rows(select_rows(read_rows(input, split), config, seeds), output, push_to_hub)
+    write_rows(select_rows(read_input(input, split, empty="fail"), config, seeds), output, push_to_hub)
 
 
 @main.command("finetune", short_help="Fine-tune a model on selected rows with TRL.")
@@ -392,7 +412,7 @@ def finetune(ctx: click.Context, input: str, push_to_hub: str | None, split: str
     from giftgen.finetune import push_model
 
     stream = records_stream()  # from here on, library prints land on stderr
-    result = run_finetune(config, read_rows(input, split), dataset_name=input)
+    result = run_finetune(config, read_input(input, split, empty="fail"), dataset_name=input)
     if push_to_hub:
         push_model(result.output_dir, push_to_hub)
     summary = {k: v for k, v in asdict(result).items() if k != "losses"}
@@ -426,7 +446,8 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
         write_rows(rows, output, push_to_hub, stage="eval", model=config.model)
 
     with Progress("eval", unit="problems") as progress:
-        summary = evaluate_into(read_rows(input, split), config, write, progress=progress, input=input)
+        summary = evaluate_into(read_input(input, split, empty="fail"), config, write, progress=progress,
+                                input=input)
     print_summary(summary)
     if summary_path:
         from pathlib import Path

@@ -205,3 +205,23 @@ def test_a_failed_command_keeps_the_previous_output(tmp_path, rows_file):
     bad.write_text('{"a": 1}\n{"a": oops}\n')
     assert run("convert", str(bad), "-o", str(out)).exit_code == 2
     assert out.read_bytes() == before and not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_select_on_an_empty_input_fails_loudly(tmp_path):
+    empty = tmp_path / "scored.jsonl"
+    empty.write_text("")
+    out = tmp_path / "sft.jsonl"
+    result = run("select", str(empty), "-o", str(out))
+    assert result.exit_code == 2 and f"`giftgen select`: {empty} holds no rows" in result.stderr
+    assert not out.exists()
+
+
+def test_an_empty_input_of_a_row_stage_is_a_warning(tmp_path):
+    # an empty shard is normal for verify and score, so an empty input writes an empty output, but says so
+    empty = tmp_path / "chain.jsonl"
+    empty.write_text("")
+    out = tmp_path / "verified.jsonl"
+    result = run("verify", str(empty), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"Warning: `giftgen verify`: {empty} holds no rows" in result.stderr and out.read_bytes() == b""
+    assert "stdin holds no rows" in run("convert", "-", input="").stderr
