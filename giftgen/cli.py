@@ -34,6 +34,9 @@ from giftgen.verify import VerifyConfig
 class GiftgenGroup(click.Group):
     """A Click group whose ``invoke`` is the error boundary of every command."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_group_options(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -48,6 +51,28 @@ class GiftgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+def hoist_group_options(args: list[str]) -> list[str]:
+    """Move ``--debug`` and ``--recipe FILE`` given after the subcommand to the front, where the group reads them:
+    ``giftgen chain ... --debug`` works as the error messages suggest. Nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--debug" or arg.startswith("--recipe="):
+            front.append(arg)
+        elif arg == "--recipe" and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def _quiet_stdout() -> None:
@@ -185,8 +210,9 @@ def not_implemented(stage: str, issue: int) -> None:
 def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str | None, **params: Any) -> None:
     """Write the seed problems of SOURCE in giftgen's seed schema.
 
-    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic. Without --path the benchmark loads from the
-    Hugging Face Hub; with --path, from a local file in the benchmark's published format.
+    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic, toy. Without --path the benchmark loads from the
+    Hugging Face Hub; with --path, from a local file in the benchmark's published format (toy: generated, from
+    the built-in toy domain or a domain YAML).
 
     \b
         giftgen seeds mbpp --path mbpp-sanitized.json --split train > seeds.jsonl
