@@ -35,6 +35,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting, to_dict
 from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.models import check_model
 from giftgen.progress import log
 from giftgen.records import require
 
@@ -207,6 +208,7 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
 
     if config.model is None:
         raise ConfigError("`giftgen finetune` needs a model", hint="give --model (a Hub id or a local folder)")
+    check_model(config.model)
     on_gpu = config.device == "auto" and torch.cuda.is_available()
     try:
         tokenizer = AutoTokenizer.from_pretrained(config.model)

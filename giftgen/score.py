@@ -29,6 +29,7 @@ from typing import Any
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError
+from giftgen.models import check_model
 from giftgen.records import require
 
 # A scorer takes token sequences and, per sequence, the index of its first scored token; it returns the summed
@@ -114,6 +115,7 @@ def _ids(encoded: Any) -> list[int]:
 def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
+    check_model(name, what="tokenizer")
     try:
         return AutoTokenizer.from_pretrained(name)
     except OSError as e:
@@ -226,6 +228,7 @@ def _pad_id(tokenizer: Any) -> int:
 
 def transformers_scorer(model_name: str, *, device: str = "auto", dtype: str = "auto", pad_id: int = 0) -> Scorer:
     """Batched scoring with transformers: right padding plus an attention mask, one forward per batch."""
+    check_model(model_name)
     import torch
     from transformers import AutoModelForCausalLM
 

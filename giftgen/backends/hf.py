@@ -36,6 +36,7 @@ from giftgen.backends.base import (
     occurrences,
 )
 from giftgen.errors import ConfigError
+from giftgen.models import check_model
 
 _MASK32 = 0xFFFFFFFF
 
@@ -68,6 +69,7 @@ class TransformersBackend:
 
         if batch_size < 1:
             raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        check_model(model)
         self.model = model
         self.batch_size = batch_size
         self.device = resolve_device(device)
