@@ -18,3 +18,4 @@ def test_license_file_is_the_full_apache_2_text():
         assert f"\n   {section}. " in text, section
     assert "END OF TERMS AND CONDITIONS" in text and "APPENDIX: How to apply the Apache License" in text
     assert len(text.split()) > 1500
+
