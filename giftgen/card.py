@@ -27,6 +27,7 @@ from typing import Any
 
 from giftgen import __version__
 from giftgen.models import fingerprint, is_gguf
+from giftgen.versions import library_versions, versions_line
 
 _SECRET_FLAGS = ("--token", "--api-key", "--hf-token")
 STAGE_ORDER = ("seeds", "chain", "verify", "score", "select", "eval")
@@ -190,7 +191,8 @@ def make_entry(*, config: str, split: str, stage: str, stats: Mapping[str, Any],
     return {
         "config": config, "split": split, "stage": stage, "stats": dict(stats),
         "command": info.command if info.command is not None else recorded_command(),
-        "giftgen_version": __version__, "settings": dict(settings) if settings is not None else None,
+        "giftgen_version": __version__, "versions": library_versions(),
+        "settings": dict(settings) if settings is not None else None,
         "models": models, "plots": dict(plots or {}),
         "pushed_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
@@ -272,7 +274,8 @@ def _entry_view(entry: Mapping[str, Any]) -> dict[str, Any]:
         "table": [("stage", entry["stage"]), ("config", entry["config"]), ("split", entry["split"]),
                   ("rows", fmt(stats.get("rows"))), ("problems", fmt(stats.get("problems"))),
                   ("seed benchmark", ", ".join(stats.get("sources") or []) or "not recorded"),
-                  ("giftgen", entry.get("giftgen_version") or "not recorded")],
+                  ("giftgen", entry.get("giftgen_version") or "not recorded"),
+                  ("libraries", versions_line(entry.get("versions")))],
         "settings": entry.get("settings"), "plots": entry.get("plots") or {},
     }
     for name, rev in (entry.get("models") or {}).items():

@@ -34,6 +34,9 @@ from giftgen.verify import VerifyConfig
 class GiftgenGroup(click.Group):
     """A Click group whose ``invoke`` is the error boundary of every command."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_group_options(args))
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -48,6 +51,28 @@ class GiftgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+def hoist_group_options(args: list[str]) -> list[str]:
+    """Move ``--debug`` and ``--recipe FILE`` given after the subcommand to the front, where the group reads them:
+    ``giftgen chain ... --debug`` works as the error messages suggest. Nothing after ``--`` moves."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        if arg == "--debug" or arg.startswith("--recipe="):
+            front.append(arg)
+        elif arg == "--recipe" and i + 1 < len(args):
+            front.extend(args[i:i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
 
 
 def _quiet_stdout() -> None:
@@ -139,6 +164,37 @@ def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: st
     return writer.count
 
 
+def read_input(input: str, split: str | None, *, empty: str = "warn") -> Any:
+    """``read_rows(input, split)``, loud when the input holds no rows: a warning on stderr (``empty="warn"``, for
+    stages where an empty shard is normal) or an ``InputError`` once the rows run out (``empty="fail"``)."""
+    from giftgen.errors import InputError
+    from giftgen.progress import log
+
+    command = click.get_current_context().info_name
+    count = 0
+    for row in read_rows(input, split):
+        count += 1
+        yield row
+    if count:
+        return
+    where = "stdin" if input == "-" else input
+    if empty == "fail":
+        raise InputError(f"`giftgen {command}`: {where} holds no rows",
+                         hint="check that the command that wrote it finished without an error")
+    log(f"Warning: `giftgen {command}`: {where} holds no rows; the output is empty too")
+
+
+def mark_shard(rows: Any, shard: str | None) -> Any:
+    """With --shard I/N, add ``shard: "I/N"`` to each row: `giftgen merge` then knows there are N shards (and drops
+    the column), so one of two shard files is refused instead of merged as the whole."""
+    if shard is None:
+        return rows
+    from giftgen.records import parse_shard
+
+    i, n = parse_shard(shard)
+    return ({**row, "shard": f"{i}/{n}"} for row in rows)
+
+
 def not_implemented(stage: str, issue: int) -> None:
     raise NotImplementedStage(f"`giftgen {stage}` is not implemented yet (tracked in issue #{issue})")
 
@@ -154,8 +210,9 @@ def not_implemented(stage: str, issue: int) -> None:
 def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str | None, **params: Any) -> None:
     """Write the seed problems of SOURCE in giftgen's seed schema.
 
-    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic. Without --path the benchmark loads from the
-    Hugging Face Hub; with --path, from a local file in the benchmark's published format.
+    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic, toy. Without --path the benchmark loads from the
+    Hugging Face Hub; with --path, from a local file in the benchmark's published format (toy: generated, from
+    the built-in toy domain or a domain YAML).
 
     \b
         giftgen seeds mbpp --path mbpp-sanitized.json --split train > seeds.jsonl
@@ -192,7 +249,7 @@ def convert(input: str, output: str | None, push_to_hub: str | None, split: str 
     """
     from itertools import islice
 
-    rows = read_rows(input, split)
+    rows = read_input(input, split)
     if limit is not None:
         rows = islice(rows, limit)
     write_rows(rows, output, push_to_hub)
@@ -220,7 +277,8 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     Each step samples -n codes per problem, verifies them in the sandbox (chain_passed), keeps one passing code
     and summarises it into the next description. --mode rft samples from the seed description only; --mode
     rewrite paraphrases it first (RFT+RD). The chain model may be any model (a teacher for distillation). With
-    -o FILE.jsonl, a killed run started again continues where it stopped (--no-resume starts over).
+    -o FILE.jsonl, rows go to FILE.jsonl.partial until the chain ends, and a killed run started again continues
+    that partial where it stopped (--no-resume starts over).
 
     \b
         giftgen chain seeds.jsonl --model deepseek-ai/deepseek-coder-6.7b-base -o chain.jsonl
@@ -235,7 +293,7 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     from giftgen.progress import Progress, log
     from giftgen.records import shard_filter
 
-    seeds = check_problems(read_rows(input, split))
+    seeds = check_problems(read_input(input, split))
     problems = list(shard_filter(seeds, params.get("shard"), "chain"))  # exemplars: from all seeds, as unsharded
     backend = None
     if config.model is None and config.backend == "openai" and problems:
@@ -248,7 +306,12 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     if config.model is None:
         raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
     resumable = bool(output) and output.endswith(".jsonl")
-    done = prepare_resume(output, problems, config) if resumable and config.resume else []
+    done = []
+    if resumable and config.resume:
+        from giftgen.records import partial_path
+
+        # a killed run left OUTPUT.partial; a finished one, OUTPUT (extended by a larger --steps)
+        done = prepare_resume(partial_path(output) if partial_path(output).exists() else output, problems, config)
     if done:
         log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
@@ -256,10 +319,11 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
                               progress=progress)) as rows:
         try:
             if resumable:
-                with RowWriter(output, append=bool(done)) as writer:
-                    writer.write_many(rows)
+                with RowWriter(output, append=bool(done), resumable=True) as writer:
+                    writer.write_many(mark_shard(rows, params.get("shard")))
             else:
-                write_rows(rows, output, push_to_hub, stage="chain", model=config.model)
+                write_rows(mark_shard(rows, params.get("shard")), output, push_to_hub, stage="chain",
+                           model=config.model)
         finally:
             if backend is not None:  # run_chain closes only the backends it loads
                 backend.close()
@@ -292,8 +356,9 @@ def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
 
     stats = VerifyStats()
     with Progress("verify") as progress:
-        rows = shard_filter(read_rows(input, split), params.get("shard"), "verify")
-        write_rows(progress.track(verify_rows(rows, config, stats)), output, push_to_hub)
+        rows = shard_filter(read_input(input, split), params.get("shard"), "verify")
+        write_rows(mark_shard(progress.track(verify_rows(rows, config, stats)), params.get("shard")), output,
+                   push_to_hub)
         progress.extra = stats.summary()
     if stats.sandbox_errors:
         where = ", ".join(map(str, stats.sandbox_error_rows)) + (", ..." if stats.sandbox_errors > 20 else "")
@@ -323,8 +388,8 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     from giftgen.score import score_rows
 
     with Progress("score", unit="codes scored") as progress:
-        rows = shard_filter(read_rows(input, split), params.get("shard"), "score")
-        write_rows(score_rows(rows, config, progress=progress), output, push_to_hub)
+        rows = shard_filter(read_input(input, split), params.get("shard"), "score")
+        write_rows(mark_shard(score_rows(rows, config, progress=progress), params.get("shard")), output, push_to_hub)
 
 
 @_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")
@@ -344,7 +409,7 @@ def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
     from giftgen.selection import select_rows
 
     seeds = read_rows(config.seeds) if config.seeds else None
-    write_rows(select_rows(read_rows(input, split), config, seeds), output, push_to_hub)
+    write_rows(select_rows(read_input(input, split, empty="fail"), config, seeds), output, push_to_hub)
 
 
 @main.command("finetune", short_help="Fine-tune a model on selected rows with TRL.")
@@ -373,7 +438,7 @@ def finetune(ctx: click.Context, input: str, push_to_hub: str | None, split: str
     from giftgen.finetune import push_model
 
     stream = records_stream()  # from here on, library prints land on stderr
-    result = run_finetune(config, read_rows(input, split), dataset_name=input)
+    result = run_finetune(config, read_input(input, split, empty="fail"), dataset_name=input)
     if push_to_hub:
         push_model(result.output_dir, push_to_hub)
     summary = {k: v for k, v in asdict(result).items() if k != "losses"}
@@ -407,7 +472,8 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
         write_rows(rows, output, push_to_hub, stage="eval", model=config.model)
 
     with Progress("eval", unit="problems") as progress:
-        summary = evaluate_into(read_rows(input, split), config, write, progress=progress, input=input)
+        summary = evaluate_into(read_input(input, split, empty="fail"), config, write, progress=progress,
+                                input=input)
     print_summary(summary)
     if summary_path:
         from pathlib import Path

@@ -87,6 +87,8 @@ def coerce(cls: type, name: str, value: Any, where: str) -> Any:
     if is_list:
         items = value if isinstance(value, list) else [value]
         return [_coerce_scalar(base, f, v, where) for v in items]
+    if optional and f.metadata.get("choices") and value == "none":
+        return None  # an optional choice: `none` (as the flag takes it) means unset
     return _coerce_scalar(base, f, value, where)
 
 
@@ -175,6 +177,44 @@ def dump_yaml(section: str, config: Any) -> str:
 # --------------------------------------------------------------------------------------------------- click
 
 
+# List settings whose items are free text that may hold a comma: only repeating the flag gives several.
+NO_COMMAS = ("label",)
+
+
+def _click_list_type() -> type:
+    import click
+
+    class _CommaList(click.ParamType):
+        """One value of a repeatable list flag, which may itself be a comma-separated list (``--arms gift,rft``)."""
+
+        def __init__(self, inner: click.ParamType):
+            self.inner = inner
+            self.name = inner.name
+
+        def get_metavar(self, param: Any, ctx: Any = None) -> str | None:
+            return self.inner.get_metavar(param, ctx)
+
+        def convert(self, value: Any, param: Any, ctx: Any) -> tuple[Any, ...]:
+            if isinstance(value, tuple):
+                return value
+            parts = [part.strip() for part in value.split(",")] if isinstance(value, str) else [value]
+            return tuple(self.inner.convert(part, param, ctx) for part in parts if part != "")
+
+    return _CommaList
+
+
+def CommaList(inner: Any) -> Any:  # noqa: N802 (a type, built lazily so that click loads only with the CLI)
+    return _click_list_type()(inner)
+
+
+def _flatten(ctx: Any, param: Any, value: tuple[tuple[Any, ...], ...]) -> tuple[Any, ...]:
+    return tuple(item for group in value for item in (group if isinstance(group, tuple) else (group,)))
+
+
+def _none_is_unset(ctx: Any, param: Any, value: Any) -> Any:
+    return None if value == "none" else value
+
+
 def click_options(cls: type) -> Callable[[Callable], Callable]:
     """Decorate a Click command with one option per field of ``cls``."""
     import click
@@ -193,9 +233,16 @@ def click_options(cls: type) -> Callable[[Callable], Callable]:
                 "show_envvar": bool(meta.get("envvar")),
             }
             if meta.get("choices"):
-                kwargs["type"] = click.Choice(meta["choices"])
+                # an optional choice also takes `none` (unset), as its help may say
+                kwargs["type"] = click.Choice(meta["choices"] + (("none",) if optional and not is_list else ()))
+                if optional and not is_list:
+                    kwargs["callback"] = _none_is_unset
             elif base in (int, float, str):
-                kwargs["type"] = base
+                kwargs["type"] = click.types.convert_type(base)
+            if is_list and f.name not in NO_COMMAS:
+                kwargs["type"] = CommaList(kwargs.get("type", click.STRING))
+                kwargs["callback"] = _flatten
+                kwargs["help"] += " Repeat the flag or separate values with commas."
             if base is bool and not is_list:
                 names = [f"--{f.name.replace('_', '-')}/--no-{f.name.replace('_', '-')}"]
                 kwargs["default"] = default

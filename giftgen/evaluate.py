@@ -35,7 +35,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from giftgen.backends import BackendSettings
 from giftgen.config import command_config, setting, to_dict
-from giftgen.errors import ConfigError
+from giftgen.errors import ConfigError, InputError
 from giftgen.models import fingerprint
 from giftgen.records import require
 
@@ -207,6 +207,7 @@ def evaluate_rows(
     own_backend = backend is None
     windows = _windows(rows, config.window)
     index = 0
+    seen: dict[str, int] = {}  # problem_id -> the row it first came in: a problem counts once in pass@k
     pending: _Pending | None = None
     with _executor_context(config, executor) as ex:
         try:
@@ -215,6 +216,11 @@ def evaluate_rows(
                 for row in window:
                     index += 1
                     require(row, REQUIRED, index, "eval")
+                    first = seen.setdefault(row["problem_id"], index)
+                    if first != index:
+                        raise InputError(f"`giftgen eval`: row {index}: problem {row['problem_id']!r} repeats row "
+                                         f"{first}; each problem must come once",
+                                         hint="drop the repeated rows (problem ids must be unique)")
                 if backend is None:
                     from giftgen.backends import load_backend
 

@@ -342,6 +342,7 @@ def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: 
 
     from giftgen import __version__
     from giftgen.card import recorded_command
+    from giftgen.versions import library_versions, versions_line
 
     template = resources.files("giftgen.cards").joinpath("model_card.md").read_text()
     local_base = config.model is not None and Path(config.model).exists()
@@ -363,6 +364,7 @@ def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: 
         command=command if command is not None else recorded_command(),
         settings=yaml.safe_dump({"finetune": to_dict(config)}, sort_keys=False).strip(),
         model_path=config.output_dir, giftgen_version=__version__,
+        libraries=versions_line(library_versions()),
     )
     return str(card)
 

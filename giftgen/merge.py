@@ -62,7 +62,7 @@ def check_shards(paths: Sequence[str], *, shards: int | None = None, order: dict
     if "-" in paths:
         raise InputError("`giftgen merge` reads each input twice, so it cannot read stdin (-)",
                          hint="save each shard's output to a file first")
-    count = shards if shards is not None else len(paths)
+    count = shards if shards is not None else _recorded_count(paths, split) or len(paths)
     if count < 1:
         raise InputError(f"--shards must be at least 1, got {count}")
     if len(paths) != count:
@@ -76,6 +76,11 @@ def check_shards(paths: Sequence[str], *, shards: int | None = None, order: dict
             require(row, {"problem_id": str}, index, "merge")
             pid = row["problem_id"]
             where = f"{item.path}, row {index}"
+            recorded = row.get("shard")
+            if recorded is not None and recorded != f"{shard_of(pid, count)}/{count}":
+                raise InputError(f"`giftgen merge`: {where} says shard {recorded}, but its problem {pid!r} is in "
+                                 f"shard {shard_of(pid, count)} of {count}",
+                                 hint="merge exactly the outputs of one `--shard I/N` run")
             if pid not in item.problems:
                 if pid in owner:
                     raise InputError(f"`giftgen merge`: problem {pid!r} is in {owner[pid]} and in {item.path}",
@@ -129,4 +134,20 @@ def merge_shards(paths: Sequence[str], *, shards: int | None = None, order: Iter
     streams = [keyed(item) for item in sorted(inputs, key=lambda i: i.shard)]
     # heapq.merge is stable: equal keys (one problem's rows of one step) keep their input order.
     for _, row in heapq.merge(*streams, key=lambda pair: pair[0]):
+        row.pop("shard", None)  # the merged rows are the unsharded output
         yield row
+
+
+def _recorded_count(paths: Sequence[str], split: str | None) -> int | None:
+    """N of the first row's ``shard: "I/N"`` column among ``paths`` (None when the rows do not record it)."""
+    for path in paths:
+        for row in read_rows(path, split):
+            recorded = row.get("shard")
+            if isinstance(recorded, str) and "/" in recorded:
+                try:
+                    return int(recorded.split("/")[1])
+                except ValueError:
+                    raise InputError(f"`giftgen merge`: {path}: column 'shard' must be I/N, got {recorded!r}") \
+                        from None
+            break
+    return None

@@ -194,7 +194,10 @@ def grid_summary(root: Path, arms: Sequence[str] | None = None, seeds: Sequence[
     root = Path(root)
     if arms is None:
         arms = [a for a in ARMS if (root / a).is_dir()]
-    out: dict[str, Any] = {"run_dir": str(root), "base": None, "arms": {}, "pretrain_s": None}
+    from giftgen.versions import library_versions
+
+    out: dict[str, Any] = {"run_dir": str(root), "versions": library_versions(), "base": None, "arms": {},
+                           "pretrain_s": None}
     pretrain = _marker(root, "pretrain")
     if pretrain is not None:
         out["pretrain_s"] = pretrain["elapsed_s"]

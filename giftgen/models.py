@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import ConfigError
+from giftgen.model_check import check_model
 
 GGUF_SUFFIX = ".gguf"
 
@@ -82,6 +83,7 @@ def load_tokenizer(name: str) -> Any:
     """The tokenizer of model ``name`` (a Hub id, a folder or a GGUF file)."""
     from transformers import AutoTokenizer
 
+    check_model(name, what="tokenizer")
     source = model_source(name)
     try:
         return AutoTokenizer.from_pretrained(source.path, **source.kwargs())
@@ -94,6 +96,7 @@ def load_causal_lm(name: str, dtype: Any) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    check_model(name)
     source = model_source(name)
     if source.gguf_file and dtype == "auto":
         dtype = torch.float32  # a GGUF's weights are quantized: "auto" has no float dtype to pick

@@ -295,9 +295,13 @@ def _json_default(value: Any) -> Any:
 class RowWriter:
     """Write rows to stdout (``output=None`` or ``"-"``), a file, a ``save_to_disk`` directory and/or the Hub.
 
-    Use as a context manager; rows are committed on a clean exit. JSONL outputs are written as they come,
-    flushed per row, so a reader downstream sees them at once and a crash loses at most the current row.
-    ``append=True`` continues an existing ``.jsonl`` file (resume), after cutting off a partial last line.
+    Use as a context manager; rows are committed on a clean exit. A file or directory output is written under a
+    partial name beside it (``NAME.partial``, see ``partial_path``) and renamed onto ``NAME`` only on a clean exit,
+    so a failed command leaves no output that a later stage would read as a (short or empty) dataset; the partial
+    is removed on failure. ``resumable=True`` keeps the partial instead, and ``append=True`` then continues it (or
+    a finished ``NAME``, moved back to the partial name) after cutting off a partial last line: a rerun of a killed
+    ``chain -o FILE.jsonl`` resumes from it. ``in_place=True`` writes ``NAME`` itself (for callers that mark
+    completion themselves, as ``giftgen run`` does). JSONL is flushed per row, so a crash loses at most one row.
     """
 
     def __init__(
@@ -310,8 +314,11 @@ class RowWriter:
         private: bool | None = None,
         card: Callable[[int, Path], str | CardRenderer] | None = None,
         config_name: str = "default",
+        resumable: bool = False,
+        in_place: bool = False,
     ):
         self.output = None if output is None or os.fspath(output) == "-" else Path(output)
+        self.resumable = resumable
         self.push_to_hub = push_to_hub
         self.split = split
         self.private = private
@@ -323,16 +330,22 @@ class RowWriter:
         self._stream: IO[bytes] | None = None
         self._tmp: Path | None = None
         kind = self._kind()
+        # where the rows go until they are complete: the partial name, or the output itself when in place
+        self._target = None if self.output is None else self.output if in_place else partial_path(self.output)
+        if self._target is not None:
+            self.output.parent.mkdir(parents=True, exist_ok=True)
+            if append and self._target != self.output and not self._target.exists() and self.output.exists():
+                os.replace(self.output, self._target)  # a finished file being extended: continue it as a partial
+            if not append and self._target != self.output:
+                _remove(self._target)  # what an earlier failed attempt left
         if kind == "stdout":
             self._stream = records_stream() if push_to_hub is None else None
         elif kind == "jsonl":
-            self.output.parent.mkdir(parents=True, exist_ok=True)
             if append:
-                truncate_partial_line(self.output)
-            self._stream = open(self.output, "ab" if append else "wb")
+                truncate_partial_line(self._target)
+            self._stream = open(self._target, "ab" if append else "wb")
         elif kind == "jsonl.gz":
-            self.output.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = gzip.open(self.output, "ab" if append else "wb")
+            self._stream = gzip.open(self._target, "ab" if append else "wb")
         if kind in ("parquet", "disk") or push_to_hub is not None:
             fd, tmp = tempfile.mkstemp(prefix="giftgen-", suffix=".jsonl")
             os.close(fd)
@@ -383,15 +396,31 @@ class RowWriter:
             except BrokenPipeError:
                 raise PipeClosed() from None
         self._stream = None
-        if self._tmp_stream is None:
-            return
-        self._tmp_stream.close()
-        self._tmp_stream = None
         try:
-            if commit:
-                self._convert()
+            if self._tmp_stream is not None:
+                self._tmp_stream.close()
+                self._tmp_stream = None
+                try:
+                    if commit:
+                        self._convert()
+                finally:
+                    self._tmp.unlink(missing_ok=True)
+        except BaseException:
+            commit = False
+            raise
         finally:
-            self._tmp.unlink(missing_ok=True)
+            self._finish(commit)
+
+    def _finish(self, commit: bool) -> None:
+        """Rename the partial onto the output after a clean exit; otherwise remove it (or keep it to resume)."""
+        target, self._target = self._target, None
+        if target is None or target == self.output or not (target.exists() or target.is_symlink()):
+            return
+        if commit:
+            _remove(self.output)  # os.replace cannot replace a directory
+            os.replace(target, self.output)
+        elif not self.resumable:
+            _remove(target)
 
     def _convert(self) -> None:
         from datasets import Dataset
@@ -410,10 +439,9 @@ class RowWriter:
                 ds = Dataset.from_generator(rows, cache_dir=cache_dir)
             kind = self._kind()
             if kind == "parquet":
-                self.output.parent.mkdir(parents=True, exist_ok=True)
-                ds.to_parquet(str(self.output))
+                ds.to_parquet(str(self._target))
             elif kind == "disk":
-                ds.save_to_disk(str(self.output))
+                ds.save_to_disk(str(self._target))
             if self.push_to_hub is not None:
                 card = self.card(self.count, tmp) if self.card is not None else None
                 self.revision = push_dataset(ds, self.push_to_hub, split=self.split, private=self.private,
@@ -425,6 +453,22 @@ class RowWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self.close(commit=exc_type is None)
+
+
+def partial_path(output: str | os.PathLike) -> Path:
+    """Where ``RowWriter`` writes ``output`` until it is complete: ``NAME.partial`` in the same folder (a name no
+    stage reads as a dataset)."""
+    output = Path(output)
+    return output.with_name(output.name + ".partial")
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        import shutil
+
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 # Renders a card from the files already in the repo: gets ``fetch(path) -> bytes | None`` and returns the README

@@ -397,6 +397,7 @@ class Runner:
         from giftgen.config import to_dict
         from giftgen.progress import log
         from giftgen.stages import MODEL_STAGES, write_atomic
+        from giftgen.versions import library_versions
 
         rd = self.root / f"round-{r}"
         label = label or name  # a stage run twice in a round (evaluations) has a marker and output per label
@@ -426,6 +427,7 @@ class Runner:
             "config": to_dict(config), "result": result,
             "elapsed_s": round(time.perf_counter() - start, 3),
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "giftgen_version": __version__,
+            "versions": library_versions(),
         }
         write_atomic(marker, json.dumps(record, indent=2, default=str) + "\n")
         return record
@@ -473,8 +475,10 @@ class Runner:
 
     def _summary(self) -> dict[str, Any]:
         rounds = [entry for r in range(0, self.run.rounds + 1) if (entry := round_entry(self.root, r))]
-        summary = {"run_dir": str(self.root), "rounds": rounds}
         from giftgen.stages import write_atomic
+        from giftgen.versions import library_versions
+
+        summary = {"run_dir": str(self.root), "versions": library_versions(), "rounds": rounds}
 
         write_atomic(self.root / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary

@@ -44,6 +44,8 @@ class ScoreConfig(BackendSettings):
     all: bool = setting(False, "Score every row; by default only passed rows the chain kept (others get null).")
     prompt_style: str = setting("base", "Prompt format: base (plain text) or chat (the tokenizer's chat template).",
                                 choices=("base", "chat"))
+    batch_size: int = setting(16, "transformers: codes scored per forward pass (rows are sorted by length within "
+                                  "--window first, so a batch pads little).")
     window: int = setting(4096, "transformers: rows read ahead and sorted by length before batching (bounds memory).")
     tokenizer: str | None = setting(None, "Tokenizer to use (default: the model's; for openai, give a local one).")
 

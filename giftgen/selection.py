@@ -44,8 +44,9 @@ PROVENANCE = ("chain_id", "step", "sample")
 
 @command_config("select")
 class SelectConfig:
-    temperature: float = setting(2.0, "T in softmax(T * PPL): > 0 favours the tail, < 0 the head, 0 is uniform "
-                                      "(the RFT baseline; needs no ppl).", flag="-T")
+    temperature: float = setting(2.0, "Selection weight T in softmax(T * PPL), not a sampling temperature (nothing "
+                                      "is generated here): > 0 favours the tail, < 0 the head, 0 is uniform (the RFT "
+                                      "baseline; needs no ppl).", flag="-T")
     k: int = setting(8, "Codes drawn per problem.", flag="-k")
     seed: int = setting(0, "Seed of the draw (each problem's draw depends on it and the problem id only).")
     candidates: str = setting("kept", "Rows to draw from: passed rows the chain marked kept (its one code per step), "

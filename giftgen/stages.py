@@ -70,7 +70,7 @@ def write_rows_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     """Write rows to ``NAME.partial.jsonl`` beside ``path``, then rename it onto ``path`` once complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name.split(".")[0] + ".partial.jsonl")
-    with RowWriter(tmp) as writer:
+    with RowWriter(tmp, in_place=True) as writer:
         writer.write_many(rows)
     fsync_path(tmp)
     os.replace(tmp, path)
@@ -93,7 +93,7 @@ def chain_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, A
         log(f"chain: resuming {out} after step {len(done) // max(1, len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
             closing(run_chain(problems, config, done=done, progress=progress)) as rows, \
-            RowWriter(out, append=bool(done)) as writer:
+            RowWriter(out, append=bool(done), in_place=True) as writer:  # the run's marker says when it is done
         writer.write_many(rows)
     fsync_path(out)
     return chain_counts(read_rows(out))

@@ -65,8 +65,11 @@ def test_load_backend_openai_needs_a_server():
 
 
 def test_transformers_missing_model_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="could not load the tokenizer of"):
+    with pytest.raises(ConfigError, match="nothing-here does not exist"):
         load_backend(BackendSettings(model=str(tmp_path / "nothing-here"), device="cpu"))
+    (tmp_path / "config.json").write_text("{}")  # past the check, a broken folder is the loader's first line
+    with pytest.raises(ConfigError, match="could not load the tokenizer of"):
+        load_backend(BackendSettings(model=str(tmp_path), device="cpu"))
 
 
 def test_backend_modules_import_nothing_heavy():

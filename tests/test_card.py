@@ -92,6 +92,11 @@ def test_card_of_a_round_from_real_rows(run_dir):
     # counts per stage, and the exact command
     assert "| round_1 | 27 | 6 | 6 | 11 |" in readme
     assert readme.count("giftgen run recipe.yaml") == 4
+    # the library versions the rows were written with, per entry
+    from giftgen.versions import library_versions, versions_line
+
+    assert all(e["versions"] == library_versions() for e in doc["entries"].values())
+    assert readme.count(f"| libraries | {versions_line(library_versions())} |") == 4
     # models and revisions: the fake backend and a local folder have none, and the card says so
     assert "| fake | generates codes and descriptions | not recorded |" in readme
     assert f"| {score[0]['score_model']} | scores perplexity | not recorded |" in readme

@@ -234,7 +234,10 @@ SLOW_FAKE = textwrap.dedent("""
 
 
 def kill_midway(args: list[str], out: Path, rows_per_step: int, timeout: float = 120) -> int:
-    """Start ``giftgen chain ... -o out``; SIGKILL it once a step or more is written, before it ends."""
+    """Start ``giftgen chain ... -o out``; SIGKILL it once a step or more is written, before it ends.
+
+    The rows go to ``out.partial`` until the chain ends: a killed chain leaves no ``out`` for a later stage."""
+    out = out.with_name(out.name + ".partial")
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env(), cwd=REPO)
     deadline = time.monotonic() + timeout
     try:
@@ -258,11 +261,11 @@ def test_kill_9_and_resume_fake(tmp_path, seeds_file):
     full, killed = tmp_path / "full.jsonl", tmp_path / "killed.jsonl"
     assert giftgen(*common, "-o", str(full)).returncode == 0
     written = kill_midway([sys.executable, "-c", SLOW_FAKE, *common, "-o", str(killed)], killed, len(IDS) * 3)
-    assert 0 < written < len(IDS) * 3 * 6
+    assert 0 < written < len(IDS) * 3 * 6 and not killed.exists()
     resumed = giftgen(*common, "-o", str(killed))
     assert resumed.returncode == 0, resumed.stderr.decode()
     assert b"resuming" in resumed.stderr
-    assert killed.read_bytes() == full.read_bytes()
+    assert killed.read_bytes() == full.read_bytes() and not killed.with_name(killed.name + ".partial").exists()
 
 
 @pytest.mark.slow

@@ -171,3 +171,108 @@ def test_recipe_is_strict(tmp_path, text, message):
 def test_env_var_sets_option(monkeypatch):
     result = CliRunner(env={"GIFTGEN_MODEL": "my/model"}).invoke(main, ["chain", "x", "--print-config"])
     assert "model: my/model" in result.stdout
+
+
+# --------------------------------------------------------------------------------------------------- outputs that never lie
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.jsonl.gz", "out.parquet", "out-dir"])
+def test_a_failed_command_leaves_no_output_and_no_partial(tmp_path, name):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("".join(json.dumps(r) + "\n" for r in ROWS) + '{"a": oops}\n')  # rows first, then the error
+    out = tmp_path / "sub" / name
+    result = run("convert", str(bad), "-o", str(out))
+    assert result.exit_code == 2 and "line 6: invalid JSON" in result.output
+    assert not out.exists() and not list(tmp_path.joinpath("sub").glob("*"))
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.parquet", "out-dir"])
+def test_an_output_appears_whole_and_replaces_the_old_one(tmp_path, rows_file, name):
+    out = tmp_path / name
+    assert run("convert", str(rows_file), "-o", str(out), "--limit", "2").exit_code == 0
+    assert run("convert", str(rows_file), "-o", str(out)).exit_code == 0
+    from giftgen.records import read_rows
+
+    assert list(read_rows(str(out))) == ROWS
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, "rows.jsonl"])  # no partial beside it
+
+
+def test_a_failed_command_keeps_the_previous_output(tmp_path, rows_file):
+    out = tmp_path / "out.jsonl"
+    assert run("convert", str(rows_file), "-o", str(out)).exit_code == 0
+    before = out.read_bytes()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"a": 1}\n{"a": oops}\n')
+    assert run("convert", str(bad), "-o", str(out)).exit_code == 2
+    assert out.read_bytes() == before and not (tmp_path / "out.jsonl.partial").exists()
+
+
+def test_select_on_an_empty_input_fails_loudly(tmp_path):
+    empty = tmp_path / "scored.jsonl"
+    empty.write_text("")
+    out = tmp_path / "sft.jsonl"
+    result = run("select", str(empty), "-o", str(out))
+    assert result.exit_code == 2 and f"`giftgen select`: {empty} holds no rows" in result.stderr
+    assert not out.exists()
+
+
+def test_an_empty_input_of_a_row_stage_is_a_warning(tmp_path):
+    # an empty shard is normal for verify and score, so an empty input writes an empty output, but says so
+    empty = tmp_path / "chain.jsonl"
+    empty.write_text("")
+    out = tmp_path / "verified.jsonl"
+    result = run("verify", str(empty), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert f"Warning: `giftgen verify`: {empty} holds no rows" in result.stderr and out.read_bytes() == b""
+    assert "stdin holds no rows" in run("convert", "-", input="").stderr
+
+
+# --------------------------------------------------------------------------------------------------- flags
+
+
+def test_debug_and_recipe_work_after_the_subcommand(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"a": oops}\n')
+    assert giftgen("convert", str(path), "--debug").stderr.count("Traceback") == 1
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("chain:\n  steps: 7\n")
+    for args in (["chain", "x", "--recipe", str(recipe)], ["chain", "x", f"--recipe={recipe}"]):
+        result = run(*args, "--print-config")
+        assert result.exit_code == 0, result.output
+        assert "steps: 7\n" in result.stdout
+    # after `--`, nothing moves: it is an argument of the command
+    assert run("convert", "--", "--debug").exit_code == 2
+
+
+def test_list_flags_take_commas_and_repeats():
+    result = run("run", "recipes/quickstart.yaml", "--arms", "gift,rft", "--arms", "control", "--seeds", "0, 1",
+                 "--print-config")
+    assert result.exit_code == 0, result.output
+    import yaml
+
+    resolved = yaml.safe_load(result.stdout)["run"]
+    assert resolved["arms"] == ["gift", "rft", "control"] and resolved["seeds"] == [0, 1]
+    bad = run("run", "recipes/quickstart.yaml", "--seeds", "0,x", "--print-config")
+    assert bad.exit_code == 2 and "'x' is not a valid integer" in bad.output
+    # a label may hold a comma: it is not split
+    assert "- a, b" in run("report", "d", "--label", "a, b", "--print-config").stdout
+
+
+def test_eval_source_none_as_advertised():
+    assert "(none: no evaluation)" in run("run", "--help").stdout
+    result = run("run", "recipes/quickstart.yaml", "--eval-source", "none", "--print-config")
+    assert result.exit_code == 0, result.output
+    assert "eval_source: null" in result.stdout
+
+
+def test_help_texts_say_what_the_flags_are():
+    from giftgen.seeds import SOURCES
+
+    seeds_help = " ".join(run("seeds", "--help").stdout.split())
+    assert all(f" {name}," in seeds_help or f" {name}." in seeds_help for name in SOURCES), seeds_help
+    score_help = " ".join(run("score", "--help").stdout.split())
+    chain_help = " ".join(run("chain", "--help").stdout.split())
+    assert "codes scored per forward pass" in score_help and "prompts per generate() call" not in score_help
+    assert "prompts per generate() call" in chain_help
+    select_help = " ".join(run("select", "--help").stdout.split())
+    assert "-T, --temperature FLOAT Selection weight T in softmax(T * PPL), not a sampling temperature" in select_help

@@ -401,6 +401,29 @@ def test_bad_input_rows_are_input_errors(benchmark_rows):
         evaluate([row], EvalConfig(), backend=FakeBackend(script(benchmark_rows[:1])))
 
 
+def test_a_repeated_problem_id_is_refused_by_name(benchmark_rows, tmp_path):
+    rows = benchmark_rows[:3]
+    again = [*rows, {**rows[2], "description": "the same id, another text"}]
+    with pytest.raises(InputError, match=f"row 4: problem '{rows[2]['problem_id']}' repeats row 3"):
+        evaluate(again, EvalConfig(window=2), backend=FakeBackend(script(rows)))
+    seeds = tmp_path / "seeds.jsonl"
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in again))
+    script_path = tmp_path / "replies.jsonl"
+    script_path.write_text("".join(json.dumps(e) + "\n" for e in script(rows)))
+    out = tmp_path / "results.jsonl"
+    result = CliRunner().invoke(main, ["eval", str(seeds), "--backend", "fake", "--model", str(script_path),
+                                       "-o", str(out)])
+    assert result.exit_code == 2 and f"problem '{rows[2]['problem_id']}' repeats row 3" in result.stderr
+    assert not out.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_an_empty_input_is_an_error(tmp_path):
+    empty = tmp_path / "seeds.jsonl"
+    empty.write_text("")
+    result = CliRunner().invoke(main, ["eval", str(empty), "--backend", "fake", "--model", str(empty)])
+    assert result.exit_code == 2 and "holds no rows" in result.stderr
+
+
 # --------------------------------------------------------------------------------------------------- the command
 
 
@@ -449,7 +472,11 @@ def test_cli_usage_errors(tmp_path, benchmark_rows):
     assert result.exit_code == 2 and "pass@8" in result.stderr
     result = runner.invoke(main, ["eval", str(seeds), "--model", "m", "-n", "4", "--temperature", "0.8",
                                   "--k", "1,2", "--print-config"])
-    assert result.exit_code == 0 and "k:" in result.stdout and "- 1,2" in result.stdout
+    import yaml
+
+    # the list flag splits at commas, as every list flag does; the settings hold the same ks
+    assert result.exit_code == 0 and yaml.safe_load(result.stdout)["eval"]["k"] == ["1", "2"]
+    assert EvalConfig(k=["1", "2"], n=4, temperature=0.8).ks == EvalConfig(k=["1,2"], n=4, temperature=0.8).ks
 
 
 def test_sandbox_errors_are_not_wrong_answers(benchmark_rows, tmp_path, monkeypatch):

@@ -142,6 +142,9 @@ def test_spread_and_summary_of_a_layout(tmp_path):
                 (rd / f"{label}.json").write_text(json.dumps({"result": {"pass@1": v}, "elapsed_s": 2.0}))
     summary = grid_summary(tmp_path)
     assert list(summary["arms"]) == ["gift", "control"]
+    from giftgen.versions import library_versions
+
+    assert summary["versions"] == library_versions()
     gift = summary["arms"]["gift"]["last_round"]
     assert gift["greedy"]["mean"] == pytest.approx(0.55) and gift["sampled"]["mean"] == pytest.approx(0.275)
     assert summary["arms"]["control"]["last_round"]["greedy"]["sd"] == 0.0

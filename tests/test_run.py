@@ -220,6 +220,10 @@ def test_run_end_to_end(reference, tiny_model, files):
                         "pass@1": sum(e["pass@1"] for e in evaluation) / 3, "model": f"round-{r}/model"}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [line["round"] for line in summary["rounds"]] == [0, 1, 2]
+    from giftgen.versions import library_versions
+
+    assert summary["versions"] == library_versions() and summary["versions"]["torch"]
+    assert json.loads((run_dir / "round-1" / "chain.json").read_text())["versions"] == library_versions()
     assert summary["rounds"][0]["model"] == str(tiny_model) and summary["rounds"][0]["pass@1"] is not None
     # stdout is the summary, stderr has the table
     assert json.loads(result.stdout) == summary

@@ -233,6 +233,11 @@ def test_chain_verify_and_score_shards_merge_to_the_unsharded_output(stage_seeds
     shards = [list(read_rows(p)) for p in parts]
     assert all(shards) and sum(len(s) for s in shards) == len(whole)
     assert not set.intersection(*({r["problem_id"] for r in s} for s in shards))
+    # each shard file records which shard of how many it is, so one of them alone is not taken for the whole
+    assert [{r["shard"] for r in s} for s in shards] == [{"0/3"}, {"1/3"}, {"2/3"}]
+    refused = CliRunner().invoke(main, ["merge", parts[0], parts[2], "-o", str(tmp_path / "two.jsonl")])
+    assert refused.exit_code == 2 and "got 2 inputs for 3 shards" in refused.output
+    assert not (tmp_path / "two.jsonl").exists()
     run_cli("merge", *parts, "--order", str(stage_seeds), "-o", str(tmp_path / "merged.jsonl"))
     assert list(read_rows(tmp_path / "merged.jsonl")) == whole  # exemplars and choices as unsharded
 
@@ -275,3 +280,20 @@ def test_chain_verify_and_score_shards_merge_to_the_unsharded_output(stage_seeds
 def test_shard_option_refuses_a_bad_spec(stage_seeds, tiny_model):
     result = CliRunner().invoke(main, ["score", str(stage_seeds), "--model", str(tiny_model), "--shard", "2/2"])
     assert result.exit_code == 2 and "I/N" in result.output
+
+
+def test_merge_reads_the_shard_count_the_rows_record(seeds, tmp_path):
+    rows = chain_like(seeds)
+    files = shard_files(tmp_path, rows, 2)
+    marked = []
+    for i, path in enumerate(files):  # as `--shard I/2` writes them
+        marked.append(write(tmp_path / f"marked-{i}.jsonl", [{**r, "shard": f"{i}/2"} for r in read_rows(path)]))
+    result = CliRunner().invoke(main, ["merge", marked[1]])
+    assert result.exit_code == 2 and "got 1 inputs for 2 shards" in result.output
+    out = tmp_path / "merged.jsonl"
+    result = CliRunner().invoke(main, ["merge", *marked, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(map(json.dumps, read_rows(out))) == sorted(map(json.dumps, rows))  # the column is dropped
+    lying = write(tmp_path / "lying.jsonl", [{**r, "shard": "0/2"} for r in read_rows(files[1])])
+    result = CliRunner().invoke(main, ["merge", marked[0], lying])
+    assert result.exit_code == 2 and "says shard 0/2" in result.output

@@ -36,6 +36,7 @@ from giftgen.backends.base import (
     occurrences,
 )
 from giftgen.errors import ConfigError
+from giftgen.model_check import check_model
 from giftgen.models import load_causal_lm, load_tokenizer
 
 _MASK32 = 0xFFFFFFFF
@@ -77,6 +78,7 @@ class TransformersBackend:
             torch_dtype: Any = "auto" if self.device != "cpu" else torch.float32
         else:
             torch_dtype = getattr(torch, dtype)
+        check_model(model)  # first: a missing model is "the model folder ... does not exist", not its tokenizer
         self.tokenizer = load_tokenizer(model)
         self.lm = load_causal_lm(model, torch_dtype)
         self.lm.to(self.device).eval()
