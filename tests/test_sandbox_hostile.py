@@ -503,3 +503,20 @@ def test_stdio_output_is_compared_in_constant_memory():
     assert not ok and "line 1" in detail
     assert peak < 8 << 20, f"{peak / 2**20:.0f} MiB"
     assert stdio_match("3\n" + "\n" * (4 << 20), "3") == (True, "")
+
+
+@pytest.mark.parametrize("tag", ["s", "f", "d"])
+def test_colliding_hashes_do_not_stall_the_parent(tag):
+    # Integers that share one hash make each set or dict insertion linear: the parent refuses them in linear
+    # time, as a reply that is not plain data (the program's wrong answer), instead of spending minutes.
+    import time
+
+    from giftgen.sandbox.codec import WireError, from_wire
+
+    values = [k * (2**61 - 1) for k in range(1, 30_001)]
+    data = {tag: [[v, 0] for v in values] if tag == "d" else values}
+    start = time.process_time()
+    with pytest.raises(WireError, match="hash"):
+        from_wire(data)
+    assert time.process_time() - start < 1.0
+    assert from_wire({tag: [[v, 0] for v in range(30_000)] if tag == "d" else list(range(30_000))})

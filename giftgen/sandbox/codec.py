@@ -102,16 +102,17 @@ def from_wire(data: Any, depth: int = 0) -> Any:
         if tag == "t" and type(v) is list:
             return tuple(from_wire(x, d) for x in v)
         if tag == "s" and type(v) is list:
-            return set(from_wire(x, d) for x in v)
+            return set(_hashable_items([from_wire(x, d) for x in v]))
         if tag == "f" and type(v) is list:
-            return frozenset(from_wire(x, d) for x in v)
+            return frozenset(_hashable_items([from_wire(x, d) for x in v]))
         if tag == "d" and type(v) is list:
-            out = {}
+            pairs = []
             for pair in v:
                 if type(pair) is not list or len(pair) != 2:
                     raise WireError("malformed dict item")
-                out[from_wire(pair[0], d)] = from_wire(pair[1], d)
-            return out
+                pairs.append((from_wire(pair[0], d), from_wire(pair[1], d)))
+            _hashable_items([k for k, _ in pairs])
+            return dict(pairs)
         if tag == "b" and type(v) is str:
             return v.encode("latin-1")
         if tag == "c" and type(v) is list and len(v) == 2 and all(type(x) in (int, float) for x in v):
@@ -123,6 +124,23 @@ def from_wire(data: Any, depth: int = 0) -> Any:
     except (TypeError, UnicodeError, OverflowError, ValueError) as e:  # unhashable keys, bad bytes
         raise WireError(f"malformed {tag!r} value: {e}") from None
     raise WireError(f"unknown tag {tag!r}")
+
+
+COLLISION_BUDGET = 100_000  # probes past the first that building one set or dict from a reply may cost
+
+
+def _hashable_items(items: list) -> list:
+    """``items``, once it is clear a set or dict of them is cheap to build: distinct values sharing one hash make
+    each insertion linear (a reply of such integers held the parent for minutes), so their count is checked first,
+    in O(n log n) on the hashes alone."""
+    hashes = sorted(hash(x) for x in items)
+    cost = run = 0
+    for i in range(1, len(hashes)):
+        run = run + 1 if hashes[i] == hashes[i - 1] else 0
+        cost += run
+        if cost > COLLISION_BUDGET:
+            raise WireError("a set or dict of values with colliding hashes")
+    return items
 
 
 def clip(text: str, limit: int = 200) -> str:
