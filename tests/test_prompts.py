@@ -245,3 +245,21 @@ def test_unknown_style_or_method():
         code_prompt(ROW, style="instruct")
     with pytest.raises(ValueError, match="unknown extraction method 'regex'"):
         extract_code(ROW, COMPLETION, method="regex")
+
+
+# Chat answers as SmolLM2-135M-Instruct and Qwen2.5-Coder-0.5B-Instruct write them (shapes recorded from the real
+# models through the llamacpp and transformers backends): prose around a fence, a usage block after the code, a
+# bare fence, and an answer cut by max_new_tokens before its closing fence.
+_CODE = "def similar_elements(test_tup1, test_tup2):\n    return tuple(set(test_tup1) & set(test_tup2))\n"
+
+
+@pytest.mark.parametrize("answer", [
+    f"Here's a Python function that finds the shared elements:\n\n```python\n{_CODE}```\n\nThis function uses "
+    "the built-in `set` type to find the common elements.",
+    f"```python\n{_CODE}```\n\nExample usage:\n\n```python\nprint(similar_elements((3, 4), (4, 5)))\n```\n",
+    f"Sure!\n```\n{_CODE}```",
+    f"To solve this, intersect the two sets.\n\n```python\n{_CODE}\n\n# Test the function\n"
+    "print(similar_elements((3, 4, 5, 6), (5, 7, 4, 10)))\nassert similar_elemen",
+])
+def test_chat_extraction_of_real_answer_shapes(answer):
+    assert extract_code(ROW, answer, style="chat") == _CODE
