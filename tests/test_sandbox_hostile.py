@@ -520,3 +520,90 @@ def test_colliding_hashes_do_not_stall_the_parent(tag):
         from_wire(data)
     assert time.process_time() - start < 1.0
     assert from_wire({tag: [[v, 0] for v in range(30_000)] if tag == "d" else list(range(30_000))})
+
+
+# ------------------------------------------------------------------------------------------------ IPC and shared memory
+# Each program does its attack with ctypes (the calls Python does not wrap) and returns the right answer only if
+# the attack worked: a pass would mean the attack went through.
+LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"  # find_library would start a process
+IPC_CREATE = {
+    "sysv_shm": "def attack():\n    sid = libc.shmget(0x6a17, 1 << 20, 0o1666)\n    assert sid != -1, ctypes.get_errno()\n"
+                "    libc.shmat.restype = ctypes.c_void_p\n    addr = libc.shmat(sid, None, 0)\n"
+                "    assert addr not in (None, 2**64 - 1)\n    ctypes.memset(addr, 7, 1 << 20)\n    libc.shmdt(ctypes.c_void_p(addr))\n",
+    "sysv_msg": "def attack():\n    q = libc.msgget(0x6a18, 0o1666)\n    assert q != -1, ctypes.get_errno()\n"
+                "    buf = ctypes.create_string_buffer(b'\\x01\\0\\0\\0\\0\\0\\0\\0answer')\n"
+                "    assert libc.msgsnd(q, buf, 6, 0) == 0\n",
+    "sysv_sem": "def attack():\n    s = libc.semget(0x6a19, 1, 0o1666)\n    assert s != -1, ctypes.get_errno()\n",
+    "posix_mq": "def attack():\n    rt = ctypes.CDLL('librt.so.1', use_errno=True)\n"
+                "    q = rt.mq_open(b'/giftgen', os.O_CREAT | os.O_RDWR, 0o666, None)\n    assert q != -1, ctypes.get_errno()\n",
+    "posix_shm": "def attack():\n    from multiprocessing import shared_memory\n"
+                 "    shared_memory.SharedMemory(name='giftgen', create=True, size=1 << 20).buf[:6] = b'answer'\n",
+    "memfd": "def attack():\n    fd = os.memfd_create('giftgen')\n    os.write(fd, b'answer')\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(IPC_CREATE))
+def test_a_program_cannot_create_ipc_objects_or_shared_memory(env, kind):
+    # System V IPC outlives its program and is visible to the next ones of the same zygote; memfd and POSIX
+    # shared memory are outside RLIMIT_AS. None of them is a program's to create.
+    code = LIBC + IPC_CREATE[kind] + "def f(x):\n    attack()\n    return 2 * x\n"
+    assert_contained(env, code, CALL, ("runtime_error",))
+
+
+def test_memory_a_program_holds_outside_its_address_space_is_refused(env):
+    # 1.5 GiB written into a memfd under a 1 GiB limit once stayed resident, uncharged (RLIMIT_AS counts mappings).
+    code = ("import os\ndef f(x):\n    fd = os.memfd_create('big')\n    block = bytes(1 << 24)\n"
+            "    for _ in range(96):\n        os.write(fd, block)\n    return 2 * x\n")
+    assert_contained(env, code, CALL, ("runtime_error", "memory_limit"))
+
+
+def test_no_ipc_object_reaches_the_next_program(env):
+    # Whatever a writer manages to create, a reader on the same zygote finds no System V object by its key.
+    writer = LIBC + "".join(IPC_CREATE[k].replace("def attack", f"def attack_{k}") for k in ("sysv_shm", "sysv_msg", "sysv_sem")) + (
+        "def f(x):\n    for a in (attack_sysv_shm, attack_sysv_msg, attack_sysv_sem):\n        try:\n            a()\n"
+        "        except BaseException:\n            pass\n    return 2 * x\n")
+    reader = LIBC + ("def f(x):\n    found = [libc.shmget(0x6a17, 0, 0), libc.msgget(0x6a18, 0), libc.semget(0x6a19, 0, 0)]\n"
+                     "    assert found == [-1, -1, -1], found\n    return 2 * x\n")
+    for _ in range(2 * env["ex"].pipelines):  # every zygote gets a writer before a reader
+        assert env["ex"].check(writer, CALL).passed
+        verdict = env["ex"].check(reader, CALL)
+        assert verdict.passed, verdict
+
+
+def test_a_reply_of_many_empty_containers_is_refused_cheaply():
+    # 9 MiB of `[],` once cost the parent 500 MiB (a Python list per 3 bytes, twice): a frame with more containers
+    # than its size cap allows for is refused before it is decoded, in linear time and memory.
+    import socket
+    import tracemalloc
+
+    from giftgen.sandbox.codec import Channel, OversizeError, encode_frame
+
+    a, b = socket.socketpair()
+    try:
+        channel = Channel(b, max_frame=5 << 20)
+        frame = encode_frame([[]] * 1_300_000)
+        assert len(frame) < 5 << 20
+        sender = __import__("threading").Thread(target=a.sendall, args=(frame,))
+        sender.start()
+        tracemalloc.start()
+        try:
+            with pytest.raises(OversizeError):
+                channel.recv()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            sender.join()
+        assert peak < 4 * len(frame), f"{peak / 2**20:.0f} MiB for a {len(frame) / 2**20:.1f} MiB frame"
+        # strings full of brackets are not containers; an ordinary reply of many small tuples still decodes
+        a.sendall(encode_frame(["[{" * 1_000_000, [{"t": [i, i]} for i in range(20_000)]]))
+        text, pairs = channel.recv()
+        assert len(text) == 2_000_000 and len(pairs) == 20_000
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_program_replying_with_many_empty_containers_gets_output_limit(env):
+    verdict = env["ex"].check("def f(x):\n    return [[]] * 1_300_000\n", CALL)
+    assert verdict.status == "output_limit", verdict
+    assert env["ex"].check(GOOD, CALL).passed

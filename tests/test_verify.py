@@ -366,3 +366,21 @@ def test_non_finite_timeouts_are_refused(tmp_path, option, value):
     result = CliRunner().invoke(main, ["verify", str(src), option, value])
     assert result.exit_code == 2, result.output
     assert "timeout" in result.output
+
+
+def test_a_program_over_the_size_limit_gets_a_clear_verdict(tmp_path):
+    # A valid 50 MB program once ended as `syntax_error: MemoryError` (compiling it needs ~6 GB): it is not run,
+    # its verdict says why, and the rows around it are judged as usual.
+    from giftgen.sandbox.verdict import MAX_PROGRAM_BYTES
+
+    big = "def f(x):\n    return 2 * x\n" + "".join(f"v{i} = {i}\n" for i in range(5_000_000))
+    assert len(big) > 25 * MAX_PROGRAM_BYTES
+    at_limit = "def f(x):\n    return 2 * x\n" + "#" * (MAX_PROGRAM_BYTES - 100) + "\n"
+    rows = [dict(_rows()[0], problem_id="t/before"), dict(_rows()[0], problem_id="t/big", code=big),
+            dict(_rows()[0], problem_id="t/at-limit", code=at_limit), dict(_rows()[0], problem_id="t/after")]
+    src = _write(tmp_path / "in.jsonl", rows)
+    result = CliRunner().invoke(main, ["verify", str(src), "--workers", "1", "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 0, result.output
+    out = _read((tmp_path / "out.jsonl").read_text())
+    assert [r["status"] for r in out] == ["pass", "memory_limit", "pass", "pass"], [r.get("error") for r in out]
+    assert "MiB of source" in out[1]["error"]

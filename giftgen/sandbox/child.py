@@ -473,6 +473,13 @@ def _probe(channel: Channel, job: dict[str, Any]) -> None:
         except BaseException as e:
             return type(e).__name__
 
+    def shmget() -> None:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.shmget(0, 4096, 0o1600) == -1:  # IPC_PRIVATE, IPC_CREAT
+            raise OSError(ctypes.get_errno(), "shmget")
+
     def fork() -> None:
         pid = os.fork()
         if pid == 0:
@@ -503,6 +510,8 @@ def _probe(channel: Channel, job: dict[str, Any]) -> None:
         "write_outside": attempt(lambda: open(os.path.join(job["outside_dir"], "probe"), "wb").close()),
         "read_python": attempt(lambda: __import__("colorsys")),
         "write_scratch": attempt(lambda: open("probe.txt", "w").close()),
+        "memfd": attempt(lambda: os.memfd_create("probe")),
+        "sysv_shm": attempt(shmget),
         "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[1],
         "rlimit_fsize": resource.getrlimit(resource.RLIMIT_FSIZE)[1],
         "rlimit_cpu": resource.getrlimit(resource.RLIMIT_CPU)[1],

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import socket
 import struct
 import time
@@ -37,6 +38,10 @@ class Opaque:
 
 class WireError(ValueError):
     """Malformed data from the other side."""
+
+
+class OversizeError(WireError):
+    """A frame over the channel's size cap, or with more containers than that size allows for."""
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -215,6 +220,19 @@ class ChannelTimeout(TimeoutError):
     """No complete frame before the deadline."""
 
 
+# Decode budget: a container costs the decoder some 60-250 bytes (a list, or a tagged dict and its list) for 2-9
+# bytes of JSON; a frame may hold one container per CONTAINER_BYTES of its cap, so that decoding a frame costs a
+# small multiple of the cap (scalars cost at most ~16x their JSON size). Counted before decoding, in linear time.
+CONTAINER_BYTES = 64
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def _containers(body: bytes) -> int:
+    """The number of JSON arrays and objects in ``body`` (brackets inside strings do not count)."""
+    bare = _STRING.sub(b"", body)
+    return bare.count(b"[") + bare.count(b"{")
+
+
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # once (json.dumps with options: per call)
 _DECODER = json.JSONDecoder()
 
@@ -279,10 +297,15 @@ class Channel:
         self._fill(4, deadline)
         (n,) = struct.unpack(">I", self._buf[:4])
         if n > self.max_frame:
-            raise WireError(f"message of {n} bytes exceeds the cap of {self.max_frame}")
+            raise OversizeError(f"message of {n} bytes exceeds the cap of {self.max_frame}")
         self._fill(4 + n, deadline)
         body = bytes(self._buf[4 : 4 + n])
         del self._buf[: 4 + n]
+        if n > CONTAINER_BYTES * 64:
+            containers = _containers(body)
+            if containers > self.max_frame // CONTAINER_BYTES:
+                raise OversizeError(f"message of {containers} containers exceeds the budget of "
+                                    f"{self.max_frame // CONTAINER_BYTES} (one per {CONTAINER_BYTES} bytes of cap)")
         try:
             return _DECODER.decode(body.decode("ascii"))  # frames are ASCII (UnicodeDecodeError is a ValueError)
         except (ValueError, RecursionError) as e:

@@ -34,7 +34,7 @@ from giftgen.sandbox.plan import Plan, make_plan
 from giftgen.sandbox.probe import probe
 from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteGone, ZygoteHandle
 from giftgen.sandbox.runs import Runner
-from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict
+from giftgen.sandbox.verdict import ERROR_CAP, MAX_PROGRAM_BYTES, Limits, Verdict
 
 
 class Executor:
@@ -273,6 +273,11 @@ class Executor:
 
     def _run_with_retries(self, index: int, code: str, plan: Plan) -> Verdict:
         start = time.monotonic()
+        if len(code) > MAX_PROGRAM_BYTES // 4 and (size := len(code.encode("utf-8", "surrogatepass"))) > MAX_PROGRAM_BYTES:
+            return self.runner.verdict(plan, [None] * plan.size, "memory_limit",
+                                       f"the program is {size / 2**20:.1f} MiB of source: programs over "
+                                       f"{MAX_PROGRAM_BYTES >> 20} MiB are not run (compiling one needs more "
+                                       "memory and time than a program's limits)")
         verdict = Verdict("sandbox_error", False, error="not run")
         heavy = self._needs_preload(code, plan)
         pool = self._heavy if heavy else self._zygotes

@@ -70,6 +70,11 @@ _X86_64 = {
         "open_by_handle_at": 304, "lookup_dcookie": 212, "vhangup": 153, "uselib": 134,
         "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
         "sethostname": 170, "setdomainname": 171, "move_pages": 279, "migrate_pages": 256,
+        # memory and state outside RLIMIT_AS, or that outlive the program (System V IPC, POSIX message queues)
+        "memfd_create": 319, "memfd_secret": 447, "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67,
+        "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70,
+        "msgctl": 71, "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+        "mq_notify": 244, "mq_getsetattr": 245,
     },
 }
 _AARCH64 = {
@@ -88,6 +93,10 @@ _AARCH64 = {
         "name_to_handle_at": 264, "open_by_handle_at": 265, "lookup_dcookie": 18, "vhangup": 58,
         "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
         "sethostname": 161, "setdomainname": 162, "move_pages": 239, "migrate_pages": 238,
+        "memfd_create": 279, "memfd_secret": 447, "shmget": 194, "shmctl": 195, "shmat": 196, "shmdt": 197,
+        "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193, "msgget": 186, "msgctl": 187,
+        "msgrcv": 188, "msgsnd": 189, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182,
+        "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
     },
 }
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -282,8 +291,11 @@ def seccomp_program() -> bytes:
     pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, and kill()
     aimed at a process group or at every process (pid <= 0). Refused with EPERM: tracing, mounts, namespaces,
     kernel-wide knobs and the like (``NR["deny"]``); with EACCES: sockets other than unix ones; clone3 answers
-    ENOSYS so that libc creates threads with clone. Everything else is allowed: Landlock, the namespaces and the
-    unprivileged uid carry the rest."""
+    ENOSYS so that libc creates threads with clone. Memory a program could hold outside its address space (and so
+    outside RLIMIT_AS) or leave behind for the next program is refused with EPERM too: memfd_create, System V
+    shared memory, semaphores and message queues, POSIX message queues (POSIX shared memory needs /dev/shm,
+    which the root does not have). Everything else is allowed: Landlock, the namespaces and the unprivileged
+    uid carry the rest."""
     if ARCH is None:
         raise OSError(95, f"seccomp filter: unsupported architecture {_machine}")
     kill, allow = _ins(_BPF_RET, _RET_KILL_PROCESS), _ins(_BPF_RET, _RET_ALLOW)

@@ -2,7 +2,8 @@
 
 Contract. ``probe(zygote, runner)`` returns nothing when the probe child (a normal candidate child, same setup)
 could not start a process, open a network socket, signal the parent or anything outside its pid namespace, list
-the root directory (Landlock), write outside its scratch directory, or keep privileges, and could import the
+the root directory (Landlock), write outside its scratch directory, create a memfd or System V shared memory, or
+keep privileges, and could import the
 standard library and write its scratch directory; otherwise it raises ``SandboxUnavailable`` naming what failed.
 Further probe children must die of SIGSYS when they try to fork, exec, or signal -1 or their process group (with
 signal 0, harmless even where unprotected). The executor refuses to run programs (fail closed) until all of this
@@ -98,6 +99,8 @@ def check_report(report: dict[str, Any], info: dict[str, Any], rlimits: dict[str
     expect("write_outside", ("EACCES", "EROFS"), "programs can write outside their scratch directory")
     expect("read_python", ("allowed",), "programs cannot import the standard library")
     expect("write_scratch", ("allowed",), "programs cannot write their scratch directory")
+    expect("memfd", ("EPERM",), "programs can create memfds (memory outside RLIMIT_AS)")
+    expect("sysv_shm", ("EPERM",), "programs can create System V shared memory (it outlives them)")
     for key, name in (("rlimit_as", "RLIMIT_AS"), ("rlimit_fsize", "RLIMIT_FSIZE"), ("rlimit_cpu", "RLIMIT_CPU")):
         if report.get(key) != rlimits[name]:
             problems.append(f"{name} is not applied")

@@ -22,7 +22,7 @@ from typing import Any
 
 from giftgen.errors import InputError
 from giftgen.sandbox import judge
-from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, WireError, from_wire, short
+from giftgen.sandbox.codec import ChannelClosed, ChannelTimeout, OversizeError, WireError, from_wire, short
 from giftgen.sandbox.plan import FROM_REFERENCE, Call, Plan
 from giftgen.sandbox.process import CHILD_MAX_FRAME, Child, SandboxFailure, ZygoteHandle
 from giftgen.sandbox.verdict import ERROR_CAP, Limits, Verdict, format_error
@@ -155,7 +155,7 @@ class Runner:
             status, error = status or st, error or _with_stderr(detail, stderr)
         if out_size >= lim.output_mb << 20:
             status, error = "output_limit", f"the program wrote {lim.output_mb} MiB or more"
-        return self._verdict(plan, results, status, error)
+        return self.verdict(plan, results, status, error)
 
     @staticmethod
     def _load_message(code: str, setup: str) -> dict[str, Any]:
@@ -293,7 +293,7 @@ class Runner:
             status, error = status or st, error or _with_stderr(detail, stderr)
         if out_size >= lim.output_mb << 20:
             status, error = "output_limit", f"the program wrote {lim.output_mb} MiB or more"
-        return self._verdict(plan, results, status, error)
+        return self.verdict(plan, results, status, error)
 
     def _converse(self, cand: Child, oracle: Child, plan: Plan, results: list, program_deadline: float
                   ) -> tuple[str | None, int | None]:
@@ -395,7 +395,7 @@ class Runner:
             results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected)
             if self.fail_fast and results[index]["status"] != "pass":
                 break
-        return self._verdict(plan, results, status, error)
+        return self.verdict(plan, results, status, error)
 
     def _stdio_result(self, exit: dict[str, Any], timed_out: bool, size: int, cap: int, raised: dict,
                       stderr: str, output: bytes, expected: str) -> dict[str, str]:
@@ -423,7 +423,8 @@ class Runner:
         lim = self.limits
         program_timeout = program_timeout or lim.program_timeout
         if why == "oversize":
-            return "output_limit", f"a reply larger than {lim.output_mb} MiB"
+            return "output_limit", (f"a reply larger than {lim.output_mb} MiB, or with more containers than "
+                                    "that size allows")
         if why == "protocol":
             return "runtime_error", "the program wrote something that is not a reply on the harness's socket"
         if timed_out or why == "timeout" or exit.get("deadline"):
@@ -451,7 +452,7 @@ class Runner:
         return "runtime_error", f"the program exited (status {os.WEXITSTATUS(wait_status)}) before its tests ended"
 
     @staticmethod
-    def _verdict(plan: Plan, results: list[dict[str, str] | None], status: str | None,
+    def verdict(plan: Plan, results: list[dict[str, str] | None], status: str | None,
                  error: str | None) -> Verdict:
         tests = [r if r is not None else {"status": "not_run", "detail": label}
                  for r, label in zip(results, plan.labels, strict=True)]
@@ -470,7 +471,7 @@ class Runner:
 
 def _wire_death(error: WireError) -> str:
     """Why a reply could not be read: too large (the output limit) or not a reply at all."""
-    return "oversize" if "exceeds the cap" in str(error) else "protocol"
+    return "oversize" if isinstance(error, OversizeError) else "protocol"
 
 
 def _with_stderr(detail: str, stderr: str) -> str:

@@ -14,6 +14,10 @@ from typing import Any
 STATUSES = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error",
             "sandbox_error")
 ERROR_CAP = 2000  # characters kept of an error message
+# The largest program judged (UTF-8 bytes). Compiling Python source takes some 120 bytes of memory and a second of
+# CPU per byte-MiB, so a larger one could not be compiled within the default limits; it is not run, and its
+# verdict is memory_limit with every test not_run.
+MAX_PROGRAM_BYTES = 2 << 20
 
 
 @dataclass(frozen=True)
