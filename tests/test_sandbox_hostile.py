@@ -595,8 +595,11 @@ def test_a_reply_of_many_empty_containers_is_refused_cheaply():
             sender.join()
         assert peak < 4 * len(frame), f"{peak / 2**20:.0f} MiB for a {len(frame) / 2**20:.1f} MiB frame"
         # strings full of brackets are not containers; an ordinary reply of many small tuples still decodes
-        a.sendall(encode_frame(["[{" * 1_000_000, [{"t": [i, i]} for i in range(20_000)]]))
+        sender = __import__("threading").Thread(
+            target=a.sendall, args=(encode_frame(["[{" * 1_000_000, [{"t": [i, i]} for i in range(20_000)]]),))
+        sender.start()  # the frame is larger than the socket's buffer
         text, pairs = channel.recv()
+        sender.join()
         assert len(text) == 2_000_000 and len(pairs) == 20_000
     finally:
         a.close()
