@@ -231,17 +231,18 @@ def test_probe_report_names_every_missing_protection():
     info = {"uids": [2_000_000_002, 2_000_000_003]}
     good = {"uid": 2_000_000_002, "pid": 1, "ppid": 0, "interfaces": ["lo"], "inet": "EACCES",
             "kill_parent": "ESRCH", "read_outside": "EACCES", "write_outside": "EROFS", "read_python": "allowed",
-            "write_scratch": "allowed", "rlimit_as": 1, "rlimit_fsize": 2, "rlimit_cpu": 3,
-            "environ": ["PATH", "HOME"],
+            "write_scratch": "allowed", "memfd": "EPERM", "sysv_shm": "EPERM", "rlimit_as": 1, "rlimit_fsize": 2,
+            "rlimit_cpu": 3, "environ": ["PATH", "HOME"],
             "status": {"CapEff": ["0000000000000000"], "NoNewPrivs": ["1"], "Seccomp": ["2"]}}
     rlimits = {"RLIMIT_AS": 1, "RLIMIT_FSIZE": 2, "RLIMIT_CPU": 3}
     assert check_report(good, info, rlimits) == []
     bad = dict(good, uid=0, ppid=7, interfaces=["eth0", "lo"], inet="allowed", read_outside="allowed",
+               memfd="allowed", sysv_shm="allowed",
                environ=["PATH", "HF_TOKEN"], status={"CapEff": ["000001ffffffffff"], "NoNewPrivs": ["0"],
                                                      "Seccomp": ["0"]})
     problems = " | ".join(check_report(bad, info, rlimits))
     for needle in ("unprivileged uid", "capabilities", "no_new_privs", "seccomp", "pid namespace",
-                   "network namespace", "network sockets", "Landlock", "HF_TOKEN"):
+                   "network namespace", "network sockets", "Landlock", "HF_TOKEN", "memfds", "System V"):
         assert needle in problems
 
 
