@@ -127,6 +127,8 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
     """One round's diagnostics from its rows (None where the stage did not run, e.g. the control's chain).
 
     - ``sample_pass_rate``: share of the chain's sampled codes that pass the problem's tests;
+    - ``step_pass_rate``: the same share per chain step (``{"1": ..., "2": ...}``): how the sampler fares as the
+      chain moves away from the seed description;
     - ``covered``: problems with at least one passing code (of the problems the chain ran on);
     - ``distinct_per_solved``: distinct verified candidate codes (normalised AST) per problem that has one;
     - ``drift``: share of chain steps (problem x step) none of whose codes pass the original tests, i.e. how
@@ -135,7 +137,7 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
     from giftgen.diversity import normalise
     from giftgen.records import read_rows
 
-    out: dict[str, Any] = {"sample_pass_rate": None, "covered": None, "problems": None,
+    out: dict[str, Any] = {"sample_pass_rate": None, "step_pass_rate": None, "covered": None, "problems": None,
                            "distinct_per_solved": None, "drift": None}
     chain = rd / "chain.jsonl"
     if chain.exists():
@@ -143,6 +145,7 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
         problems: set[str] = set()
         solved: set[str] = set()
         steps: dict[tuple[str, int], bool] = {}
+        by_step: dict[int, list[int]] = defaultdict(lambda: [0, 0])
         for row in read_rows(chain):
             samples += 1
             ok = row.get("chain_passed") is True
@@ -151,8 +154,11 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
             if ok:
                 solved.add(row["problem_id"])
             key = (row["problem_id"], int(row["step"]))
+            by_step[key[1]][0] += ok
+            by_step[key[1]][1] += 1
             steps[key] = steps.get(key, False) or ok
         out.update(sample_pass_rate=passed / samples if samples else None, covered=len(solved),
+                   step_pass_rate={str(k): p / n for k, (p, n) in sorted(by_step.items())},
                    problems=len(problems), drift=sum(not ok for ok in steps.values()) / len(steps) if steps else None)
     verify = rd / "verify.jsonl"
     if verify.exists():

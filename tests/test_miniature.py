@@ -125,6 +125,7 @@ def test_cell_diagnostics_from_rows(tmp_path):
         w.write_many(verified)
     d = cell_diagnostics(tmp_path)
     assert d["sample_pass_rate"] == 2 / 12 and d["covered"] == 2 and d["problems"] == 3
+    assert d["step_pass_rate"] == {"1": 1 / 6, "2": 1 / 6}
     assert d["drift"] == 4 / 6
     assert d["distinct_per_solved"] == (2 + 1) / 2
     assert cell_diagnostics(tmp_path / "nothing")["drift"] is None  # the control: no chain, no diagnostics
