@@ -141,15 +141,12 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
                            "distinct_per_solved": None, "drift": None}
     chain = rd / "chain.jsonl"
     if chain.exists():
-        samples = passed = 0
         problems: set[str] = set()
         solved: set[str] = set()
         steps: dict[tuple[str, int], bool] = {}
-        by_step: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+        by_step: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # step -> [passed, samples]
         for row in read_rows(chain):
-            samples += 1
             ok = row.get("chain_passed") is True
-            passed += ok
             problems.add(row["problem_id"])
             if ok:
                 solved.add(row["problem_id"])
@@ -157,6 +154,7 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
             by_step[key[1]][0] += ok
             by_step[key[1]][1] += 1
             steps[key] = steps.get(key, False) or ok
+        passed, samples = (sum(counts) for counts in zip(*by_step.values(), strict=True)) if by_step else (0, 0)
         out.update(sample_pass_rate=passed / samples if samples else None, covered=len(solved),
                    step_pass_rate={str(k): p / n for k, (p, n) in sorted(by_step.items())},
                    problems=len(problems), drift=sum(not ok for ok in steps.values()) / len(steps) if steps else None)
