@@ -237,7 +237,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     for t in range(1, start):
         _replay(chains, done[(t - 1) * block:t * block], config)
     if progress is not None and start > 1:
-        progress.advance(len(problems) * (start - 1))
+        progress.skip(len(problems) * (start - 1))
     if start > config.steps:
         return
     shared = run_columns(config, model)

@@ -120,8 +120,11 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"no such recipe: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: where, then what (PyYAML's own text spans several lines)
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or ["unreadable"])[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of command sections (chain:, verify:, ...)")
     recipe: dict[str, dict[str, Any]] = {}
