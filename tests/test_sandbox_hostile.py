@@ -610,3 +610,36 @@ def test_a_program_replying_with_many_empty_containers_gets_output_limit(env):
     verdict = env["ex"].check("def f(x):\n    return [[]] * 1_300_000\n", CALL)
     assert verdict.status == "output_limit", verdict
     assert env["ex"].check(GOOD, CALL).passed
+
+
+BIG_ARGUMENT = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [["x" * (4 << 20)], ["y"]], "outputs": [4 << 20, 1]})}
+
+
+@pytest.mark.parametrize("load_seconds", [12, 1000])
+def test_a_slow_load_gets_its_verdict_within_its_own_limits(load_seconds):
+    # A call batch larger than the socket's buffer once blocked the parent's send until the program had loaded:
+    # the load then ran outside every deadline (a 12 s load under a 1 s limit passed), and a load that never ends
+    # held the parent for SETUP_TIMEOUT + the program's time on top of its own limit.
+    import time
+
+    try:
+        ex = Executor(workers=1, limits=Limits(timeout=1.0, program_timeout=3.0))
+        ex.start()
+    except SandboxUnavailable as e:
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+    try:
+        start = time.monotonic()
+        verdict = ex.check(f"import time\ntime.sleep({load_seconds})\n\ndef f(s):\n    return len(s)\n", BIG_ARGUMENT)
+        elapsed = time.monotonic() - start
+        assert verdict.status == "timeout", verdict
+        assert elapsed < 2 * 3.0, f"{elapsed:.1f} s for a program limited to 3 s"
+        assert ex.check("def f(s):\n    return len(s)\n", BIG_ARGUMENT).passed
+        # stdio and the oracle get their large jobs too (stdin, and a program larger than the socket's buffer)
+        stdio = {"problem_id": "t/cat", "tests": json.dumps(
+            {"kind": "stdio", "inputs": ["z" * (4 << 20) + "\n"], "outputs": [str(4 << 20) + "\n"]})}
+        assert ex.check("print(len(input()))\n", stdio).passed
+        padded = "#" + "p" * (1 << 20) + "\ndef f(x):\n    return [x, 2 * x]\n"
+        assert ex.check(padded, ORACLE).passed
+    finally:
+        ex.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import select
 import socket
 import struct
 import time
@@ -255,9 +256,11 @@ class Channel:
         self.accept_fds = accept_fds
         self.fds: list[int] = []
         self._buf = bytearray()
+        self._out = bytearray()  # posted bytes the peer has not taken yet (written while we wait to receive)
 
     def send(self, message: Any, timeout: float | None = 30.0, fd: int | None = None) -> None:
-        """Send a message; ``fd`` travels with its first byte (``SCM_RIGHTS``)."""
+        """Send a message (after what was posted); ``fd`` travels with its first byte (``SCM_RIGHTS``)."""
+        self.flush(None if timeout is None else time.monotonic() + timeout)
         self.sock.settimeout(timeout)
         frame = encode_frame(message)
         try:
@@ -269,8 +272,56 @@ class Channel:
         except (BrokenPipeError, ConnectionResetError):
             raise ChannelClosed("peer closed") from None
 
+    def post(self, message: Any) -> None:
+        """Send a message without waiting for the peer to take it: what does not fit in the socket's buffer now
+        is written while ``recv`` (or ``flush``) waits. A peer that reads only after some work of its own (a
+        program's load) then never holds us past the deadline we receive with."""
+        self._out += encode_frame(message)
+        self._push()
+
+    def _push(self) -> None:
+        """Write what fits of the posted bytes now; a closed peer drops them (``recv`` says it closed)."""
+        self.sock.settimeout(0.0)  # non-blocking: a socket with a timeout would wait for room first
+        while self._out:
+            try:
+                sent = self.sock.send(self._out[:1 << 20])
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # broken pipe, reset: the peer is gone
+                self._out.clear()
+                return
+            del self._out[:sent]
+
+    def flush(self, deadline: float | None) -> None:
+        """Wait until the peer took every posted byte; ``ChannelTimeout`` at the deadline."""
+        while self._out:
+            self._wait(deadline, readable=False)
+            self._push()
+
+    def _wait(self, deadline: float | None, readable: bool) -> bool:
+        """Wait until the socket can take posted bytes (or, with ``readable``, has bytes for us); True when it
+        is readable."""
+        events = select.POLLOUT | (select.POLLIN if readable else 0)
+        poller = select.poll()
+        poller.register(self.sock.fileno(), events)
+        while True:
+            if deadline is None:
+                ready = poller.poll()
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ChannelTimeout("no reply before the deadline" if readable else "send timed out")
+                ready = poller.poll(max(1, math.ceil(remaining * 1000)))
+            if ready:
+                mask = ready[0][1]
+                return bool(mask & (select.POLLIN | select.POLLHUP | select.POLLERR)) and readable
+
     def _fill(self, n: int, deadline: float | None) -> None:
         while len(self._buf) < n:
+            if self._out:
+                self._push()
+                if self._out and not self._wait(deadline, readable=True):
+                    continue
             if deadline is None:
                 self.sock.settimeout(None)
             else:
