@@ -606,10 +606,71 @@ def test_a_reply_of_many_empty_containers_is_refused_cheaply():
         b.close()
 
 
-def test_a_program_replying_with_many_empty_containers_gets_output_limit(env):
-    verdict = env["ex"].check("def f(x):\n    return [[]] * 1_300_000\n", CALL)
-    assert verdict.status == "output_limit", verdict
-    assert env["ex"].check(GOOD, CALL).passed
+# ------------------------------------------------------------------------------------------------ the parent's cost
+# Programs that target the trusted parent: what it decodes, builds and compares. Each goes through the executor;
+# the parent's CPU time and peak memory for it are measured from the parent (getrusage, VmHWM after a reset).
+# A program can write frames of its own on the harness's socket (fd 3): `frame` sends one, whole.
+FRAME = ("import os, json, select, struct\ndef frame(msg):\n"
+         "    body = msg.encode() if isinstance(msg, str) else json.dumps(msg).encode()\n"
+         "    data = struct.pack('>I', len(body)) + body\n    while data:\n        select.select([], [3], [])\n"
+         "        try:\n            data = data[os.write(3, data):]\n        except BlockingIOError:\n            pass\n")
+CALLS = {"problem_id": "t/calls", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2], [5]], "outputs": [4, 10]})}
+PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
+    "colliding_set": (FRAME + "def f(x):\n    frame({'ok': {'s': [k * (2**61 - 1) for k in range(1, 150_000)]}})\n"
+                      "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "colliding_dict": (FRAME + "def f(x):\n    frame({'ok': {'d': [[k * (2**61 - 1), 0] for k in range(1, 90_000)]}})\n"
+                       "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "empty_containers": ("def f(x):\n    return [[]] * 700_000\n", CALLS, ("output_limit",)),
+    "empty_containers_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + ','.join(['[]'] * 1_300_000) + ']}')\n"
+                             "    return 2 * x\n", CALLS, ("output_limit",)),
+    "blank_lines_before": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\na, b = map(int, input().split())\n"
+                           "print(a + b)\n", STDIO, ("wrong_answer",)),
+    "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
+                          "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
+    "deep_literal_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '[' * 1_000_000 + ']' * 1_000_000 + '}')\n"
+                         "    return 2 * x\n", CALLS, ("output_limit", "runtime_error", "wrong_answer")),
+    "deep_value": ("def f(x):\n    v = []\n    for _ in range(1_000_000):\n        v = [v]\n    return v\n", CALLS,
+                   ("wrong_answer",)),
+    "big_int_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '9' * 3_000_000 + '}')\n    return 2 * x\n", CALLS,
+                    ("runtime_error", "wrong_answer")),
+    "escaped_string_raw": (FRAME + "def f(x):\n    frame('{\"ok\":\"' + '\\\\u00e9' * 600_000 + '\"}')\n"
+                           "    return 2 * x\n", CALLS, ("wrong_answer",)),
+}
+
+
+def _status_bytes(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) << 10
+    raise KeyError(key)
+
+
+def parent_cost(fn):
+    """(fn(), the parent's CPU seconds, its peak resident memory above what it held before, in bytes)."""
+    import resource
+
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    before, usage = _status_bytes("VmRSS"), resource.getrusage(resource.RUSAGE_SELF)
+    result = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    return result, cpu, _status_bytes("VmHWM") - before
+
+
+@pytest.mark.parametrize("name", list(PARENT_ATTACKS))
+def test_a_program_targeting_the_parent_costs_it_little(env, name):
+    # Colliding hashes once held the parent 22 s per MB, 9 MiB of empty containers cost it 500 MiB, 8 MiB of blank
+    # lines 1.4 GiB (and 4 MiB of them a CPU second). Per program: CPU well under the program's own per-test
+    # limit, peak memory a small multiple of --output-mb; then an ordinary program is judged.
+    code, problem, expect = PARENT_ATTACKS[name]
+    ex = env["ex"]
+    assert ex.check(GOOD, CALLS).passed  # warm: the zygotes are started, the plan is cached
+    verdict, cpu, peak = parent_cost(lambda: ex.check(code, problem))
+    assert verdict.status in expect, verdict
+    assert cpu < LIMITS.timeout / 4, f"the parent spent {cpu:.2f} s of CPU on one program"
+    assert peak < 5 * (LIMITS.output_mb << 20), f"the parent's peak grew by {peak / 2**20:.0f} MiB"
+    assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
 
 
 BIG_ARGUMENT = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import select
 import socket
 import struct
@@ -225,13 +224,24 @@ class ChannelTimeout(TimeoutError):
 # bytes of JSON; a frame may hold one container per CONTAINER_BYTES of its cap, so that decoding a frame costs a
 # small multiple of the cap (scalars cost at most ~16x their JSON size). Counted before decoding, in linear time.
 CONTAINER_BYTES = 64
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[{')
+_CHUNK = 1 << 16
 
 
 def _containers(body: bytes) -> int:
-    """The number of JSON arrays and objects in ``body`` (brackets inside strings do not count)."""
-    bare = _STRING.sub(b"", body)
-    return bare.count(b"[") + bare.count(b"{")
+    """The number of JSON arrays and objects in ``body`` (brackets inside strings do not count). Linear, in C,
+    and in memory a small multiple of ``body`` (a regular expression over strings pushes a backtracking state per
+    escape, some 60 bytes per byte of a reply full of them, and ``re.sub`` builds a piece per string)."""
+    # Escapes first (a backslash pairs with the next byte, from the left), then everything but quotes and
+    # brackets; what is left between the 2k-th and (2k+1)-th quote is inside a string.
+    bare = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
+    count, outside = 0, True
+    for start in range(0, len(bare), _CHUNK):
+        parts = bare[start : start + _CHUNK].split(b'"')
+        kept = b"".join(parts[0 if outside else 1 :: 2])
+        count += kept.count(b"[") + kept.count(b"{")
+        outside = outside == (len(parts) % 2 == 1)
+    return count
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # once (json.dumps with options: per call)
