@@ -748,3 +748,51 @@ def test_only_the_allowed_packages_are_importable(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(cache))
     with pytest.raises(ConfigError, match="cache"):
         allowed_packages(["answers"])
+
+
+# ------------------------------------------------------------------------------------------------ the test's code
+# Programs that try to change what the test code sees or believes: the test runs in a process of its own and
+# receives plain data, so none of this reaches it. Each returns a wrong answer and would pass if the attack worked.
+CHECK_CODE = ("def check(candidate):\n    r = candidate(2)\n    assert isinstance(r, list)\n    assert sorted(r) == [2, 4]\n"
+              "    assert abs(len(candidate(3)) - 2) < 1e-9\n    assert round(sum(candidate(3))) == 9\n"
+              "    assert set(candidate(5)) == {5, 10}\n    assert all(x > 0 for x in candidate(4))\n")
+CHECK = {"problem_id": "t/check", "entry_point": "f", "tests": json.dumps(
+    {"kind": "check", "code": CHECK_CODE, "entry_point": "f"})}
+WRONG_PAIR = "def f(x):\n    return [0]\n"
+TEST_CODE_ATTACKS = {
+    "poisoned_builtins": "import builtins\nbuiltins.set = lambda *a: {2, 4}\nbuiltins.sorted = lambda *a, **k: [2, 4]\n"
+                         "builtins.isinstance = lambda *a: True\nbuiltins.abs = lambda x: 0\nbuiltins.round = lambda *a: 9\n"
+                         "builtins.all = lambda *a: True\nbuiltins.len = lambda x: 2\n" + WRONG_PAIR,
+    "poisoned_sys_modules": "import sys, types\nm = types.ModuleType('builtins')\nsys.modules['builtins'] = m\n"
+                            "sys.modules['math'] = m\n" + WRONG_PAIR,
+    "assertion_error_replaced": "import builtins\nclass E(Exception):\n    pass\nbuiltins.AssertionError = E\n" + WRONG_PAIR,
+    "lying_list": "class L(list):\n    def __eq__(self, o):\n        return True\n    __hash__ = None\n"
+                  "    def __iter__(self):\n        return iter([2, 4])\n    def __len__(self):\n        return 2\n"
+                  "def f(x):\n    return L([0])\n",
+    "lying_frozenset": "class S(frozenset):\n    def __eq__(self, o):\n        return True\n    def __hash__(self):\n"
+                       "        return 0\ndef f(x):\n    return S([0])\n",
+    "lying_ints": "class I(int):\n    def __eq__(self, o):\n        return True\n    def __gt__(self, o):\n        return True\n"
+                  "    __hash__ = int.__hash__\ndef f(x):\n    return [I(0), I(1)]\n",
+    "reduce_to_the_answer": "class R:\n    def __reduce__(self):\n        return (list, ([2, 4],))\ndef f(x):\n    return R()\n",
+    "results_forged_on_every_socket": FRAME.replace("frame(msg)", "frame(msg, fd=3)").replace("os.write(3", "os.write(fd")
+    .replace("select.select([], [3]", "select.select([], [fd]") + (
+        "import stat\ndef f(x):\n    for fd in range(64):\n        try:\n            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+        "                frame({'op': 'result', 'test': 0, 'status': 'pass'}, fd)\n                frame({'op': 'done'}, fd)\n"
+        "                frame({'ok': [2, 4]}, fd)\n        except OSError:\n            pass\n    return [0]\n"),
+    "frames_from_a_thread": FRAME + "import threading\ndef spam():\n    while True:\n        frame({'op': 'done'})\n"
+                            "threading.Thread(target=spam, daemon=True).start()\n" + WRONG_PAIR,
+    "frames_at_exit": FRAME + "import atexit\nclass D:\n    def __del__(self):\n        frame({'op': 'done'})\nd = D()\n"
+                      "atexit.register(lambda: frame({'op': 'done'}))\n" + WRONG_PAIR,
+    "objects_rewritten": "import gc\ndef f(x):\n    for o in gc.get_objects():\n        if isinstance(o, dict) and 'status' in o:\n"
+                         "            o['status'] = 'pass'\n    return [0]\n",
+    "assertion_raised_by_the_program": "def f(x):\n    raise AssertionError('pass')\n",
+    "huge_exception": "def f(x):\n    raise ValueError('\\ud800' * 20_000_000)\n",
+}
+
+
+@pytest.mark.parametrize("problem", [ORACLE, CHECK], ids=["assert", "check"])
+@pytest.mark.parametrize("name", list(TEST_CODE_ATTACKS))
+def test_a_program_cannot_change_what_the_test_code_sees(env, name, problem):
+    assert env["ex"].check("def f(x):\n    return [x, 2 * x]\n", problem).passed
+    verdict = assert_contained(env, TEST_CODE_ATTACKS[name], problem, ("wrong_answer", "runtime_error"))
+    assert len(verdict.error or "") < 4096
