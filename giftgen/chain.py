@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.backends import BackendSettings
-from giftgen.config import command_config, setting
+from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.records import require
@@ -70,7 +70,7 @@ _VARIANT_DEFAULTS = {"accept": False, "summary_candidates": 1}
 
 
 @command_config("chain")
-class ChainConfig(BackendSettings):
+class ChainConfig(BackendSettings, SandboxSettings):
     mode: str = setting("gibbs", "gibbs: GiFT's chain; rft: codes from the seed description only; rewrite: RFT+RD.",
                         choices=("gibbs", "rft", "rewrite"))
     steps: int = setting(20, "Chain steps R per problem.", flag="-R")
@@ -117,6 +117,7 @@ class ChainConfig(BackendSettings):
         # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
         self.code_sampling(0, [])
         self.desc_sampling(0)
+        self.validate_sandbox()
 
     def code_sampling(self, step: int, stop: list[str]) -> Any:
         from giftgen.backends.base import Sampling, derive_seed
@@ -270,7 +271,8 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
         if executor is None:
             from giftgen.sandbox import Executor, Limits
 
-            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout)))
+            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout),
+                                                          allow_import=config.allow_import))
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 

@@ -52,6 +52,21 @@ def command_config(name: str) -> Callable[[type], type]:
     return register
 
 
+@dataclass
+class SandboxSettings:
+    """Sandbox settings shared by the commands that run programs (verify, chain, eval)."""
+
+    allow_import: list[str] = setting(["numpy"], "Packages outside the standard library that programs and tests "
+                                      "may import (with the packages they require). Evaluation packages and "
+                                      "dataset or model caches are refused.")
+
+    def validate_sandbox(self) -> tuple[str, ...]:
+        """The packages to mount; ``ConfigError`` for a name that cannot be allowed."""
+        from giftgen.sandbox.packages import allowed_packages
+
+        return allowed_packages(tuple(self.allow_import))
+
+
 # --------------------------------------------------------------------------------------------------- types
 
 
