@@ -21,15 +21,9 @@ def shape_of(description: str) -> int:
 
 
 def style_of(code: str) -> str:
-    """The style of a 3-operation program (``toy.write_code``), from its statements."""
-    body = [line.strip() for line in code.splitlines()[1:] if line.strip()]
-    if len(body) == 1:
-        return "nested"
-    if len(body) == 2:
-        return "mixed"
-    targets = [line.split()[0] for line in body if not line.startswith(("return", "if "))]
-    targets = [t for t in targets if t not in ("x", "result", "value")]
-    return "fresh" if targets else "inplace"
+    style = toy.code_style(code)
+    assert style is not None
+    return style
 
 
 def test_at_zero_the_knobs_leave_the_rows_as_they_were():
@@ -98,3 +92,14 @@ def test_corrupt_changes_the_intent():
 def test_knobs_are_shares(knob):
     with pytest.raises(InputError, match=f"{knob} must be between 0 and 1"):
         toy.ToyDomain(**{knob: 1.5})
+
+
+def test_code_style_reads_back_the_style_of_every_three_operation_program():
+    import random
+
+    rng = random.Random(0)
+    for _ in range(500):
+        intent = tuple(rng.choice(toy.OPS) for _ in range(3))
+        for style in toy.CODE_STYLES:
+            assert toy.code_style(toy.write_code(intent, rng, style=style)) == style
+    assert toy.code_style("print(1)\n") is None

@@ -396,6 +396,28 @@ def write_code(intent: Intent, rng: random.Random, style: str | None = None, nes
     return PROMPT_HEAD + "".join(f"    {line}\n" for line in lines)
 
 
+def code_style(code: str) -> str | None:
+    """The style (``CODE_STYLES``) a multi-operation toy program is written in, read from its statements; None
+    for a program that is not a toy ``def f(x):`` body. The laboratory compares the styles of kept codes with
+    those of all correct codes. Exact on three-operation programs (the seed and test3 problems); shorter ones are
+    ambiguous (one operation: every style writes one line, read as nested; two: fresh with a direct return reads
+    as mixed)."""
+    lines = code.splitlines()
+    if not lines or not lines[0].startswith("def f("):
+        return None
+    body = [line.strip() for line in lines[1:] if line.strip() and not line.strip().startswith("#")]
+    if not body:
+        return None
+    if len(body) == 1:
+        return "nested"
+    statements = [line for line in body if not line.startswith(("if ", "return"))]
+    targets = {line.split()[0] for line in statements if line.split() and not line.startswith(" ")}
+    if len(body) == 2 and len(targets) == 1 and targets != {"x"}:
+        return "mixed"
+    fresh = targets - {"x", "result", "value"}
+    return "fresh" if fresh else "inplace"
+
+
 # --------------------------------------------------------------------------------------------------- splits
 
 
