@@ -80,8 +80,11 @@ class ChainConfig(BackendSettings):
                             "code (else the reference), or always the reference.", choices=FALLBACKS)
     burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
     thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
-    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings) or chat (chat template).",
-                                choices=("base", "chat"))
+    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings), chat (chat template) or "
+                                "release (the GiFT release's exact prompt bytes).", choices=("base", "chat", "release"))
+    exemplars: str | None = setting(None, "gibbs: summary exemplars from this pool file (the release's "
+                                    "ict_data*.json: a JSON list of [problem, description]; default: the other seed "
+                                    "problems' own descriptions).")
     extraction: str = setting("stop", "Code extraction: stop (the release's stop strings) or ast (keeps helpers).",
                               choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
@@ -118,7 +121,7 @@ class ChainConfig(BackendSettings):
 
         return Sampling(n=1, temperature=float(self.desc_temperature), top_p=float(self.desc_top_p),
                         top_k=self.desc_top_k, max_new_tokens=self.desc_max_new_tokens,
-                        stop=list(SUMMARY_STOP) if self.prompt_style == "base" else [],
+                        stop=list(SUMMARY_STOP) if self.prompt_style != "chat" else [],
                         seed=derive_seed(self.seed, kind, step))
 
 
@@ -161,6 +164,68 @@ def exemplar_pool(rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
     return [(r["problem_id"], r["reference"], r["description"]) for r in rows if r.get("reference")]
 
 
+# The order of the seed set that the release's integer exemplar ids index (MBPP: its Hub splits concatenated).
+_RELEASE_MBPP_ORDER = ("train", "prompt", "validation", "test")
+
+
+def release_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed rows in the order of the release's problem lists: MBPP as train + prompt + validation (each by
+    task id); any other source in the order given (the order of the release's own problem files)."""
+    if rows and all(r.get("source") == "mbpp" and r.get("split") in _RELEASE_MBPP_ORDER for r in rows):
+        def key(r: dict[str, Any]) -> tuple[int, int]:
+            number = str(r["problem_id"]).rsplit("/", 1)[-1]
+            return _RELEASE_MBPP_ORDER.index(r["split"]), int(number) if number.isdigit() else 0
+
+        return sorted(rows, key=key)
+    return list(rows)
+
+
+def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """A summary exemplar pool from a file in the release's format (``ict_data*.json``): a JSON list (or JSONL) of
+    ``[problem, description]``, where ``problem`` is an index into the whole seed set in the release's order
+    (``release_order``) or a problem id; the exemplar's code is that problem's reference, its description the
+    pool's, unchanged. Entries whose problem has no reference are left out."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the exemplar pool {path} ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not JSON or JSONL ({e})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: an exemplar pool is a non-empty JSON list of [problem, description]")
+    ordered = release_order(rows)
+    by_id = {r["problem_id"]: r for r in rows}
+    pool: list[Exemplar] = []
+    for n, entry in enumerate(data, start=1):
+        if isinstance(entry, str):
+            raise InputError(f"{path}: entry {n} is a bare string, not [problem, description] (the release's "
+                             "introductory pool is malformed so): use another pool, or none (the seeds' own "
+                             "descriptions)")
+        if isinstance(entry, dict):
+            entry = [entry.get("problem_id"), entry.get("description")]
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], str):
+            raise InputError(f"{path}: entry {n} is not [problem, description]")
+        key = entry[0]
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not 0 <= key < len(ordered):
+                raise InputError(f"{path}: entry {n} names problem {key}, but the seed set has {len(ordered)} "
+                                 "problems; integer ids index the whole seed set the pool was written for")
+            row = ordered[key]
+        elif isinstance(key, str) and key in by_id:
+            row = by_id[key]
+        else:
+            raise InputError(f"{path}: entry {n} names problem {key!r}, which is not among the seeds")
+        if row.get("reference"):
+            pool.append((row["problem_id"], row["reference"], entry[1]))
+    return pool
+
+
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
     """An exemplar for summarising ``problem_id`` at ``step``: uniform over the pool minus the problem itself."""
     from giftgen.backends.base import derive_seed
@@ -182,18 +247,21 @@ def marks_kept(config: ChainConfig, step: int) -> bool:
 
 
 def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
-    from giftgen.prompts import is_function_problem, stop_strings
+    from giftgen.prompts import is_function_problem, release_head, stop_strings
 
     if config.prompt_style == "chat":
         return ()  # the chat turn ends at EOS; extraction takes the first code block
-    if config.extraction == "ast" and is_function_problem(row):
+    if config.extraction == "ast" and (is_function_problem(row) or
+                                       (config.prompt_style == "release" and release_head(row) is not None)):
         return tuple(AST_STOP_STRINGS)
-    return tuple(stop_strings(row))
+    return tuple(stop_strings(row, config.prompt_style))
 
 
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     """The columns every row of a run shares; resume checks them against the rows already written."""
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
+    if getattr(config, "exemplars", None):
+        settings["exemplars"] = config.exemplars
     return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
@@ -224,6 +292,8 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
+    if exemplars is None and config.exemplars and config.mode == "gibbs":
+        exemplars = load_exemplars(config.exemplars, problems)
     pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
 
@@ -327,7 +397,7 @@ class _Run:
             return [c.row["description"] for c in self.chains]
         prompts = [rewrite_prompt(c.row["description"], self.config.prompt_style) for c in self.chains]
         out = self.backend.generate(prompts, self.config.desc_sampling(t, "rewrite"))
-        return [extract_description(samples[0].text) for samples in out]
+        return [extract_description(samples[0].text, self.config.prompt_style) for samples in out]
 
     def _codes(self, descriptions: list[str], t: int) -> list[list[Any]]:
         """One generate call per distinct stop list (usually one), all problems in it."""
@@ -373,7 +443,8 @@ class _Run:
         prompts = [summary_prompt(choices[i].code, choices[i].exemplar[1:] if choices[i].exemplar else None,
                                   config.prompt_style) for i in todo]
         summaries = self.backend.generate(prompts, config.desc_sampling(t)) if prompts else []
-        next_descriptions = {i: extract_description(s[0].text) for i, s in zip(todo, summaries, strict=True)}
+        next_descriptions = {i: extract_description(s[0].text, config.prompt_style)
+                             for i, s in zip(todo, summaries, strict=True)}
         mark = marks_kept(config, t)
         for i, chain in enumerate(self.chains):
             choice = choices[i]
@@ -422,9 +493,12 @@ class _Run:
 
     def _row(self, chain: _Chain, t: int, j: int, description: str, completion: Any, code: str, verdict: Any,
              **lineage: Any) -> dict[str, Any]:
+        from giftgen.prompts import code_prompt
+
         row = dict(chain.row)
         row.update({
             "chain_id": chain_id(self.config, chain.row["problem_id"]), "step": t, "sample": j,
+            "prompt": code_prompt(chain.row, description, self.config.prompt_style),
             "gen_description": description, "raw": completion.text, "code": code,
             "gen_tokens": completion.tokens, "finish_reason": completion.finish_reason,
             "chain_status": verdict.status, "chain_passed": bool(verdict.passed),

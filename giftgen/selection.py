@@ -57,7 +57,7 @@ class SelectConfig:
     include_reference: bool = setting(True, "Also write each problem's seed pair (d0, reference solution).")
     seeds: str | None = setting(None, "Seed rows whose reference pairs to include (default: the problems in INPUT).")
     prompt_style: str = setting("base", "Prompt format of the pairs: base (plain text) or chat (messages).",
-                                choices=("base", "chat"))
+                                choices=("base", "chat", "release"))
 
     def validate(self) -> None:
         if self.k < 0:

@@ -1,0 +1,326 @@
+"""The release-exact profile: the GiFT release's prompt bytes, its exemplar pools, and the `prompt` column.
+
+The reference functions below re-implement the release's prompt code as METHOD.md ("Exact prompt bytes of the
+release") gives it (MBPP/_utils.py ``extract_code_head`` and ``construct_sum_prompt``), over the raw MBPP file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from giftgen.backends.fake import FakeBackend
+from giftgen.chain import ChainConfig, load_exemplars, release_order, run_chain
+from giftgen.config import resolve
+from giftgen.errors import InputError
+from giftgen.prompts import code_prompt, extract_code, extract_description, summary_prompt, training_pair
+
+_REPO = Path(__file__).resolve().parents[1]
+# ../shared of the checkout (a worktree one level deeper finds the same folder one level up)
+RELEASE_DATA = next(
+    (
+        p
+        for p in (
+            _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
+            _REPO.parent.parent / "shared" / "data" / "gift-release-data.tar.gz",
+        )
+        if p.exists()
+    ),
+    _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
+)
+SEED_IDS = set(range(1, 11)) | set(range(511, 975))
+
+
+# --------------------------------------------------------------------------------------------------- the release
+
+
+def release_code_prompt(code: str, query: str, tests: list[str]) -> str:
+    """MBPP/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    code = code.replace("\t", "    ").replace("\r", "")
+    head = []
+    for item in code.split("\n"):
+        head.append(item)
+        if "def " in item:
+            break
+    import_and_head = "\n".join(head)
+    try:
+        pairs = [(t.split("==")[0].split("assert")[-1].strip(), t.split("==")[1].strip()) for t in tests[:1]]
+        test_string = "\n".join(f"    >>> {a}\n    {b}" for a, b in pairs)
+    except IndexError:
+        test_string = "\n".join(f"    >>> {a}\n    True" for a in [tests[0].split("assert")[-1].strip()])
+    return f'{import_and_head}\n    """ {query}\n{test_string}\n    """\n'
+
+
+def release_summary_prompt(exemplar_code: str, exemplar_desc: str, code: str) -> str:
+    """MBPP/_utils.py ``construct_sum_prompt`` with one exemplar; ``code`` after the release's docstring regex."""
+    for doc in re.findall('(    """.*?"""\n)', code, re.DOTALL | re.IGNORECASE):
+        code = code.replace(doc, "")
+    ex = exemplar_code.replace("\t", "    ").replace("\r", "")
+    code = code.replace("\t", "    ").replace("\r", "")
+    return (
+        f"###Code:\n{ex}\n###Description of the given code:\n{exemplar_desc}\n\n"
+        f"###Code:\n{code}\n###Description of the given code:\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def raw(data_dir) -> dict[str, dict]:
+    items = json.loads((data_dir / "mbpp-sanitized.json").read_text())
+    return {f"mbpp/{x['task_id']}": x for x in items if x["task_id"] in SEED_IDS}
+
+
+@pytest.fixture(scope="module")
+def seeds(data_dir) -> list[dict]:
+    from giftgen.seeds import load_seeds
+
+    return list(load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), None))
+
+
+@pytest.fixture(scope="module")
+def rows(seeds) -> dict[str, dict]:
+    return {r["problem_id"]: r for r in seeds}
+
+
+class FailingExecutor:
+    """Judges every program wrong without running it: these tests are about prompts, not verdicts."""
+
+    def submit(self, code: str, plan: object) -> Future:
+        from giftgen.sandbox import Verdict
+
+        future: Future = Future()
+        future.set_result(Verdict("failed", False))
+        return future
+
+
+def release_pool(tmp_path: Path, member: str) -> Path:
+    if not RELEASE_DATA.exists():
+        pytest.skip(f"the release's data is not at {RELEASE_DATA}")
+    with tarfile.open(RELEASE_DATA) as tar:
+        data = tar.extractfile(member)
+        assert data is not None
+        out = tmp_path / Path(member).name
+        out.write_bytes(data.read())
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- literals
+
+
+def test_literal_release_prompts_of_awkward_mbpp_rows(rows):
+    # two-space reference: the release always writes 4 spaces
+    assert code_prompt(rows["mbpp/2"], style="release") == (
+        "def similar_elements(test_tup1, test_tup2):\n"
+        '    """ Write a function to find the shared elements from the given two lists.\n'
+        "    >>> set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10)))\n"
+        "    set((4, 5))\n"
+        '    """\n'
+    )
+    # a helper before the entry point: the head stops at the first def line
+    assert code_prompt(rows["mbpp/6"], style="release") == (
+        "def is_Power_Of_Two (x): \n"
+        '    """ Write a python function to check whether the two numbers differ at one bit position only or not.\n'
+        "    >>> differ_At_One_Bit_Pos(13,9)\n"
+        "    True\n"
+        '    """\n'
+    )
+    # tab-indented reference
+    assert code_prompt(rows["mbpp/603"], style="release") == (
+        "def get_ludic(n):\n"
+        '    """ Write a function to get all lucid numbers smaller than or equal to a given integer.\n'
+        "    >>> get_ludic(10)\n"
+        "    [1, 2, 3, 5, 7]\n"
+        '    """\n'
+    )
+    # an assert without `==` (and a tab-indented body, imports and a constant before the def)
+    assert code_prompt(rows["mbpp/737"], style="release") == (
+        "import re \nregex = '^[aeiouAEIOU][A-Za-z0-9_]*'\ndef check_str(string): \n"
+        '    """ Write a function to check whether the given string is starting with a vowel or not using regex.\n'
+        '    >>> check_str("annie")\n'
+        "    True\n"
+        '    """\n'
+    )
+    # giftgen's own prompt stays the default and differs where the release's does
+    assert code_prompt(rows["mbpp/2"]).startswith('def similar_elements(test_tup1, test_tup2):\n  """ ')
+
+
+def test_release_prompt_of_every_seed_row_matches_the_release(rows, raw):
+    assert len(rows) == 170
+    for pid, row in rows.items():
+        item = raw[pid]
+        assert code_prompt(row, style="release") == release_code_prompt(
+            item["code"], item["prompt"], item["test_list"]
+        ), pid
+
+
+def test_release_chain_prompt_column_is_the_release_s_on_all_170_seeds(seeds, raw):
+    """Two Gibbs steps in the release profile: step 1 from d0, step 2 from summaries kept as the model wrote
+    them (cut at the next ###, whitespace kept); the `prompt` column is the release's prompt, byte for byte."""
+    summary = "  Checks it, twice.  \n\n###Code:\nwhatever"
+    backend = FakeBackend(
+        [
+            {"match": "###Description of the given code:", "reply": summary},
+            {"match": '    """ ', "reply": "    return None\n"},
+        ]
+    )
+    config = resolve(
+        ChainConfig,
+        None,
+        {"model": "fake", "backend": "fake", "steps": 2, "n": 1, "prompt_style": "release", "desc_top_k": 50},
+    )
+    out = list(run_chain(seeds, config, backend=backend, executor=FailingExecutor()))
+    assert len(out) == 2 * 170
+    for row in out:
+        item = raw[row["problem_id"]]
+        query = item["prompt"] if row["step"] == 1 else "  Checks it, twice.  \n"
+        assert row["gen_description"] == query
+        assert row["prompt"] == release_code_prompt(item["code"], query, item["test_list"]), row["problem_id"]
+    assert backend.calls[1][1].top_k == 50  # the summaries sampled with the release's top-k
+
+
+def test_release_summary_prompt_and_cut(rows):
+    row = rows["mbpp/2"]
+    program = extract_code(row, "  return set(test_tup1) & set(test_tup2)\n\nprint(1)", style="release")
+    assert (
+        program == "def similar_elements(test_tup1, test_tup2):\n  return set(test_tup1) & set(test_tup2)\n"
+    )
+    exemplar = rows["mbpp/603"]["reference"], "#This code is a function that returns ludic numbers."
+    written = code_prompt(row, style="release") + "  return set(test_tup1) & set(test_tup2)\n"
+    assert summary_prompt(program, exemplar, style="release") == release_summary_prompt(*exemplar, written)
+    assert extract_description("\n#It returns x. \n\n###Code:", style="release") == "\n#It returns x. \n"
+    assert extract_description("\n#It returns x. \n\n###Code:") == "#It returns x."
+
+
+def test_release_extraction_keeps_functions_up_to_the_entry_point(rows):
+    row = rows["mbpp/6"]  # the head is the helper's def; the tests call the function after it
+    body = (
+        "    return x and not (x & (x - 1))\ndef differ_At_One_Bit_Pos(a, b):\n    return is_Power_Of_Two(a ^ b)\n"
+        "def unused():\n    pass\n"
+    )
+    assert extract_code(row, body, style="release") == (
+        "def is_Power_Of_Two (x): \n    return x and not (x & (x - 1))\n\n"
+        "def differ_At_One_Bit_Pos(a, b):\n    return is_Power_Of_Two(a ^ b)\n"
+    )
+
+
+def test_release_training_pair_is_the_prompt_then_the_body(rows):
+    row = rows["mbpp/603"]
+    pair = training_pair(row, row["reference"], style="release")
+    assert pair["prompt"] == code_prompt(row, style="release")
+    assert pair["completion"].startswith(
+        "    ludics = []\n    for i in range(1, n + 1):\n        ludics.append(i)"
+    )
+    assert "\t" not in pair["completion"]
+
+
+def test_apps_and_codeinsight_form_and_wrapped_stdin():
+    call = {
+        "problem_id": "apps/valid/1",
+        "description": "Add them.",
+        "entry_point": "add",
+        "doctest": None,
+        "reference": "import math\ndef add(a, b):\n    return a + b\n",
+        "prompt_head": "def add(a, b):\n",
+    }
+    assert code_prompt(call, style="release") == 'import math\ndef add(a, b):\n    """ Add them."""\n'
+    stdin = {
+        "problem_id": "apps/valid/2",
+        "description": "Echo.",
+        "entry_point": None,
+        "doctest": None,
+        "reference": "def code():\n    print(input())\n\n\ncode()\n",
+        "prompt_head": "",
+    }
+    assert code_prompt(stdin, style="release") == 'def code():\n    """ Echo."""\n'
+    assert extract_code(stdin, "    print(input())\nif x:\n    pass", style="release") == (
+        "def code():\n    print(input())\n\n\ncode()\n"
+    )
+    assert training_pair(stdin, stdin["reference"], style="release")["completion"] == "    print(input())\n"
+    whole = {**stdin, "reference": "print(input())\n"}  # a whole program: the release has no prompt for it
+    assert code_prompt(whole, style="release") == code_prompt(whole)
+
+
+# --------------------------------------------------------------------------------------------------- exemplars
+
+
+def test_release_exemplar_pool_maps_the_release_s_indices(tmp_path, seeds, rows):
+    pool = load_exemplars(release_pool(tmp_path, "MBPP/data/ict_data.json"), seeds)
+    assert len(pool) == 147
+    first = pool[0]  # [1, "#This code is a function that returns a list of all the ludic numbers ..."]
+    assert first[0] == "mbpp/603" and first[1] == rows["mbpp/603"]["reference"]
+    assert first[2].startswith("#This code is a function that returns a list of all the ludic numbers")
+    assert [r["problem_id"] for r in release_order(seeds)][:2] == ["mbpp/602", "mbpp/603"]
+
+
+def test_release_exemplars_reach_the_summary_prompt(tmp_path, seeds, rows):
+    path = release_pool(tmp_path, "MBPP/data/ict_data.json")
+    pool = {pid: desc for pid, _, desc in load_exemplars(path, seeds)}
+    backend = FakeBackend(
+        [
+            {"match": "###Description of the given code:", "reply": "Desc."},
+            {"match": '    """ ', "reply": "    return None\n"},
+        ]
+    )
+    config = resolve(
+        ChainConfig,
+        None,
+        {
+            "model": "fake",
+            "backend": "fake",
+            "steps": 1,
+            "n": 1,
+            "prompt_style": "release",
+            "exemplars": str(path),
+        },
+    )
+    out = list(run_chain(seeds, config, backend=backend, executor=FailingExecutor()))
+    summaries = [p for prompts, _ in backend.calls[1:] for p in prompts]
+    assert len(summaries) == 170
+    for row, prompt in zip([r for r in out if r.get("exemplar_id")], summaries, strict=True):
+        ex = row["exemplar_id"]
+        assert ex != row["problem_id"] and ex in pool
+        ref = rows[ex]["reference"].replace("\t", "    ")
+        assert prompt.startswith(
+            f"###Code:\n{ref}\n###Description of the given code:\n{pool[ex]}\n\n###Code:\n"
+        )
+
+
+def test_malformed_pool_gets_one_clear_line(tmp_path, seeds):
+    bad = tmp_path / "ict.json"
+    bad.write_text(json.dumps(["The code is a solution ...", "Another ..."]))
+    with pytest.raises(InputError, match="entry 1 is a bare string"):
+        load_exemplars(bad, seeds)
+    out = tmp_path / "far.json"
+    out.write_text(json.dumps([[999, "x"]]))
+    with pytest.raises(InputError, match="seed set has 170 problems"):
+        load_exemplars(out, seeds)
+
+
+def test_release_introductory_pool_is_refused(tmp_path, seeds):
+    path = release_pool(tmp_path, "APPS/data/ict_data_introductory.json")
+    with pytest.raises(InputError) as e:
+        load_exemplars(path, seeds)
+    assert "\n" not in str(e.value) and "bare string" in str(e.value)
+
+
+def test_eval_rows_record_their_prompt(rows):
+    from giftgen.evaluate import EvalConfig, evaluate_rows
+
+    backend = FakeBackend([{"match": '"""', "reply": "    return None\n"}])
+    config = resolve(EvalConfig, None, {"model": "fake", "backend": "fake", "prompt_style": "release"})
+    some = [dict(rows["mbpp/2"], extra_column=1), rows["mbpp/6"]]
+    out = list(evaluate_rows(some, config, backend=backend, executor=_PlanningExecutor()))
+    assert [r["prompt"] for r in out] == [code_prompt(r, style="release") for r in some]
+    assert out[0]["extra_column"] == 1
+
+
+class _PlanningExecutor(FailingExecutor):
+    def plan(self, row: dict) -> None:
+        return None
