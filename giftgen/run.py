@@ -79,8 +79,10 @@ class RunConfig:
     rounds: int = setting(1, "Self-training rounds (0: evaluate the base student only).", flag="-R")
     policy: str = setting("from-base", "What each round fine-tunes: the base student (from-base) or the "
                                        "previous round's model (continue).", choices=("from-base", "continue"))
-    score_model: str = setting("student", "Whose perplexity weights the selection: the student being trained, or "
-                                          "the model that sampled the codes.", choices=("student", "sampler"))
+    score_model: str = setting("student", "Whose perplexity weights the selection: the student being trained, "
+                                          "the model that sampled the codes, or release: the sampler in "
+                                          "self-training, the student in distillation.",
+                               choices=("student", "sampler", "release"))
     run_dir: str = setting("giftgen-run", "Run directory: every stage's output, resumable.", flag="-d")
     train_source: str = setting("mbpp", "Seed source of the problems the chain runs on.", choices=tuple(SOURCES))
     train_path: str | None = setting(None, "Local file of the train seeds (default: the Hub).")
@@ -245,7 +247,8 @@ def check_plan(plan: RunRecipe) -> None:
         raise ConfigError(f"eval.backend {stages['eval'].backend} cannot load each round's model",
                           hint="use eval.backend transformers or vllm")
     score_fixed = (run.score_model == "student" and run.policy == "from-base") or \
-        (run.score_model == "sampler" and run.teacher is not None)
+        (run.score_model == "sampler" and run.teacher is not None) or \
+        (run.score_model == "release" and run.teacher is not None and run.policy == "from-base")
     if stages["score"].backend in fixed and not score_fixed:
         raise ConfigError(f"score.backend {stages['score'].backend} cannot load each round's model",
                           hint="use score.backend transformers or vllm")
@@ -269,12 +272,19 @@ def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path,
     return {
         "chain": replace(t["chain"], model=sampler, seed=t["chain"].seed + r - 1, resume=True),
         "verify": t["verify"],
-        "score": replace(t["score"], model=student if run.score_model == "student" else sampler),
+        "score": replace(t["score"], model=scorer(run, student, sampler)),
         "select": replace(t["select"], seeds=str(train_seeds), seed=t["select"].seed + r - 1),
         "finetune": replace(t["finetune"], model=student, output_dir=str(run_dir / f"round-{r}" / "model"),
                             **({"replay": str(replay)} if replay is not None else {})),
         "eval": replace(t["eval"], model=str(run_dir / f"round-{r}" / "model")),
     }
+
+
+def scorer(run: RunConfig, student: str | None, sampler: str | None) -> str | None:
+    """The model whose perplexity weights a round's selection (``run.score_model``)."""
+    if run.score_model == "student" or (run.score_model == "release" and run.teacher is not None):
+        return student
+    return sampler
 
 
 class Runner:

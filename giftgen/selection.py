@@ -52,6 +52,8 @@ class SelectConfig:
     candidates: str = setting("kept", "Rows to draw from: passed rows the chain marked kept (its one code per step), "
                                       "or every passed row.", choices=("kept", "passed"))
     replacement: bool = setting(True, "Draw with replacement (the release) or without (at most K distinct rows).")
+    uniform_distinct: bool = setting(False, "Uniform draws (T = 0): K distinct codes when a problem has at least K "
+                                            "candidates, else K with replacement (the release's uniform mode).")
     dedup: bool = setting(False, "Keep one candidate per normalised code (comments and layout ignored) before drawing.")
     log_ppl: bool = setting(False, "Weight by softmax(T * log PPL) instead of softmax(T * PPL).")
     include_reference: bool = setting(True, "Also write each problem's seed pair (d0, reference solution).")
@@ -203,7 +205,10 @@ def select_rows(rows: Iterable[dict[str, Any]], config: SelectConfig,
         ppls = None if config.temperature == 0 else [c.ppl for c in candidates]
         weights = selection_weights(ppls, config.temperature, log_ppl=config.log_ppl, n=len(candidates))
         rng = problem_rng(config.seed, pid)
-        for j in draw(weights, config.k, rng, replacement=config.replacement):
+        replacement = config.replacement
+        if config.temperature == 0 and config.uniform_distinct:
+            replacement = len(candidates) < config.k
+        for j in draw(weights, config.k, rng, replacement=replacement):
             c = candidates[j]
             pair = training_pair(problem.seed, c.code, style=config.prompt_style)
             yield {**pair, "problem_id": pid, "origin": "self", "weight": weights[j], "ppl": c.ppl, **c.provenance}
