@@ -10,7 +10,9 @@ Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, f
   (burn-in B, thinning m). Every step summarises, the last one too, so a chain can be extended later.
 - ``rft``: codes from d0 only, the same budget (R steps x n codes); every passing code is kept.
 - ``rewrite`` (RFT+RD): each step paraphrases d0 (description sampling settings), then samples n codes from the
-  paraphrase; every passing code is kept.
+  paraphrase; every passing code is kept. With ``rewrite_from: code`` the new description instead summarises a
+  code sampled from d0 (n codes sampled and verified, one passing code chosen at random, else the reference):
+  descriptions from one Gibbs step, the paper's Figure 4.
 
 Rows: one per sampled code, passing or not, step-major (all problems' step 1, then step 2, ...; problems in input
 order, samples in order). Seed columns pass through; added: ``chain_id``, ``step`` (1-based), ``sample`` (0-based),
@@ -78,6 +80,9 @@ class ChainConfig(BackendSettings):
     kept_per_step: int = setting(1, "gibbs: passing codes kept per step, chosen at random (0: all).")
     fallback: str = setting("last-passing", "gibbs: code summarised when none passed: the chain's last passing "
                             "code (else the reference), or always the reference.", choices=FALLBACKS)
+    rewrite_from: str = setting("paraphrase", "rewrite: new descriptions paraphrase d0 (RFT+RD), or summarise a "
+                                "code sampled from d0 (code: one Gibbs step from the seed, the paper's Figure 4).",
+                                choices=("paraphrase", "code"))
     burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
     thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
     prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings), chat (chat template) or "
@@ -108,12 +113,12 @@ class ChainConfig(BackendSettings):
         self.code_sampling(0, [])
         self.desc_sampling(0)
 
-    def code_sampling(self, step: int, stop: list[str]) -> Any:
+    def code_sampling(self, step: int, stop: list[str], kind: str = "code") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
 
         return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
                         max_new_tokens=self.max_new_tokens, stop=list(stop),
-                        seed=derive_seed(self.seed, "code", step))
+                        seed=derive_seed(self.seed, kind, step))
 
     def desc_sampling(self, step: int, kind: str = "summary") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
@@ -262,6 +267,8 @@ def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
     if getattr(config, "exemplars", None):
         settings["exemplars"] = config.exemplars
+    if config.rewrite_from != "paraphrase":
+        settings["rewrite_from"] = config.rewrite_from
     return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
@@ -292,7 +299,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
-    if exemplars is None and config.exemplars and config.mode == "gibbs":
+    if exemplars is None and config.exemplars:
         exemplars = load_exemplars(config.exemplars, problems)
     pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
@@ -395,11 +402,42 @@ class _Run:
             return [c.description for c in self.chains]
         if self.config.mode == "rft":
             return [c.row["description"] for c in self.chains]
+        if self.config.rewrite_from == "code":
+            return self._one_gibbs_step(t)
         prompts = [rewrite_prompt(c.row["description"], self.config.prompt_style) for c in self.chains]
         out = self.backend.generate(prompts, self.config.desc_sampling(t, "rewrite"))
         return [extract_description(samples[0].text, self.config.prompt_style) for samples in out]
 
-    def _codes(self, descriptions: list[str], t: int) -> list[list[Any]]:
+    def _one_gibbs_step(self, t: int) -> list[str]:
+        """``rewrite_from: code``: each problem's new description summarises a code sampled from d0 (a passing
+        one chosen at random, else the reference; with neither, d0 stays): one Gibbs step from the seed."""
+        from giftgen.backends.base import derive_seed
+        from giftgen.prompts import extract_description, summary_prompt
+
+        config = self.config
+        completions = self._codes([c.row["description"] for c in self.chains], t, kind="one-step-code")
+        codes, futures = self._verify(completions)
+        out = [c.row["description"] for c in self.chains]
+        todo, prompts = [], []
+        for i, chain in enumerate(self.chains):
+            pid = chain.row["problem_id"]
+            passing = [j for j, f in enumerate(futures[i]) if _verdict(f, chain, t).passed]
+            if passing:
+                code = codes[i][random.Random(derive_seed(config.seed, "one-step", pid, t)).choice(passing)]
+            else:
+                code = chain.row.get("reference")
+            if not code:
+                continue
+            exemplar = draw_exemplar(self.pool, pid, config.seed, t)
+            todo.append(i)
+            prompts.append(summary_prompt(code, exemplar[1:] if exemplar else None, config.prompt_style))
+        if prompts:
+            summaries = self.backend.generate(prompts, config.desc_sampling(t, "one-step"))
+            for i, samples in zip(todo, summaries, strict=True):
+                out[i] = extract_description(samples[0].text, config.prompt_style)
+        return out
+
+    def _codes(self, descriptions: list[str], t: int, kind: str = "code") -> list[list[Any]]:
         """One generate call per distinct stop list (usually one), all problems in it."""
         from giftgen.prompts import code_prompt
 
@@ -409,7 +447,7 @@ class _Run:
         out: list[list[Any]] = [[] for _ in self.chains]
         for stops, members in groups.items():
             prompts = [code_prompt(self.chains[i].row, descriptions[i], self.config.prompt_style) for i in members]
-            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops)))
+            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops), kind))
             for i, samples in zip(members, results, strict=True):
                 out[i] = samples
         return out

@@ -84,6 +84,9 @@ class RunConfig:
                                           "self-training, the student in distillation.",
                                choices=("student", "sampler", "release"))
     run_dir: str = setting("giftgen-run", "Run directory: every stage's output, resumable.", flag="-d")
+    verify_tests: str = setting("chain", "Tests the verify stage runs: the chain's (chain.tests and chain.max_tests: "
+                                         "kept codes are judged as the chain judged them, e.g. APPS's first 10), "
+                                         "or the verify section's own.", choices=("chain", "own"))
     train_source: str = setting("mbpp", "Seed source of the problems the chain runs on.", choices=tuple(SOURCES))
     train_path: str | None = setting(None, "Local file of the train seeds (default: the Hub).")
     train_split: str | None = setting(None, "Split of the train seeds (default: the source's seed split).")
@@ -252,6 +255,10 @@ def check_plan(plan: RunRecipe) -> None:
     if stages["score"].backend in fixed and not score_fixed:
         raise ConfigError(f"score.backend {stages['score'].backend} cannot load each round's model",
                           hint="use score.backend transformers or vllm")
+    verify, chain = stages["verify"], stages["chain"]
+    if run.verify_tests == "chain" and verify.max_tests is not None and verify.max_tests != chain.max_tests:
+        raise ConfigError(f"verify.max_tests ({verify.max_tests}) differs from chain.max_tests ({chain.max_tests}), "
+                          "but the run verifies with the chain's tests", hint="set run.verify_tests: own to keep it")
     finetune = stages["finetune"]
     if finetune.lora and not finetune.merge_lora and run.rounds > 0:
         raise ConfigError("finetune.lora without finetune.merge_lora: the next stages load each round's model "
@@ -271,7 +278,8 @@ def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path,
     student = base if run.policy == "from-base" else previous
     return {
         "chain": replace(t["chain"], model=sampler, seed=t["chain"].seed + r - 1, resume=True),
-        "verify": t["verify"],
+        "verify": replace(t["verify"], tests=t["chain"].tests, max_tests=t["chain"].max_tests)
+        if run.verify_tests == "chain" else t["verify"],
         "score": replace(t["score"], model=scorer(run, student, sampler)),
         "select": replace(t["select"], seeds=str(train_seeds), seed=t["select"].seed + r - 1),
         "finetune": replace(t["finetune"], model=student, output_dir=str(run_dir / f"round-{r}" / "model"),

@@ -324,3 +324,76 @@ def test_eval_rows_record_their_prompt(rows):
 class _PlanningExecutor(FailingExecutor):
     def plan(self, row: dict) -> None:
         return None
+
+
+# --------------------------------------------------------------------------------------------------- APPS+
+
+
+def release_apps_prompt(code: str, query: str) -> str:
+    """APPS/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    code = code.replace("\t", "    ").replace("\r", "")
+    head = []
+    for item in code.split("\n"):
+        head.append(item)
+        if "def " in item:
+            break
+    return "\n".join(head) + f'\n    """ {query}"""\n'
+
+
+RELEASE_APPS = [
+    {
+        "id": 0,
+        "query": "\nGiven n, print n squared.\n\n-----Input-----\nOne integer n.\n",
+        "code": "import sys\ndef code():\n\tn = int(input())\n\tprint(n * n)\n",
+        "test": {"fn_name": "code", "inputs": ["3\n", "4\n"], "outputs": ["9\n", "16\n"]},
+        "std_based": True,
+    },
+    {
+        "id": 1,
+        "query": " Return the sum of a list.",
+        "code": "class Solution:\n    def total(self, xs):\n        return sum(xs)\n",
+        "test": {"fn_name": "total", "inputs": [[[1, 2]], [[5]]], "outputs": [[3], [5]]},
+        "std_based": False,
+    },
+]
+
+
+def test_apps_reader_takes_the_release_layout(tmp_path):
+    from giftgen.seeds import load_seeds
+    from giftgen.seeds.common import parse_tests
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    stdin, call = load_seeds("apps", str(path), None)
+    assert stdin["problem_id"] == "apps/valid/0" and call["problem_id"] == "apps/valid/1"
+    assert stdin["description"] == RELEASE_APPS[0]["query"]  # as the release reads it: whitespace kept
+    assert stdin["entry_point"] is None and parse_tests(stdin["tests"])["kind"] == "stdio"
+    assert stdin["reference"].endswith("\n\n\ncode()\n")  # the wrapped program calls its function
+    assert call["entry_point"] == "total" and parse_tests(call["tests"])["outputs"] == [3, 5]
+    for row, item in zip((stdin, call), RELEASE_APPS, strict=True):
+        assert code_prompt(row, style="release") == release_apps_prompt(item["code"], item["query"])
+    # giftgen's own (whole-program) prompt for the stdin problem stays the default
+    assert code_prompt(stdin).startswith('"""\nGiven n, print n squared.')
+
+
+def test_wrapped_stdin_reference_passes_in_the_sandbox(tmp_path):
+    from giftgen.sandbox import Executor, Limits
+    from giftgen.sandbox.plan import make_plan
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    stdin, call = load_seeds("apps", str(path), None)
+    program = extract_code(stdin, "    n = int(input())\n    print(n * n)\n", style="release")
+    wrong = extract_code(stdin, "    n = int(input())\n    print(n + n)\n", style="release")
+    with Executor(workers=1, limits=Limits()) as ex:
+        verdicts = [
+            ex.submit(code, make_plan(row)).result()
+            for code, row in (
+                (stdin["reference"], stdin),
+                (program, stdin),
+                (wrong, stdin),
+                (call["reference"], call),
+            )
+        ]
+    assert [v.passed for v in verdicts] == [True, True, False, True]

@@ -93,3 +93,69 @@ def test_release_score_model_is_the_student_in_distillation(tmp_path):
     for r in (1, 2):
         c = round_configs(plan, r, tmp_path, tmp_path / "train.jsonl")
         assert c["chain"].model == "TEACHER" and c["score"].model == c["finetune"].model == "BASE"
+
+
+class PassingExecutor:
+    """Judges a program correct when it holds the word PASS (no sandbox: these tests are about the chain)."""
+
+    def submit(self, code: str, plan: object):
+        from concurrent.futures import Future
+
+        from giftgen.sandbox import Verdict
+
+        future: Future = Future()
+        future.set_result(Verdict("passed" if "PASS" in code else "failed", "PASS" in code))
+        return future
+
+
+def test_rewrite_from_one_gibbs_step(data_dir):
+    """RFT+RD with descriptions from one Gibbs step: each step's description summarises a passing code sampled
+    from d0, and the step's codes are sampled from that description."""
+    from giftgen.backends.fake import FakeBackend
+    from giftgen.chain import ChainConfig, run_chain
+    from giftgen.prompts import code_prompt
+    from giftgen.seeds import load_seeds
+
+    rows = list(load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), "prompt"))[:3]
+    backend = FakeBackend(
+        [
+            {"match": "###Description of the given code:", "reply": [f"Summary {k}." for k in range(100)]},
+            {"match": '"""', "reply": ["    return 1  # PASS\n", "    return 2\n"]},
+        ]
+    )
+    config = resolve(
+        ChainConfig,
+        None,
+        {"model": "fake", "backend": "fake", "mode": "rewrite", "rewrite_from": "code", "steps": 2, "n": 2},
+    )
+    out = list(run_chain(rows, config, backend=backend, executor=PassingExecutor()))
+    assert len(out) == 2 * 3 * 2
+    kinds = [(len(prompts), sampling.n) for prompts, sampling in backend.calls]
+    assert kinds[:3] == [(3, 2), (3, 1), (3, 2)]  # codes from d0, their summaries, codes from the summaries
+    summaries = [p for p in backend.calls[1][0]]
+    assert all("# PASS" in p for p in summaries)  # the passing code of the d0 samples is what is summarised
+    step1 = [r for r in out if r["step"] == 1]
+    assert {r["gen_description"] for r in step1} == {"Summary 0.", "Summary 1.", "Summary 2."}
+    assert all(r["prompt"] == code_prompt(r, r["gen_description"]) for r in out)
+    assert all(r["mode"] == "rewrite" for r in out)
+
+
+def test_a_run_verifies_with_the_chain_s_tests(tmp_path):
+    import pytest
+
+    from giftgen.errors import ConfigError
+
+    path = tmp_path / "apps.yaml"
+    data = {"run": {"model": "BASE"}, "chain": {"max_tests": 10}, "verify": {"tests": "all"}}
+    path.write_text(yaml.safe_dump(data))
+    verify = round_configs(load_run_recipe(path), 1, tmp_path, tmp_path / "t.jsonl")["verify"]
+    assert (verify.tests, verify.max_tests) == ("base", 10)  # as the chain judged the codes
+    data["run"]["verify_tests"] = "own"
+    path.write_text(yaml.safe_dump(data))
+    verify = round_configs(load_run_recipe(path), 1, tmp_path, tmp_path / "t.jsonl")["verify"]
+    assert (verify.tests, verify.max_tests) == ("all", None)
+    data["run"]["verify_tests"] = "chain"
+    data["verify"]["max_tests"] = 5
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="verify.max_tests"):
+        load_run_recipe(path)
