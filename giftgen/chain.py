@@ -299,7 +299,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
-    if exemplars is None and config.exemplars:
+    if exemplars is None and config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
         exemplars = load_exemplars(config.exemplars, problems)
     pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
