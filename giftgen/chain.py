@@ -16,7 +16,7 @@ Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, f
 
 Rows: one per sampled code, passing or not, step-major (all problems' step 1, then step 2, ...; problems in input
 order, samples in order). Seed columns pass through; added: ``chain_id``, ``step`` (1-based), ``sample`` (0-based),
-``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
+``prompt`` (the exact code prompt the sample was generated from), ``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
 ``kept``, and, in gibbs mode, on the row whose code was summarised (the first chosen code; the step's first row
 when none passed; null on every other row): ``next_description``, ``summary_source`` (``step``,
 ``last-passing``, ``reference``, or null when there was nothing to summarise and the description stays) and
@@ -231,6 +231,14 @@ def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exe
     return pool
 
 
+def summary_exemplars(config: ChainConfig, seeds: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """The summary exemplars of a run over ``seeds`` (all of them, also when this process runs a shard): the pool
+    file ``config.exemplars`` when the mode summarises, else the seeds' own (reference, description) pairs."""
+    if config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
+        return load_exemplars(config.exemplars, seeds)
+    return exemplar_pool(seeds)
+
+
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
     """An exemplar for summarising ``problem_id`` at ``step``: uniform over the pool minus the problem itself."""
     from giftgen.backends.base import derive_seed
@@ -299,9 +307,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
-    if exemplars is None and config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
-        exemplars = load_exemplars(config.exemplars, problems)
-    pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
+    pool = summary_exemplars(config, problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
 
     # Test plans first: a problem whose tests cannot run is an input error before any model loads.

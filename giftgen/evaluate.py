@@ -7,7 +7,8 @@ chain``. It writes ``n`` samples per problem; each extracted program runs agains
 sandbox executor (the one ``verify`` uses). Greedy pass@1 is ``n = 1``, temperature 0; sampled pass@k uses
 the unbiased estimator of Chen et al. (2021), ``1 - C(n - c, k) / C(n, k)`` for ``c`` correct samples of ``n``.
 
-Output: one row per problem, in input order, with every input column passed through plus ``samples`` (per sample:
+Output: one row per problem, in input order, with every input column passed through plus ``prompt`` (the exact
+prompt every sample was generated from), ``samples`` (per sample:
 the raw completion, the extracted ``code``, the finish reason and token count, and the executor's verdict
 columns), ``n_samples``, ``n_correct``, ``pass@k`` for each requested k, and ``eval_model``. ``Tally`` turns
 result rows into the summary (pass@k means, counts by verdict, by source, model, settings).

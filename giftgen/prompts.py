@@ -12,6 +12,12 @@ module docstring and the model writes a program. The summary prompt is the relea
 
 Chat style: the same requests as user messages; the model answers with a ```python block.
 
+Release style (``release``): the GiFT release's exact prompt bytes (section "release style" below): the code prompt
+of its ``extract_code_head`` (MBPP, APPS+, CodeInsight), its summary prompt and cut (descriptions are not
+stripped), its MBPP extraction (``release_keep_functions``); a program is the release head, a newline and the body.
+Only the exemplar's reference differs from the release's bytes in its trailing whitespace (seed references are
+normalised to end with one newline).
+
 Invariants other stages rely on:
 - base style: ``extract_code`` returns ``prompt_head`` + the body, so the program starts with ``prompt_head``;
 - ``training_pair(row, program)["prompt"] + ...["completion"]`` is ``code_prompt(row)`` followed by exactly the
@@ -167,19 +173,22 @@ def _release_code(code: str) -> str:
 
 def release_head(row: Mapping[str, Any]) -> str | None:
     """The release's head for ``row`` (no final newline), or None when the row has no head in the release's sense:
-    a stdin/stdout problem whose reference is a whole program rather than a function the release calls."""
+    a stdin/stdout problem whose reference is a whole program rather than a function the release calls, or a
+    reference without a ``def`` line. Rows without an entry point whose tests are not stdin/stdout (CodeInsight's
+    unit-test files) get the head of their reference's first function, as the release writes them."""
     reference = row.get("reference")
     if not reference:
         head = (row.get("prompt_head") or "").rstrip("\n")
         return head or None
-    if not is_function_problem(row) and release_wrapped_name(reference) is None:
+    stdin = not is_function_problem(row) and '"stdio"' in str(row.get("tests") or "")
+    if stdin and release_wrapped_name(reference) is None:
         return None
     lines = []
     for line in _release_code(reference).split("\n"):
         lines.append(line)
         if "def " in line:
-            break
-    return "\n".join(lines)
+            return "\n".join(lines)
+    return None  # no def line: the head would be the whole reference
 
 
 def release_wrapped_name(reference: str) -> str | None:

@@ -243,8 +243,17 @@ def test_apps_and_codeinsight_form_and_wrapped_stdin():
         "def code():\n    print(input())\n\n\ncode()\n"
     )
     assert training_pair(stdin, stdin["reference"], style="release")["completion"] == "    print(input())\n"
-    whole = {**stdin, "reference": "print(input())\n"}  # a whole program: the release has no prompt for it
-    assert code_prompt(whole, style="release") == code_prompt(whole)
+    stdin["tests"] = '{"kind": "stdio", "inputs": ["1"], "outputs": ["1"]}'
+    whole = {**stdin, "reference": "def helper():\n    pass\nprint(input())\n"}  # a whole program: no prompt
+    assert code_prompt(whole, style="release") == code_prompt(whole)  # of the release's for it
+    unit = {
+        **call,
+        "problem_id": "codeinsight/train/3",
+        "entry_point": None,
+        "tests": '{"kind": "unittest"}',
+        "reference": "import pandas as pd\ndef test(df):\n    return df.sum()\n",
+    }
+    assert code_prompt(unit, style="release") == 'import pandas as pd\ndef test(df):\n    """ Add them."""\n'
 
 
 # --------------------------------------------------------------------------------------------------- exemplars
@@ -397,3 +406,35 @@ def test_wrapped_stdin_reference_passes_in_the_sandbox(tmp_path):
             )
         ]
     assert [v.passed for v in verdicts] == [True, True, False, True]
+
+
+def test_cli_refuses_a_malformed_pool_in_one_line(tmp_path, seeds):
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+
+    seed_file = tmp_path / "seeds.jsonl"
+    seed_file.write_text("".join(json.dumps(r) + "\n" for r in seeds))
+
+    bad = tmp_path / "ict_data_introductory.json"
+    bad.write_text(json.dumps(["\nThe code is a solution to a problem ..."]))
+    script = tmp_path / "fake.json"
+    script.write_text(json.dumps([{"match": '"""', "reply": "    return None\n"}]))
+    result = CliRunner().invoke(
+        main,
+        [
+            "chain",
+            str(seed_file),
+            "--model",
+            str(script),
+            "--backend",
+            "fake",
+            "--exemplars",
+            str(bad),
+            "-o",
+            str(tmp_path / "c.jsonl"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "entry 1 is a bare string" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.jsonl").exists()
