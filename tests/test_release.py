@@ -438,3 +438,56 @@ def test_cli_refuses_a_malformed_pool_in_one_line(tmp_path, seeds):
     assert result.exit_code == 2
     assert "entry 1 is a bare string" in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_a_run_in_the_release_profile_end_to_end(tiny_model, data_dir, tmp_path):
+    """The quickstart with recipes/common/release.yaml included, the tiny model, local files: every stage runs in
+    the release profile, and the chain, select and eval rows hold the release's prompts."""
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+    from giftgen.records import read_rows
+
+    repo = Path(__file__).resolve().parents[1]
+    recipe = tmp_path / "release-quickstart.yaml"
+    recipe.write_text(
+        f"include: [{repo / 'recipes' / 'quickstart.yaml'}, {repo / 'recipes/common/release.yaml'}]\n"
+    )
+    run_dir = tmp_path / "run"
+    sets = {
+        "run.train_path": data_dir / "mbpp-sanitized.json",
+        "run.train_limit": 3,
+        "run.base_eval": "false",
+        "run.eval_path": data_dir / "mbppplus-v0.1.0.jsonl",
+        "run.eval_limit": 2,
+        "chain.steps": 2,
+        "chain.max_new_tokens": 16,
+        "chain.desc_max_new_tokens": 8,
+        "chain.device": "cpu",
+        "score.device": "cpu",
+        "finetune.device": "cpu",
+        "finetune.max_steps": 1,
+        "eval.max_new_tokens": 16,
+        "eval.device": "cpu",
+    }
+    args = ["run", str(recipe), "--model", str(tiny_model), "--run-dir", str(run_dir), "--no-isolate"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    seeds = {r["problem_id"]: r for r in read_rows(run_dir / "seeds" / "train.jsonl")}
+    chain = list(read_rows(run_dir / "round-1" / "chain.jsonl"))
+    assert len(chain) == 3 * 2 * 2
+    for row in chain:
+        assert row["prompt"] == code_prompt(seeds[row["problem_id"]], row["gen_description"], style="release")
+        assert '\n    """ ' in row["prompt"] and row["prompt"].endswith('    """\n')
+    gold = [r for r in read_rows(run_dir / "round-1" / "select.jsonl") if r["origin"] == "gold"]
+    assert {r["prompt"] for r in gold} == {code_prompt(s, style="release") for s in seeds.values()}
+    evaluated = list(read_rows(run_dir / "round-1" / "eval.jsonl"))
+    assert [r["prompt"] for r in evaluated] == [code_prompt(r, style="release") for r in evaluated]
+    finetune = json.loads((run_dir / "round-1" / "finetune.json").read_text())["config"]
+    assert (finetune["adam_epsilon"], finetune["min_learning_rate"], finetune["loss_average"]) == (
+        1e-6,
+        5e-6,
+        "example",
+    )
