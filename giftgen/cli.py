@@ -225,7 +225,7 @@ def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str 
     from giftgen.progress import Progress
     from giftgen.seeds import load_seeds
 
-    rows = load_seeds(source, config.path, config.split)
+    rows = load_seeds(source, config.path, config.split, config.stdio_compare)
     if config.limit is not None:
         rows = islice(rows, config.limit)
     with Progress("seeds", quiet=True) as progress:

@@ -57,7 +57,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError
-from giftgen.seeds import SOURCES
+from giftgen.seeds import SOURCES, STDIO_COMPARE_HELP
 
 STAGE_ORDER = ("chain", "verify", "score", "select", "finetune", "eval")
 # Keys the run sets per round; a recipe that sets them would be silently overridden, so it is an error.
@@ -96,6 +96,8 @@ class RunConfig:
     eval_path: str | None = setting(None, "Local file of the eval seeds (default: the Hub).")
     eval_split: str | None = setting(None, "Split of the eval seeds (default: the source's default split).")
     eval_limit: int | None = setting(None, "Keep only the first N eval problems.")
+    stdio_compare: str | None = setting(None, "Train and eval seeds: " + STDIO_COMPARE_HELP[0].lower() +
+                                        STDIO_COMPARE_HELP[1:], choices=("tokens", "release"))
     base_eval: bool = setting(True, "Evaluate the base student before round 1 (round 0).")
     isolate: bool = setting(True, "Run each stage that loads a model in its own process (frees its memory, GPU "
                                   "included, when it ends).")
@@ -397,7 +399,7 @@ class Runner:
         marker = out.with_suffix(".json")
         if marker.exists():
             return out
-        rows = load_seeds(source, path, split)
+        rows = load_seeds(source, path, split, self.plan.run.stdio_compare)
         if limit is not None:
             rows = islice(rows, limit)
         write_rows_atomic(out, rows)

@@ -192,6 +192,7 @@ def test_paper_recipe_loads_strictly_in_the_release_profile(path):
     # the release profile, every stage
     assert {s[k].prompt_style for k in ("chain", "score", "select", "eval")} == {"release"}
     assert s["chain"].desc_top_k == 50 and s["select"].uniform_distinct and run.score_model == "release"
+    assert run.stdio_compare == "release"
     f = s["finetune"]
     assert (f.adam_epsilon, f.min_learning_rate, f.learning_rate, f.decay_all_parameters, f.loss_average,
             f.per_device_batch_size, f.global_batch_size) == (1e-6, 5e-6, 2e-5, True, "example", 1, 128)

@@ -491,3 +491,57 @@ def test_a_run_in_the_release_profile_end_to_end(tiny_model, data_dir, tmp_path)
         5e-6,
         "example",
     )
+
+
+# --------------------------------------------------------------------------------------------------- stdin judging
+
+
+def test_release_stdio_comparison_fallbacks():
+    from giftgen.sandbox.judge import release_stdio_match, stdio_match
+
+    cases = [  # (output, expected, giftgen's tokens, the release)
+        ("1 2\n3\n", "1 2\n3", True, True),
+        ("3\n1 2\n", "1 2\n3\n", False, True),  # lines in another order: the release's last fallback
+        ("2 1\n", "1 2\n", False, True),  # tokens in another order
+        ("1\n\n2\n", "1\n2\n", False, True),  # a blank line in the middle
+        ("0.3333333\n", "0.33333334\n", True, True),
+        ("0.3334\n", "0.3333\n", False, True),  # numbers rounded to 3 decimals: the release's last resort
+        ("0.3344\n", "0.3333\n", False, False),
+        ("1\n", "1\n2\n", False, False),  # a missing line always fails
+        ("YES\n", "NO\n", False, False),
+        ("", "1\n", False, False),
+    ]
+    for output, expected, tokens, release in cases:
+        assert stdio_match(output, expected)[0] is tokens, (output, expected)
+        assert release_stdio_match(output, expected)[0] is release, (output, expected)
+
+
+def test_stdio_compare_setting_reaches_the_sandbox(tmp_path):
+    from giftgen.errors import InputError
+    from giftgen.sandbox import Executor, Limits
+    from giftgen.sandbox.plan import make_plan
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    plain = list(load_seeds("apps", str(path), None))
+    release = list(load_seeds("apps", str(path), None, stdio_compare="release"))
+    assert json.loads(release[0]["tests"])["compare"] == "release" and "compare" not in json.loads(
+        plain[0]["tests"]
+    )
+    assert release[1] == plain[1]  # call-based tests are left alone
+    reversed_lines = "def code():\n    n = int(input())\n    print(n * n)\n    print('done')\n\n\ncode()\n"
+    out_of_order = "def code():\n    n = int(input())\n    print('done')\n    print(n * n)\n\n\ncode()\n"
+    for row in (plain[0], release[0]):
+        tests = json.loads(row["tests"])
+        row["tests"] = json.dumps({**tests, "outputs": [o + "done\n" for o in tests["outputs"]]})
+    with Executor(workers=1, limits=Limits()) as ex:
+        verdicts = [
+            ex.submit(code, make_plan(row)).result()
+            for row in (plain[0], release[0])
+            for code in (reversed_lines, out_of_order)
+        ]
+    assert [v.passed for v in verdicts] == [True, False, True, True]
+    bad = {**plain[0], "tests": json.dumps({**json.loads(plain[0]["tests"]), "compare": "loose"})}
+    with pytest.raises(InputError, match="compare"):
+        make_plan(bad)
