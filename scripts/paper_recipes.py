@@ -49,9 +49,19 @@ def recipe(name: str, title: str, method: str, data: str, model: str, extra: dic
     return text
 
 
+DISTILL = ("distill-mbppplus-deepseek",
+           "Distillation on MBPP+: DeepSeek-Coder-33B-base (served by vLLM) runs the GiFT chain, the 6.7B student is "
+           "scored, fine-tuned and evaluated (recipes/README.md, \"Distillation\")")
+
+
 def experiments() -> list[tuple[str, str, str]]:
     """(name, what, file text) of every paper recipe, in table order."""
-    out = []
+    name, what = DISTILL
+    distill = (f"# {what}.\n# Written by scripts/paper_recipes.py; recipes/README.md has the table.\n#\n"
+               f"#   giftgen run recipes/paper/{name}.yaml\n#\n"
+               f"include: [../distill-mbppplus.yaml, ../common/release-mbppplus.yaml]\nrun:\n"
+               f"  run_dir: runs/paper/{name}\n")
+    out = [(name, what, distill)]
     for data, data_title in DATASETS.items():
         for model, model_title in MODELS.items():
             for method, method_title in METHODS.items():

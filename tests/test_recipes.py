@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from giftgen.cli import main
 from giftgen.errors import ConfigError
 from giftgen.records import read_rows
-from giftgen.run import load_run_recipe
+from giftgen.run import load_run_recipe, round_configs
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
@@ -160,7 +160,7 @@ def test_every_experiment_of_the_paper_has_a_recipe():
         for model in MODELS:
             assert {f"{m}-{data}-{model}" for m in ("gift", "rft", "rftrd")} <= names
         assert {f"{a}-{data}-deepseek" for a in ("gift-head", "gift-noppl", "rftrd-onestep")} <= names
-    assert "distill-mbppplus" in {p.stem for p in RECIPES}
+    assert "distill-mbppplus" in {p.stem for p in RECIPES} and "distill-mbppplus-deepseek" in names
     check = subprocess.run([sys.executable, str(REPO / "scripts" / "paper_recipes.py"), "--check"],
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -181,8 +181,12 @@ def test_paper_recipe_loads_strictly_in_the_release_profile(path):
     assert run.model == MODELS[name.rsplit("-", 1)[1]] and run.run_dir == f"runs/paper/{name}"
     assert (run.train_source, run.eval_source) == DATASETS[data]
     method = name.split("-")[0]
-    mode = {"gift": "gibbs", "rft": "rft", "rftrd": "rewrite"}[method]
-    temperature = {"gift": 2.0, "rft": 0.0, "rftrd": 0.0}[method]
+    mode = {"gift": "gibbs", "rft": "rft", "rftrd": "rewrite", "distill": "gibbs"}[method]
+    temperature = {"gift": 2.0, "rft": 0.0, "rftrd": 0.0, "distill": 2.0}[method]
+    if method == "distill":  # the teacher samples; the student is scored (release: the student in distillation)
+        assert run.teacher == "deepseek-ai/deepseek-coder-33b-base" and s["chain"].backend == "openai"
+        plan_round = round_configs(plan, 2, Path("/runs"), Path("/t.jsonl"))
+        assert plan_round["score"].model == plan_round["finetune"].model == run.model
     if name.startswith("gift-head-"):
         temperature = -2.0
     elif name.startswith("gift-noppl-"):
