@@ -7,7 +7,8 @@ Contract (METHOD.md, step 3 and the training set of step 4):
   ``--candidates passed`` ignores the mark); each has a ``ppl`` from ``giftgen score`` (not needed when T = 0,
   the uniform RFT baseline). Weights are w_j = softmax(T * p_j), or softmax(T * log p_j) with
   ``--log-ppl``; K codes are drawn by these weights, with replacement by default (a problem with one distinct code
-  then contributes K copies of it), or without (then at most K distinct rows). ``--dedup`` first keeps one row per
+  then contributes K copies of it), or without (then at most K distinct rows). ``--uniform-distinct`` makes a
+  uniform draw (T = 0) the release's: K distinct rows when a problem has at least K, else K with replacement. ``--dedup`` first keeps one row per
   normalised code (the first one seen, with its ppl).
 - Every selected code is paired with the problem's *seed* description d0 through ``prompts.training_pair``: the
   same prompt the chain and eval use, in base or chat style. With ``--include-reference`` (default), each problem
