@@ -30,37 +30,57 @@ METHODS = {"gift": "GiFT", "rft": "RFT", "rftrd": "RFT+RD"}
 MODELS = {"deepseek": "DeepSeek-Coder-6.7B-base", "codellama": "CodeLlama-7B"}
 # Ablations (DeepSeek-Coder-6.7B-base, every dataset): (name, base method, title, extra sections)
 ABLATIONS = (
-    ("gift-head", "gift", "GiFT with T = -2 (selection favours the head; T = +2 is GiFT itself)",
-     {"select": {"temperature": -2.0}}),
-    ("gift-noppl", "gift", "GiFT without perplexity selection (K drawn uniformly from the chain's codes)",
-     {"select": {"temperature": 0.0}}),
-    ("rftrd-onestep", "rftrd", "RFT+RD with descriptions from one Gibbs step (the paper's Figure 4)",
-     {"chain": {"rewrite_from": "code"}}),
+    (
+        "gift-head",
+        "gift",
+        "GiFT with T = -2 (selection favours the head; T = +2 is GiFT itself)",
+        {"select": {"temperature": -2.0}},
+    ),
+    (
+        "gift-noppl",
+        "gift",
+        "GiFT without perplexity selection (K drawn uniformly from the chain's codes)",
+        {"select": {"temperature": 0.0}},
+    ),
+    (
+        "rftrd-onestep",
+        "rftrd",
+        "RFT+RD with descriptions from one Gibbs step (the paper's Figure 4)",
+        {"chain": {"rewrite_from": "code"}},
+    ),
 )
 
 
 def recipe(name: str, title: str, method: str, data: str, model: str, extra: dict[str, dict]) -> str:
-    includes = ", ".join(f"../common/{part}.yaml" for part in ("paper", data, method, model, f"release-{data}"))
-    text = (f"# {title}.\n# Written by scripts/paper_recipes.py; recipes/README.md has the table.\n#\n"
-            f"#   giftgen run recipes/paper/{name}.yaml\n#\ninclude: [{includes}]\nrun:\n"
-            f"  run_dir: runs/paper/{name}\n")
+    includes = ", ".join(
+        f"../common/{part}.yaml" for part in ("paper", data, method, model, f"release-{data}")
+    )
+    text = (
+        f"# {title}.\n# Written by scripts/paper_recipes.py; recipes/README.md has the table.\n#\n"
+        f"#   giftgen run recipes/paper/{name}.yaml\n#\ninclude: [{includes}]\nrun:\n"
+        f"  run_dir: runs/paper/{name}\n"
+    )
     for section, values in extra.items():
         text += f"{section}:\n" + "".join(f"  {key}: {value}\n" for key, value in values.items())
     return text
 
 
-DISTILL = ("distill-mbppplus-deepseek",
-           "Distillation on MBPP+: DeepSeek-Coder-33B-base (served by vLLM) runs the GiFT chain, the 6.7B student is "
-           "scored, fine-tuned and evaluated (recipes/README.md, \"Distillation\")")
+DISTILL = (
+    "distill-mbppplus-deepseek",
+    "Distillation on MBPP+: DeepSeek-Coder-33B-base (served by vLLM) runs the GiFT chain, the 6.7B student is "
+    'scored, fine-tuned and evaluated (recipes/README.md, "Distillation")',
+)
 
 
 def experiments() -> list[tuple[str, str, str]]:
     """(name, what, file text) of every paper recipe, in table order."""
     name, what = DISTILL
-    distill = (f"# {what}.\n# Written by scripts/paper_recipes.py; recipes/README.md has the table.\n#\n"
-               f"#   giftgen run recipes/paper/{name}.yaml\n#\n"
-               f"include: [../distill-mbppplus.yaml, ../common/release-mbppplus.yaml]\nrun:\n"
-               f"  run_dir: runs/paper/{name}\n")
+    distill = (
+        f"# {what}.\n# Written by scripts/paper_recipes.py; recipes/README.md has the table.\n#\n"
+        f"#   giftgen run recipes/paper/{name}.yaml\n#\n"
+        f"include: [../distill-mbppplus.yaml, ../common/release-mbppplus.yaml]\nrun:\n"
+        f"  run_dir: runs/paper/{name}\n"
+    )
     out = [(name, what, distill)]
     for data, data_title in DATASETS.items():
         for model, model_title in MODELS.items():
@@ -77,8 +97,10 @@ def experiments() -> list[tuple[str, str, str]]:
 
 def table() -> str:
     rows = [HEADER, "| --- | --- | --- |"]
-    rows += [f"| `paper/{name}.yaml` | {what} | `giftgen run recipes/paper/{name}.yaml` |"
-             for name, what, _ in experiments()]
+    rows += [
+        f"| `paper/{name}.yaml` | {what} | `giftgen run recipes/paper/{name}.yaml` |"
+        for name, what, _ in experiments()
+    ]
     return "\n".join(rows)
 
 
