@@ -15,11 +15,13 @@ Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, f
   first (``summary_rank`` on the carrier row).
 - ``rft``: codes from d0 only, the same budget (R steps x n codes); every passing code is kept.
 - ``rewrite`` (RFT+RD): each step paraphrases d0 (description sampling settings), then samples n codes from the
-  paraphrase; every passing code is kept.
+  paraphrase; every passing code is kept. With ``rewrite_from: code`` the new description instead summarises a
+  code sampled from d0 (n codes sampled and verified, one passing code chosen at random, else the reference):
+  descriptions from one Gibbs step, the paper's Figure 4.
 
 Rows: one per sampled code, passing or not, step-major (all problems' step 1, then step 2, ...; problems in input
 order, samples in order). Seed columns pass through; added: ``chain_id``, ``step`` (1-based), ``sample`` (0-based),
-``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
+``prompt`` (the exact code prompt the sample was generated from), ``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
 ``kept``, and, in gibbs mode, on the row whose code was summarised (the first chosen code; the step's first row
 when none passed; null on every other row): ``next_description``, ``summary_source`` (``step``,
 ``last-passing``, ``reference``, or null when there was nothing to summarise and the description stays) and
@@ -90,10 +92,16 @@ class ChainConfig(BackendSettings, SandboxSettings):
                            "otherwise return to the last description that had a passing code (stops drift).")
     summary_candidates: int = setting(1, "gibbs variant: sample this many summaries per step and continue from "
                                       "the first whose n probe codes include a passing one (1: the paper's chain).")
+    rewrite_from: str = setting("paraphrase", "rewrite: new descriptions paraphrase d0 (RFT+RD), or summarise a "
+                                "code sampled from d0 (code: one Gibbs step from the seed, the paper's Figure 4).",
+                                choices=("paraphrase", "code"))
     burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
     thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
-    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings) or chat (chat template).",
-                                choices=("base", "chat"))
+    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings), chat (chat template) or "
+                                "release (the GiFT release's exact prompt bytes).", choices=("base", "chat", "release"))
+    exemplars: str | None = setting(None, "gibbs: summary exemplars from this pool file (the release's "
+                                    "ict_data*.json: a JSON list of [problem, description]; default: the other seed "
+                                    "problems' own descriptions).")
     extraction: str = setting("stop", "Code extraction: stop (the release's stop strings) or ast (keeps helpers).",
                               choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
@@ -119,12 +127,12 @@ class ChainConfig(BackendSettings, SandboxSettings):
         self.desc_sampling(0)
         self.validate_sandbox()
 
-    def code_sampling(self, step: int, stop: list[str]) -> Any:
+    def code_sampling(self, step: int, stop: list[str], kind: str = "code") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
 
         return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
                         max_new_tokens=self.max_new_tokens, stop=list(stop),
-                        seed=derive_seed(self.seed, "code", step))
+                        seed=derive_seed(self.seed, kind, step))
 
     def desc_sampling(self, step: int, kind: str = "summary") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
@@ -132,7 +140,7 @@ class ChainConfig(BackendSettings, SandboxSettings):
 
         return Sampling(n=1, temperature=float(self.desc_temperature), top_p=float(self.desc_top_p),
                         top_k=self.desc_top_k, max_new_tokens=self.desc_max_new_tokens,
-                        stop=list(SUMMARY_STOP) if self.prompt_style == "base" else [],
+                        stop=list(SUMMARY_STOP) if self.prompt_style != "chat" else [],
                         seed=derive_seed(self.seed, kind, step))
 
 
@@ -180,6 +188,76 @@ def exemplar_pool(rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
     return [(r["problem_id"], r["reference"], r["description"]) for r in rows if r.get("reference")]
 
 
+# The order of the seed set that the release's integer exemplar ids index (MBPP: its Hub splits concatenated).
+_RELEASE_MBPP_ORDER = ("train", "prompt", "validation", "test")
+
+
+def release_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed rows in the order of the release's problem lists: MBPP as train + prompt + validation (each by
+    task id); any other source in the order given (the order of the release's own problem files)."""
+    if rows and all(r.get("source") == "mbpp" and r.get("split") in _RELEASE_MBPP_ORDER for r in rows):
+        def key(r: dict[str, Any]) -> tuple[int, int]:
+            number = str(r["problem_id"]).rsplit("/", 1)[-1]
+            return _RELEASE_MBPP_ORDER.index(r["split"]), int(number) if number.isdigit() else 0
+
+        return sorted(rows, key=key)
+    return list(rows)
+
+
+def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """A summary exemplar pool from a file in the release's format (``ict_data*.json``): a JSON list (or JSONL) of
+    ``[problem, description]``, where ``problem`` is an index into the whole seed set in the release's order
+    (``release_order``) or a problem id; the exemplar's code is that problem's reference, its description the
+    pool's, unchanged. Entries whose problem has no reference are left out."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the exemplar pool {path} ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not JSON or JSONL ({e})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: an exemplar pool is a non-empty JSON list of [problem, description]")
+    ordered = release_order(rows)
+    by_id = {r["problem_id"]: r for r in rows}
+    pool: list[Exemplar] = []
+    for n, entry in enumerate(data, start=1):
+        if isinstance(entry, str):
+            raise InputError(f"{path}: entry {n} is a bare string, not [problem, description] (the release's "
+                             "introductory pool is malformed so): use another pool, or none (the seeds' own "
+                             "descriptions)")
+        if isinstance(entry, dict):
+            entry = [entry.get("problem_id"), entry.get("description")]
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], str):
+            raise InputError(f"{path}: entry {n} is not [problem, description]")
+        key = entry[0]
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not 0 <= key < len(ordered):
+                raise InputError(f"{path}: entry {n} names problem {key}, but the seed set has {len(ordered)} "
+                                 "problems; integer ids index the whole seed set the pool was written for")
+            row = ordered[key]
+        elif isinstance(key, str) and key in by_id:
+            row = by_id[key]
+        else:
+            raise InputError(f"{path}: entry {n} names problem {key!r}, which is not among the seeds")
+        if row.get("reference"):
+            pool.append((row["problem_id"], row["reference"], entry[1]))
+    return pool
+
+
+def summary_exemplars(config: ChainConfig, seeds: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """The summary exemplars of a run over ``seeds`` (all of them, also when this process runs a shard): the pool
+    file ``config.exemplars`` when the mode summarises, else the seeds' own (reference, description) pairs."""
+    if config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
+        return load_exemplars(config.exemplars, seeds)
+    return exemplar_pool(seeds)
+
+
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
     """An exemplar for summarising ``problem_id`` at ``step``: uniform over the pool minus the problem itself."""
     from giftgen.backends.base import derive_seed
@@ -201,13 +279,14 @@ def marks_kept(config: ChainConfig, step: int) -> bool:
 
 
 def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
-    from giftgen.prompts import is_function_problem, stop_strings
+    from giftgen.prompts import is_function_problem, release_head, stop_strings
 
     if config.prompt_style == "chat":
         return ()  # the chat turn ends at EOS; extraction takes the first code block
-    if config.extraction == "ast" and is_function_problem(row):
+    if config.extraction == "ast" and (is_function_problem(row) or
+                                       (config.prompt_style == "release" and release_head(row) is not None)):
         return tuple(AST_STOP_STRINGS)
-    return tuple(stop_strings(row))
+    return tuple(stop_strings(row, config.prompt_style))
 
 
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
@@ -215,6 +294,10 @@ def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
     settings.update({name: getattr(config, name) for name, default in _VARIANT_DEFAULTS.items()
                      if getattr(config, name) != default})
+    if getattr(config, "exemplars", None):
+        settings["exemplars"] = config.exemplars
+    if config.rewrite_from != "paraphrase":
+        settings["rewrite_from"] = config.rewrite_from
     return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
@@ -245,7 +328,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
-    pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
+    pool = summary_exemplars(config, problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
 
     # Test plans first: a problem whose tests cannot run is an input error before any model loads.
@@ -350,11 +433,42 @@ class _Run:
             return [c.description for c in self.chains]
         if self.config.mode == "rft":
             return [c.row["description"] for c in self.chains]
+        if self.config.rewrite_from == "code":
+            return self._one_gibbs_step(t)
         prompts = [rewrite_prompt(c.row["description"], self.config.prompt_style) for c in self.chains]
         out = self.backend.generate(prompts, self.config.desc_sampling(t, "rewrite"))
-        return [extract_description(samples[0].text) for samples in out]
+        return [extract_description(samples[0].text, self.config.prompt_style) for samples in out]
 
-    def _codes(self, descriptions: list[str], t: int) -> list[list[Any]]:
+    def _one_gibbs_step(self, t: int) -> list[str]:
+        """``rewrite_from: code``: each problem's new description summarises a code sampled from d0 (a passing
+        one chosen at random, else the reference; with neither, d0 stays): one Gibbs step from the seed."""
+        from giftgen.backends.base import derive_seed
+        from giftgen.prompts import extract_description, summary_prompt
+
+        config = self.config
+        completions = self._codes([c.row["description"] for c in self.chains], t, kind="one-step-code")
+        codes, futures = self._verify(completions)
+        out = [c.row["description"] for c in self.chains]
+        todo, prompts = [], []
+        for i, chain in enumerate(self.chains):
+            pid = chain.row["problem_id"]
+            passing = [j for j, f in enumerate(futures[i]) if _verdict(f, chain, t).passed]
+            if passing:
+                code = codes[i][random.Random(derive_seed(config.seed, "one-step", pid, t)).choice(passing)]
+            else:
+                code = chain.row.get("reference")
+            if not code:
+                continue
+            exemplar = draw_exemplar(self.pool, pid, config.seed, t)
+            todo.append(i)
+            prompts.append(summary_prompt(code, exemplar[1:] if exemplar else None, config.prompt_style))
+        if prompts:
+            summaries = self.backend.generate(prompts, config.desc_sampling(t, "one-step"))
+            for i, samples in zip(todo, summaries, strict=True):
+                out[i] = extract_description(samples[0].text, config.prompt_style)
+        return out
+
+    def _codes(self, descriptions: list[str], t: int, kind: str = "code") -> list[list[Any]]:
         """One generate call per distinct stop list (usually one), all problems in it."""
         from giftgen.prompts import code_prompt
 
@@ -364,7 +478,7 @@ class _Run:
         out: list[list[Any]] = [[] for _ in self.chains]
         for stops, members in groups.items():
             prompts = [code_prompt(self.chains[i].row, descriptions[i], self.config.prompt_style) for i in members]
-            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops)))
+            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops), kind))
             for i, samples in zip(members, results, strict=True):
                 out[i] = samples
         return out
@@ -401,7 +515,8 @@ class _Run:
         if config.summary_candidates > 1:
             sampling = dataclasses.replace(sampling, n=config.summary_candidates)
         summaries = self.backend.generate(prompts, sampling) if prompts else []
-        candidates = {i: [extract_description(c.text) for c in s] for i, s in zip(todo, summaries, strict=True)}
+        candidates = {i: [extract_description(c.text, config.prompt_style) for c in s]
+                      for i, s in zip(todo, summaries, strict=True)}
         picked = self._best_of(candidates, t) if config.summary_candidates > 1 else {i: 0 for i in candidates}
         mark = marks_kept(config, t)
         for i, chain in enumerate(self.chains):
@@ -429,7 +544,6 @@ class _Run:
         """Best-of-k summaries: per problem, the first candidate description whose ``n`` probe codes include a
         passing one (the first candidate when none does). The probe codes are sampled in one call per stop list
         with their own seeds; they are verified, then dropped (the next step samples its own codes)."""
-        from giftgen.backends.base import derive_seed
         from giftgen.prompts import code_prompt, extract_code
 
         order = [(i, r) for i in sorted(candidates) for r in range(len(candidates[i]))]
@@ -440,8 +554,7 @@ class _Run:
         for stops, members in groups.items():
             prompts = [code_prompt(self.chains[i].row, candidates[i][r], self.config.prompt_style)
                        for i, r in members]
-            sampling = dataclasses.replace(self.config.code_sampling(t, list(stops)),
-                                           seed=derive_seed(self.config.seed, "probe", t))
+            sampling = self.config.code_sampling(t, list(stops), "probe")
             for (i, r), samples in zip(members, self.backend.generate(prompts, sampling), strict=True):
                 row = self.chains[i].row
                 futures[(i, r)] = [self._submit(i, extract_code(row, s.text, self.config.extraction,
@@ -487,9 +600,12 @@ class _Run:
 
     def _row(self, chain: _Chain, t: int, j: int, description: str, completion: Any, code: str, verdict: Any,
              **lineage: Any) -> dict[str, Any]:
+        from giftgen.prompts import code_prompt
+
         row = dict(chain.row)
         row.update({
             "chain_id": chain_id(self.config, chain.row["problem_id"]), "step": t, "sample": j,
+            "prompt": code_prompt(chain.row, description, self.config.prompt_style),
             "gen_description": description, "raw": completion.text, "code": code,
             "gen_tokens": completion.tokens, "finish_reason": completion.finish_reason,
             "chain_status": verdict.status, "chain_passed": bool(verdict.passed),

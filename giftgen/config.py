@@ -127,12 +127,19 @@ def _coerce_scalar(base: type, f: dataclasses.Field, value: Any, where: str) -> 
 
 
 def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a recipe and check every section and key strictly. Returns {command: {key: value}}."""
+    """Read a recipe and check every section and key strictly. Returns {command: {key: value}}.
+
+    A recipe may start from others: ``include: FILE`` or ``include: [FILE, ...]`` (paths relative to the recipe)
+    reads those first, in order, each checked the same way; the recipe's own keys then override theirs key by key.
+    """
+    return _load_recipe(Path(path), ())
+
+
+def _load_recipe(path: Path, chain: tuple[Path, ...]) -> dict[str, dict[str, Any]]:
     import yaml
 
-    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no such recipe: {path}")
+        raise ConfigError(f"no such recipe: {path}" + (f" (included by {chain[-1]})" if chain else ""))
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:  # one line: where, then what (PyYAML's own text spans several lines)
@@ -143,10 +150,22 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of command sections (chain:, verify:, ...)")
     recipe: dict[str, dict[str, Any]] = {}
+    includes = data.pop("include", None)
+    if includes is not None:
+        if isinstance(includes, str):
+            includes = [includes]
+        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+            raise ConfigError(f"{path}: include must be a file name or a list of them")
+        for name in includes:
+            target = (path.parent / name).resolve()
+            if target in chain or target == path.resolve():
+                raise ConfigError(f"{path}: include {name} includes itself (a cycle)")
+            for section, values in _load_recipe(target, (*chain, path.resolve())).items():
+                recipe.setdefault(section, {}).update(values)
     for section, values in data.items():
         if section not in CONFIGS:
             raise ConfigError(
-                f"{path}: unknown section {section!r}; valid sections: {', '.join(sorted(CONFIGS))}"
+                f"{path}: unknown section {section!r}; valid sections: include, {', '.join(sorted(CONFIGS))}"
             )
         if values is None:
             values = {}
@@ -159,7 +178,9 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in section {section!r}; valid keys: {', '.join(sorted(valid))}"
                 )
-        recipe[section] = {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
+        recipe.setdefault(section, {}).update(
+            {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
+        )
     return recipe
 
 

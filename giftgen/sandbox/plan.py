@@ -36,6 +36,7 @@ from giftgen.errors import InputError
 from giftgen.sandbox.codec import clip, to_wire
 
 SELECTIONS = ("base", "plus", "all")
+STDIO_COMPARE = ("tokens", "release")  # how stdio outputs are judged (judge.stdio_match, judge.release_stdio_match)
 FROM_REFERENCE = object()  # expected output still to be computed by running the reference
 
 
@@ -69,6 +70,7 @@ class Plan:
     reference: str | None = None
     reference_key: str = ""
     labels: tuple[str, ...] = field(default=())
+    compare: str = "tokens"  # stdio: judge.stdio_match (tokens) or judge.release_stdio_match (release)
 
     @property
     def needs_reference(self) -> bool:
@@ -491,4 +493,7 @@ def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str,
     if max_tests is not None:
         pairs = pairs[:max_tests]
     labels = tuple(f"stdin #{i + 1}" for i in range(len(pairs)))
-    return Plan("stdio", stdio=tuple(pairs), setup=_setup(problem, spec), labels=labels)
+    compare = spec.get("compare") or "tokens"
+    if compare not in STDIO_COMPARE:
+        raise InputError(f"problem {_pid(problem)}: stdio `compare` must be one of {', '.join(STDIO_COMPARE)}")
+    return Plan("stdio", stdio=tuple(pairs), setup=_setup(problem, spec), labels=labels, compare=compare)

@@ -394,13 +394,14 @@ class Runner:
                 break
             done = next((m["done"] for m in reversed(messages) if isinstance(m.get("done"), dict)), {})
             raised = done.get("raised") if isinstance(done.get("raised"), dict) else {}
-            results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected)
+            results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected,
+                                                plan.compare)
             if self.fail_fast and results[index]["status"] != "pass":
                 break
         return self.verdict(plan, results, status, error)
 
     def _stdio_result(self, exit: dict[str, Any], timed_out: bool, size: int, cap: int, raised: dict,
-                      stderr: str, output: bytes, expected: str) -> dict[str, str]:
+                      stderr: str, output: bytes, expected: str, compare: str = "tokens") -> dict[str, str]:
         wait_status = exit.get("status", 0)
         if size >= cap:
             return {"status": "output_limit", "detail": f"{self.limits.output_mb} MiB of output or more"}
@@ -414,7 +415,8 @@ class Runner:
             detail = (format_error(raised, "raised") if raised
                       else f"exit status {os.WEXITSTATUS(wait_status)}" + (f": {stderr[-300:]}" if stderr else ""))
             return {"status": st, "detail": detail}
-        ok, detail = judge.stdio_match(output.decode("utf-8", "replace"), expected)
+        match = judge.release_stdio_match if compare == "release" else judge.stdio_match
+        ok, detail = match(output.decode("utf-8", "replace"), expected)
         return {"status": "pass" if ok else "wrong_answer", "detail": detail}
 
     # -------------------------------------------------------------------------------------------- verdicts
