@@ -18,6 +18,7 @@ import math
 import re
 import socket
 import struct
+import sys
 import time
 from typing import Any
 
@@ -103,6 +104,10 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
     if depth > MAX_DEPTH + 2:
         raise WireError("value nested too deeply")
     t = type(data)
+    if t is str and rich and len(data) <= 200:
+        # the test's literals are one object in the release's shared namespace (`x is 'apple'` holds): equal
+        # short strings from the other side are one object here too
+        return sys.intern(data)
     if data is None or t is bool or t is int or t is float or t is str:
         return data
     d = depth + 1

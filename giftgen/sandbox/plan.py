@@ -435,8 +435,11 @@ def _script_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
             raise InputError(f"problem {_pid(problem)}: a test script does not parse ({e.msg})") from None
         except (RecursionError, MemoryError, ValueError) as e:
             raise InputError(f"problem {_pid(problem)}: a test script cannot be parsed ({type(e).__name__})") from None
-    oracle = {"kind": "assert", "setup": setup, "asserts": scripts, "entry_point": entry,
-              "helpers": _prompt_helpers(problem, entry)}
+    # the setup first, then the prompt's own code (its imports: `from datetime import datetime` after the
+    # preamble's `import datetime`), as the release runs the preamble, then the program, then the test
+    helpers = _prompt_helpers(problem, entry)
+    oracle = {"kind": "assert", "setup": setup + "\n" + helpers, "asserts": scripts, "entry_point": entry,
+              "helpers": ""}
     return Plan("oracle", setup=setup if _imports_only(setup) else "", oracle=oracle,
                 labels=tuple(clip(n, 160) for n in names))
 

@@ -1,8 +1,10 @@
 """Typed plain data for numpy, pandas and ``datetime`` values, between the oracle and the program's process.
 
 Contract. ``encode(value, depth, recurse)`` returns the wire form of a numpy array or scalar, a pandas DataFrame,
-Series, Index, Timestamp, Timedelta, ``NaT`` or ``NA``, a ``datetime``/``date``/``time``/``timedelta`` or a
-``Decimal``, or None for any other value (``codec.to_wire`` then tags it opaque). ``decode(tag, body, depth,
+Series, Index, extension array, Timestamp, Timedelta, Interval, ``NaT`` or ``NA``, a ``datetime``/``date``/``time``/``timedelta``, a
+``Decimal``, a ``range`` or ``slice``, a builtin or numpy scalar type, a numpy dtype, or a generator (or another builtin or
+``itertools`` iterator: its items, which arrive as an iterator over them), numpy's common functions and ufuncs and a few builtins
+(by name), a function of the test's passed to the program (a number: the program calls it back, see ``CALLBACKS``), or None for any other value (``codec.to_wire`` then tags it opaque). ``decode(tag, body, depth,
 recurse)`` rebuilds it from plain data only (never pickle, never code): arrays from a dtype on an allow-list
 (booleans, integers, floats, complex numbers, fixed-width strings and bytes, ``datetime64``/``timedelta64``, and
 ``object`` arrays whose items are themselves wire values), a shape and a flat list; frames column by column, with
@@ -22,24 +24,68 @@ from __future__ import annotations
 
 import datetime as _dt
 import decimal
+import functools
+import itertools
 import re
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from giftgen.sandbox.codec import WireError
 
 MAX_ARRAY_BYTES = 256 << 20  # memory one decoded array may take
 MAX_DIMS = 32
-TAGS = ("nd", "ns", "pdf", "pds", "pdi", "pdt", "pdd", "pna", "dt", "dec")
+MAX_ITEMS = 100_000  # items of an iterator (a generator) sent as its items
+TAGS = (
+    "nd",
+    "ns",
+    "pdf",
+    "pds",
+    "pdi",
+    "pdt",
+    "pdd",
+    "pna",
+    "dt",
+    "dec",
+    "ty",
+    "npdt",
+    "rng",
+    "it",
+    "cb",
+    "fn",
+    "sl",
+    "pda",
+    "piv",
+)
 
 # numpy dtype strings accepted from the wire: no structured, void or user dtypes
-_DTYPE = re.compile(r"^[<>|=]?(?:b1|[iu][1248]|f(?:2|4|8|12|16)|c(?:8|16|24|32)|[US]\d{1,9}|O|[Mm]8(?:\[\d{0,4}[a-zA-Z]{1,2}\])?)$")
+_DTYPE = re.compile(
+    r"^[<>|=]?(?:b1|[iu][1248]|f(?:2|4|8|12|16)|c(?:8|16|24|32)|[US]\d{1,9}|O|[Mm]8(?:\[\d{0,4}[a-zA-Z]{1,2}\])?)$"
+)
 _UNIT = re.compile(r"^(?:s|ms|us|ns)$")
 _TZ = re.compile(r"^(?:UTC|[A-Za-z][A-Za-z0-9_+\-]{0,30}(?:/[A-Za-z0-9_+\-]{1,30}){0,2}|[+-]\d{2}:\d{2})$")
-_MASKED = {"Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64", "Float32", "Float64",
-           "boolean"}
+_MASKED = {
+    "Int8",
+    "Int16",
+    "Int32",
+    "Int64",
+    "UInt8",
+    "UInt16",
+    "UInt32",
+    "UInt64",
+    "Float32",
+    "Float64",
+    "boolean",
+}
 
 Recurse = Callable[[Any, int], Any]
+
+# Functions among the arguments: the oracle keeps the test's own (CALLBACKS, for one call into the program) and
+# sends their numbers; the program's process gets stubs that call CALL_BACK(number, args, kwargs), which asks the
+# oracle to run them. The test's code never enters the program's process, and the program only sends data.
+CALLBACKS: list[Callable[..., Any]] | None = None
+CALL_BACK: Callable[[int, tuple, dict], Any] | None = None
+_FUNCTIONS = (types.FunctionType, types.BuiltinFunctionType, types.MethodType, functools.partial)
 
 
 # ------------------------------------------------------------------------------------------------ encode
@@ -52,6 +98,24 @@ class _Unencodable(Exception):
 def encode(value: Any, depth: int, recurse: Recurse) -> Any:
     """The wire form of ``value``, or None when it is none of the types above."""
     t = type(value)
+    if isinstance(value, type):
+        return _encode_type(value)
+    if t is range:
+        return {"rng": [value.start, value.stop, value.step]}
+    if t is slice:
+        return {
+            "sl": [
+                recurse(value.start, depth + 1),
+                recurse(value.stop, depth + 1),
+                recurse(value.step, depth + 1),
+            ]
+        }
+    named = _function_name(value)
+    if named is not None:
+        return {"fn": named}
+    if CALLBACKS is not None and isinstance(value, _FUNCTIONS):
+        CALLBACKS.append(value)
+        return {"cb": len(CALLBACKS) - 1}
     module = getattr(t, "__module__", "") or ""
     try:
         if module.startswith("numpy"):
@@ -70,6 +134,86 @@ def encode(value: Any, depth: int, recurse: Recurse) -> Any:
         return {"dt": ["timedelta", [value.days, value.seconds, value.microseconds]]}
     if isinstance(value, decimal.Decimal):
         return {"dec": str(value)}
+    if isinstance(value, Iterator) and t.__module__ in ("builtins", "itertools"):
+        # a generator, map, zip, filter, enumerate or itertools object: its items, up to MAX_ITEMS, arrive as an
+        # iterator over them (one that yields more is not data)
+        items = list(itertools.islice(value, MAX_ITEMS + 1))
+        return {"it": [recurse(v, depth + 1) for v in items]} if len(items) <= MAX_ITEMS else None
+    return None
+
+
+# Library functions passed by name (pandas treats `aggfunc=np.sum` as "sum"): the same object on both sides
+_BUILTIN_FUNCTIONS = {
+    f.__name__: f for f in (len, sum, max, min, abs, sorted, round, any, all, repr, ord, chr)
+}
+_NUMPY_FUNCTIONS = frozenset(
+    "sum mean median max min std var prod cumsum cumprod sort unique size count_nonzero average argmax argmin any "
+    "all round nansum nanmean nanmax nanmin nanmedian nanstd ptp diff amax amin".split()
+)
+
+
+def _function_name(value: Any) -> str | None:
+    if (
+        type(value) is types.BuiltinFunctionType
+        and _BUILTIN_FUNCTIONS.get(getattr(value, "__name__", "")) is value
+    ):
+        return f"builtins.{value.__name__}"
+    if getattr(type(value), "__module__", "") == "numpy" or type(value).__name__ == "ufunc":
+        import numpy as np
+
+        name = getattr(value, "__name__", "")
+        if getattr(np, name, None) is value and (name in _NUMPY_FUNCTIONS or isinstance(value, np.ufunc)):
+            return f"numpy.{name}"
+    return None
+
+
+def _named_function(name: Any) -> Any:
+    _check(isinstance(name, str), "function")
+    module, _, attr = name.partition(".")
+    if module == "builtins" and attr in _BUILTIN_FUNCTIONS:
+        return _BUILTIN_FUNCTIONS[attr]
+    if module == "numpy" and attr.isidentifier():
+        import numpy as np
+
+        value = getattr(np, attr, None)
+        if attr in _NUMPY_FUNCTIONS or isinstance(value, np.ufunc):
+            _check(value is not None and callable(value) and not isinstance(value, type), "function")
+            return value
+    raise WireError(f"unknown function {str(name)[:100]!r}")
+
+
+_TYPES = {
+    t.__name__: t
+    for t in (
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        bytearray,
+        list,
+        tuple,
+        dict,
+        set,
+        frozenset,
+        type(None),
+        object,
+        range,
+        slice,
+    )
+}
+
+
+def _encode_type(value: type) -> Any:
+    """Builtin types and numpy's scalar types, by name (``isinstance(x, var0)``, ``astype(var0)``)."""
+    if _TYPES.get(value.__name__) is value:
+        return {"ty": value.__name__}
+    if value.__module__ == "numpy":
+        import numpy as np
+
+        if getattr(np, value.__name__, None) is value and issubclass(value, np.generic):
+            return {"ty": f"numpy.{value.__name__}"}
     return None
 
 
@@ -78,6 +222,8 @@ def _encode_numpy(value: Any, depth: int, recurse: Recurse) -> Any:
 
     if isinstance(value, np.ndarray):
         return {"nd": _array(np.asarray(value), depth, recurse)}
+    if isinstance(value, np.dtype):
+        return {"npdt": value.str} if _DTYPE.match(value.str) else None
     if isinstance(value, np.generic):
         dtype = value.dtype
         if dtype.kind in "Mm":
@@ -107,11 +253,21 @@ def _encode_pandas(value: Any, depth: int, recurse: Recurse) -> Any:
 
     if isinstance(value, pd.DataFrame):
         columns = [_values(value.iloc[:, i], depth, recurse) for i in range(value.shape[1])]
-        return {"pdf": {"columns": _index(value.columns, depth, recurse), "index": _index(value.index, depth, recurse),
-                        "data": columns}}
+        return {
+            "pdf": {
+                "columns": _index(value.columns, depth, recurse),
+                "index": _index(value.index, depth, recurse),
+                "data": columns,
+            }
+        }
     if isinstance(value, pd.Series):
-        return {"pds": {"values": _values(value, depth, recurse), "index": _index(value.index, depth, recurse),
-                        "name": recurse(value.name, depth + 1)}}
+        return {
+            "pds": {
+                "values": _values(value, depth, recurse),
+                "index": _index(value.index, depth, recurse),
+                "name": recurse(value.name, depth + 1),
+            }
+        }
     if isinstance(value, pd.Index):
         return {"pdi": _index(value, depth, recurse)}
     if value is pd.NaT:
@@ -122,6 +278,10 @@ def _encode_pandas(value: Any, depth: int, recurse: Recurse) -> Any:
         return {"pdd": [int(value.value), value.unit]}
     if value is pd.NA:
         return {"pna": 0}
+    if isinstance(value, pd.api.extensions.ExtensionArray):
+        return {"pda": _values(value, depth, recurse)}
+    if isinstance(value, pd.Interval):
+        return {"piv": [recurse(value.left, depth + 1), recurse(value.right, depth + 1), value.closed]}
     return None
 
 
@@ -131,9 +291,11 @@ def _index(index: Any, depth: int, recurse: Recurse) -> dict[str, Any]:
     if isinstance(index, pd.RangeIndex):
         return {"range": [index.start, index.stop, index.step], "name": recurse(index.name, depth + 1)}
     if isinstance(index, pd.MultiIndex):
-        return {"levels": [_index(level, depth + 1, recurse) for level in index.levels],
-                "codes": [_array(c, depth, recurse) for c in index.codes],
-                "names": [recurse(n, depth + 1) for n in index.names]}
+        return {
+            "levels": [_index(level, depth + 1, recurse) for level in index.levels],
+            "codes": [_array(c, depth, recurse) for c in index.codes],
+            "names": [recurse(n, depth + 1) for n in index.names],
+        }
     freq = getattr(index, "freqstr", None) if isinstance(index, pd.DatetimeIndex) else None
     return {"values": _values(index, depth, recurse), "name": recurse(index.name, depth + 1), "freq": freq}
 
@@ -146,19 +308,41 @@ def _values(column: Any, depth: int, recurse: Recurse) -> dict[str, Any]:
     dtype = column.dtype
     if isinstance(dtype, np.dtype):
         return {"np": _array(column.to_numpy(), depth, recurse)}
-    array = column.array
+    array = getattr(column, "array", column)
     if isinstance(dtype, pd.CategoricalDtype):
-        return {"cat": [_index(dtype.categories, depth, recurse), _array(np.asarray(array.codes), depth, recurse),
-                        bool(dtype.ordered)]}
+        return {
+            "cat": [
+                _index(dtype.categories, depth, recurse),
+                _array(np.asarray(array.codes), depth, recurse),
+                bool(dtype.ordered),
+            ]
+        }
     if isinstance(dtype, pd.DatetimeTZDtype):
         return {"dtz": [dtype.unit, str(dtype.tz), array.asi8.tolist()]}
     if isinstance(dtype, pd.StringDtype):
         na = "nan" if dtype.na_value is not pd.NA else "NA"
-        return {"str": [na, [None if v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in array]]}
+        return {
+            "str": [na, [None if v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in array]]
+        }
+    if isinstance(dtype, pd.IntervalDtype):
+        return {
+            "iv": [
+                _index(pd.Index(array.left), depth, recurse),
+                _index(pd.Index(array.right), depth, recurse),
+                array.closed,
+            ]
+        }
     if str(dtype) in _MASKED:
         items = array.to_numpy(dtype=object, na_value=None)
-        return {"masked": [str(dtype), [None if v is None else recurse(v.item() if hasattr(v, "item") else v, depth + 1)
-                                        for v in items]]}
+        return {
+            "masked": [
+                str(dtype),
+                [
+                    None if v is None else recurse(v.item() if hasattr(v, "item") else v, depth + 1)
+                    for v in items
+                ],
+            ]
+        }
     raise _Unencodable(str(dtype))
 
 
@@ -176,15 +360,32 @@ def decode(tag: str, body: Any, depth: int, recurse: Recurse) -> Any:
             if body is None:
                 return pd.NaT
             value, unit, tz = _list(body, 3)
-            _check(type(value) is int and _UNIT.match(str(unit)) is not None and (tz is None or _tz(tz)), "timestamp")
-            return pd.Timestamp(value, unit="ns", tz="UTC").tz_convert(tz).as_unit(unit) if tz else \
-                pd.Timestamp(value, unit="ns").as_unit(unit)
+            _check(
+                type(value) is int and _UNIT.match(str(unit)) is not None and (tz is None or _tz(tz)),
+                "timestamp",
+            )
+            return (
+                pd.Timestamp(value, unit="ns", tz="UTC").tz_convert(tz).as_unit(unit)
+                if tz
+                else pd.Timestamp(value, unit="ns").as_unit(unit)
+            )
         if tag == "pdd":
             import pandas as pd
 
             value, unit = _list(body, 2)
             _check(type(value) is int and _UNIT.match(str(unit)) is not None, "timedelta")
             return pd.Timedelta(value, unit="ns").as_unit(unit)
+        if tag == "pda":
+            return _make_values(body, depth, recurse)
+        if tag == "piv":
+            import pandas as pd
+
+            left, right, closed = _list(body, 3)
+            _check(closed in ("left", "right", "both", "neither"), "interval")
+            return pd.Interval(recurse(left, depth + 1), recurse(right, depth + 1), closed=closed)
+        if tag == "sl":
+            start, stop, step = (recurse(x, depth + 1) for x in _list(body, 3))
+            return slice(start, stop, step)
         if tag == "pna":
             import pandas as pd
 
@@ -202,9 +403,46 @@ def decode(tag: str, body: Any, depth: int, recurse: Recurse) -> Any:
         if tag == "dec":
             _check(isinstance(body, str) and len(body) < 4400, "decimal")
             return decimal.Decimal(body)
+        if tag == "ty":
+            _check(isinstance(body, str), "type")
+            if body in _TYPES:
+                return _TYPES[body]
+            import numpy as np
+
+            name = body.removeprefix("numpy.")
+            value = getattr(np, name, None) if body.startswith("numpy.") and name.isidentifier() else None
+            _check(isinstance(value, type) and issubclass(value, np.generic), "type")
+            return value
+        if tag == "npdt":
+            return _dtype(body)
+        if tag == "rng":
+            start, stop, step = _list(body, 3)
+            _check(all(type(x) is int for x in (start, stop, step)) and step != 0, "range")
+            return range(start, stop, step)
+        if tag == "fn":
+            return _named_function(body)
+        if tag == "cb":
+            caller = CALL_BACK
+            _check(type(body) is int and caller is not None, "function")
+
+            def stub(*args: Any, **kwargs: Any) -> Any:
+                return caller(body, args, kwargs)  # type: ignore[misc]
+
+            return stub
+        if tag == "it":
+            _check(type(body) is list, "iterator")
+            return iter([recurse(v, depth + 1) for v in body])
     except WireError:
         raise
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError, MemoryError, decimal.InvalidOperation) as e:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        MemoryError,
+        decimal.InvalidOperation,
+    ) as e:
         raise WireError(f"malformed {tag!r} value: {type(e).__name__}: {str(e)[:200]}") from None
     raise WireError(f"unknown tag {tag!r}")
 
@@ -283,7 +521,10 @@ def _ndarray(body: Any, depth: int, recurse: Recurse) -> Any:
     b = _dict(body, ("dtype", "shape", "data"))
     dtype = _dtype(b["dtype"])
     shape, data = b["shape"], b["data"]
-    _check(type(shape) is list and len(shape) <= MAX_DIMS and all(type(n) is int and n >= 0 for n in shape), "shape")
+    _check(
+        type(shape) is list and len(shape) <= MAX_DIMS and all(type(n) is int and n >= 0 for n in shape),
+        "shape",
+    )
     _check(type(data) is list, "array data")
     count = 1
     for n in shape:
@@ -313,7 +554,7 @@ def _make_values(body: Any, depth: int, recurse: Recurse) -> Any:
     import pandas as pd
 
     _check(type(body) is dict and len(body) == 1, "column")
-    (kind, v), = body.items()
+    ((kind, v),) = body.items()
     if kind == "np":
         array = _ndarray(v, depth, recurse)
         _check(array.ndim == 1, "column shape")
@@ -333,10 +574,18 @@ def _make_values(body: Any, depth: int, recurse: Recurse) -> Any:
         return pd.DatetimeIndex(naive).tz_localize("UTC").tz_convert(tz).array
     if kind == "str":
         na, values = _list(v, 2)
-        _check(na in ("nan", "NA") and type(values) is list and all(x is None or type(x) is str for x in values),
-               "string column")
+        _check(
+            na in ("nan", "NA") and type(values) is list and all(x is None or type(x) is str for x in values),
+            "string column",
+        )
         dtype = pd.StringDtype(na_value=np.nan if na == "nan" else pd.NA)
         return pd.array(values, dtype=dtype)
+    if kind == "iv":
+        left, right, closed = _list(v, 3)
+        _check(closed in ("left", "right", "both", "neither"), "interval column")
+        return pd.arrays.IntervalArray.from_arrays(
+            _make_index(left, depth, recurse), _make_index(right, depth, recurse), closed=closed
+        )
     if kind == "masked":
         name, values = _list(v, 2)
         _check(name in _MASKED and type(values) is list, "nullable column")
@@ -357,7 +606,9 @@ def _make_index(body: Any, depth: int, recurse: Recurse) -> Any:
         return pd.RangeIndex(start, stop, step, name=_name(b["name"], depth, recurse))
     if "levels" in body:
         b = _dict(body, ("levels", "codes", "names"))
-        _check(type(b["levels"]) is list and type(b["codes"]) is list and type(b["names"]) is list, "multi-index")
+        _check(
+            type(b["levels"]) is list and type(b["codes"]) is list and type(b["names"]) is list, "multi-index"
+        )
         _check(0 < len(b["levels"]) == len(b["codes"]) == len(b["names"]) <= MAX_DIMS, "multi-index")
         levels = [_make_index(level, depth + 1, recurse) for level in b["levels"]]
         codes = [_ndarray(c, depth, recurse) for c in b["codes"]]

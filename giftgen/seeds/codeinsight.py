@@ -62,7 +62,9 @@ def load(path: str | None, split: str | None) -> Iterator[dict[str, Any]]:
     for name in splits:
         folder = root / name
         if not folder.is_dir():
-            raise InputError(f"{path}: no {name!r} folder", hint="--path names the folder holding train/ and test/")
+            raise InputError(
+                f"{path}: no {name!r} folder", hint="--path names the folder holding train/ and test/"
+            )
         numbers = sorted((p for p in folder.iterdir() if p.is_dir()), key=lambda p: _number(p.name))
         for problem in numbers:
             yield read_problem(problem, name)
@@ -72,7 +74,9 @@ def find_root(path: str) -> Path:
     """The folder holding ``train``/``test``: ``path`` itself, or the release's layout below it."""
     base = Path(path)
     if not base.is_dir():
-        raise InputError(f"no such folder: {path}", hint="`giftgen seeds codeinsight --path DIR` reads a folder")
+        raise InputError(
+            f"no such folder: {path}", hint="`giftgen seeds codeinsight --path DIR` reads a folder"
+        )
     for depth in range(len(LAYOUT) + 1):
         candidate = base.joinpath(*LAYOUT[len(LAYOUT) - depth :]) if depth else base
         if any((candidate / s).is_dir() for s in SPLITS):
@@ -98,8 +102,11 @@ def read_problem(folder: Path, split: str) -> dict[str, Any]:
     """One problem folder as a seed row."""
     where = str(folder)
     tests_dir = folder / "unit_tests"
-    files = sorted(tests_dir.glob("test_*.py"), key=lambda p: _number(p.stem.removeprefix("test_"))) \
-        if tests_dir.is_dir() else []
+    files = (
+        sorted(tests_dir.glob("test_*.py"), key=lambda p: _number(p.stem.removeprefix("test_")))
+        if tests_dir.is_dir()
+        else []
+    )
     if not files:
         raise InputError(f"{where}: no unit_tests/test_*.py")
     scripts = [_read(f, where).replace("\r\n", "\n") for f in files]
@@ -114,8 +121,9 @@ def read_problem(folder: Path, split: str) -> dict[str, Any]:
     )
 
 
-def to_row(*, number: str, split: str, description: str, code: str, scripts: list[str], names: list[str],
-           where: str) -> dict[str, Any]:
+def to_row(
+    *, number: str, split: str, description: str, code: str, scripts: list[str], names: list[str], where: str
+) -> dict[str, Any]:
     reference = normalize_code(code.lstrip("\n"))
     description = description.strip()
     if not description:
@@ -171,8 +179,10 @@ def _field(item: Mapping[str, Any], names: tuple[str, ...], where: str) -> Any:
     for name in names:
         if item.get(name) is not None:
             return item[name]
-    raise InputError(f"{where}: none of the fields {', '.join(names)} (fields: {', '.join(sorted(item))})",
-                     hint="the Hub layout differs from the release's: give the release's folder with --path")
+    raise InputError(
+        f"{where}: none of the fields {', '.join(names)} (fields: {', '.join(sorted(item))})",
+        hint="the Hub layout differs from the release's: give the release's folder with --path",
+    )
 
 
 def _hub_row(item: Mapping[str, Any], split: str, index: int) -> dict[str, Any]:
@@ -183,6 +193,12 @@ def _hub_row(item: Mapping[str, Any], split: str, index: int) -> dict[str, Any]:
     if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests) or not tests:
         raise InputError(f"{where}: the unit tests are not a list of scripts")
     number = str(item.get("problem_id", item.get("id", index)))
-    return to_row(number=number, split=split, description=str(_field(item, ("nl", "intent", "prompt"), where)),
-                  code=str(_field(item, ("code", "solution"), where)), scripts=tests,
-                  names=[f"test_{i}.py" for i in range(len(tests))], where=where)
+    return to_row(
+        number=number,
+        split=split,
+        description=str(_field(item, ("nl", "intent", "prompt"), where)),
+        code=str(_field(item, ("code", "solution"), where)),
+        scripts=tests,
+        names=[f"test_{i}.py" for i in range(len(tests))],
+        where=where,
+    )
