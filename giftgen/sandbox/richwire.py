@@ -236,6 +236,12 @@ def _encode_numpy(value: Any, depth: int, recurse: Recurse) -> Any:
 def _array(a: Any, depth: int, recurse: Recurse) -> dict[str, Any]:
     """A numpy array as {dtype, shape, data (flat, C order)}."""
     dtype = a.dtype
+    if dtype.names is not None:  # a structured array (``to_records``): its fields, and rows of plain values
+        fields = [[name, dtype.fields[name][0].str] for name in dtype.names]
+        if not all(_FIELD.match(t) for _, t in fields) or dtype != _structured(fields):
+            raise _Unencodable(str(dtype))
+        rows = [[recurse(v, depth + 1) for v in row] for row in a.ravel().tolist()]
+        return {"dtype": fields, "shape": list(a.shape), "data": rows}
     if not _DTYPE.match(dtype.str):
         raise _Unencodable(dtype.str)
     flat = a.ravel()
@@ -515,11 +521,37 @@ def _dtype(text: Any) -> Any:
     return np.dtype(text)
 
 
+_FIELD = re.compile(r"^[<>|=]?(?:b1|[iu][1248]|f(?:2|4|8)|c(?:8|16)|[US]\d{1,6}|O)$")
+
+
+def _structured(fields: Any) -> Any:
+    """A structured dtype from [[name, field dtype], ...]: named fields of plain kinds or objects, packed, at most
+    64 (no sub-arrays, no nesting)."""
+    import numpy as np
+
+    _check(type(fields) is list and 0 < len(fields) <= 64, "structured dtype")
+    _check(
+        all(
+            type(f) is list
+            and len(f) == 2
+            and type(f[0]) is str
+            and 0 < len(f[0]) <= 64
+            and type(f[1]) is str
+            and _FIELD.match(f[1])
+            for f in fields
+        ),
+        "structured dtype",
+    )
+    _check(len({f[0] for f in fields}) == len(fields), "structured dtype")
+    return np.dtype([(name, kind) for name, kind in fields])
+
+
 def _ndarray(body: Any, depth: int, recurse: Recurse) -> Any:
     import numpy as np
 
     b = _dict(body, ("dtype", "shape", "data"))
-    dtype = _dtype(b["dtype"])
+    structured = type(b["dtype"]) is list
+    dtype = _structured(b["dtype"]) if structured else _dtype(b["dtype"])
     shape, data = b["shape"], b["data"]
     _check(
         type(shape) is list and len(shape) <= MAX_DIMS and all(type(n) is int and n >= 0 for n in shape),
@@ -531,6 +563,11 @@ def _ndarray(body: Any, depth: int, recurse: Recurse) -> Any:
         count *= n
     _check(count == len(data), "array size")
     _check(count * max(dtype.itemsize, 1) <= MAX_ARRAY_BYTES, "array size (too large)")
+    if structured:
+        width = len(dtype.names)
+        _check(all(type(r) is list and len(r) == width for r in data), "structured data")
+        rows = [tuple(recurse(v, depth + 1) for v in r) for r in data]
+        return np.array(rows, dtype=dtype).reshape(shape)
     if dtype.kind in "Mm":
         _check(all(type(v) is int for v in data), "datetime data")
         return np.array(data, dtype="i8").view(dtype).reshape(shape)
