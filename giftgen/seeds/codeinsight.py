@@ -11,11 +11,12 @@ defensively, and a layout it cannot read is a clear error).
 ``--split``: ``train`` (default: GiFT's seed set), ``test`` (its evaluation set), ``train+test`` or ``all``.
 
 Rows: description = ``nl.txt`` stripped; reference = ``code.txt``; entry point = ``test``, which the unit tests
-call (one reference names it ``test_revised``: there, its only function); prompt head = the reference up to and including that function's
-``def`` line; doctest null; tests kind ``script``: ``scripts`` are the unit-test files (in number order, as
-``names``), each run after ``setup``, the release's import preamble (``PREAMBLE``), in the namespace where the
-program's functions are defined; 5 s per file in the release (set ``timeout: 5``). problem_id:
-``codeinsight/<split>/<number>`` (both splits number their problems from 0).
+call (one reference names it ``test_revised``: there, its only function); prompt head = the reference up to and
+including that function's ``def`` line (helpers defined before it included); doctest null; tests kind ``script``:
+``scripts`` are the unit-test files (in number order, as ``names``), each run after ``setup``, the release's import
+preamble (``PREAMBLE``), in the namespace where the program's functions are defined; 5 s per file in the release
+(``--timeout 5``; the CodeInsight recipes set it). problem_id: ``codeinsight/<split>/<number>`` (both splits
+number their problems from 0).
 """
 
 from __future__ import annotations
