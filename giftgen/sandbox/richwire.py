@@ -96,7 +96,16 @@ class _Unencodable(Exception):
 
 
 def encode(value: Any, depth: int, recurse: Recurse) -> Any:
-    """The wire form of ``value``, or None when it is none of the types above."""
+    """The wire form of ``value``, or None when it is none of the types above (or its encoding fails)."""
+    try:
+        return _encode(value, depth, recurse)
+    except RecursionError:
+        raise
+    except Exception:  # a value numpy or pandas cannot take apart as expected: opaque, never an error
+        return None
+
+
+def _encode(value: Any, depth: int, recurse: Recurse) -> Any:
     t = type(value)
     if isinstance(value, type):
         return _encode_type(value)
@@ -440,15 +449,9 @@ def decode(tag: str, body: Any, depth: int, recurse: Recurse) -> Any:
             return iter([recurse(v, depth + 1) for v in body])
     except WireError:
         raise
-    except (
-        ValueError,
-        TypeError,
-        KeyError,
-        IndexError,
-        OverflowError,
-        MemoryError,
-        decimal.InvalidOperation,
-    ) as e:
+    except RecursionError:
+        raise
+    except (Exception, MemoryError) as e:  # whatever numpy or pandas make of malformed data: not a value
         raise WireError(f"malformed {tag!r} value: {type(e).__name__}: {str(e)[:200]}") from None
     raise WireError(f"unknown tag {tag!r}")
 
