@@ -6,7 +6,9 @@ program controls that process) turns a Python value into JSON-able data, tagging
 ``{"t": [...]}``, a set ``{"s": [...]}``, a dict ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
 and in the oracle) rebuilds values of builtin types only; anything else the child could not encode arrives as an
 ``Opaque`` that equals nothing but itself. So a verdict is always computed with the builtin ``==`` of builtin
-types, and an object whose ``__eq__`` lies never reaches it.
+types, and an object whose ``__eq__`` lies never reaches it. Between the oracle and the program's process
+(``rich=True``, never in the parent), numpy, pandas and ``datetime`` values also travel, as typed plain data
+(``richwire``): the oracle rebuilds them from data and compares them with the test's own code, in its own process.
 
 Frames are a 4-byte big-endian length and ASCII JSON; ``Channel.recv`` enforces a size cap and a deadline.
 """
