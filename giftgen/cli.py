@@ -210,9 +210,9 @@ def not_implemented(stage: str, issue: int) -> None:
 def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str | None, **params: Any) -> None:
     """Write the seed problems of SOURCE in giftgen's seed schema.
 
-    SOURCE is one of: mbpp, mbppplus, humaneval, apps, generic, toy. Without --path the benchmark loads from the
-    Hugging Face Hub; with --path, from a local file in the benchmark's published format (toy: generated, from
-    the built-in toy domain or a domain YAML).
+    SOURCE is one of: mbpp, mbppplus, humaneval, apps, codeinsight, generic, toy. Without --path the benchmark
+    loads from the Hugging Face Hub; with --path, from a local file in the benchmark's published format
+    (codeinsight: the GiFT release's folder; toy: generated, from the built-in toy domain or a domain YAML).
 
     \b
         giftgen seeds mbpp --path mbpp-sanitized.json --split train > seeds.jsonl

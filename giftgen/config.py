@@ -56,7 +56,7 @@ def command_config(name: str) -> Callable[[type], type]:
 class SandboxSettings:
     """Sandbox settings shared by the commands that run programs (verify, chain, eval)."""
 
-    allow_import: list[str] = setting(["numpy"], "Packages outside the standard library that programs and tests "
+    allow_import: list[str] = setting(["numpy", "pandas"], "Packages outside the standard library that programs and tests "
                                       "may import (with the packages they require). Evaluation packages and "
                                       "dataset or model caches are refused.")
 

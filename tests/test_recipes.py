@@ -89,6 +89,22 @@ def test_paper_recipes_hold_the_release_settings():
         assert "deepspeed_zero3.yaml" in run.finetune_launcher
 
 
+def test_codeinsight_recipes():
+    """GiFT, RFT and RFT+RD on CodeInsight: the MBPP+ recipes' settings, CodeInsight's splits, 5 s per script."""
+    for method in ("gift", "rft", "rftrd"):
+        plan = load_run_recipe(REPO / "recipes" / f"{method}-codeinsight.yaml")
+        mbpp = load_run_recipe(REPO / "recipes" / f"{method}-mbppplus.yaml")
+        run, s = plan.run, plan.stages
+        assert (run.train_source, run.train_split, run.eval_source, run.eval_split) == \
+            ("codeinsight", "train", "codeinsight", "test")
+        assert s["chain"].timeout == s["verify"].timeout == s["eval"].timeout == 5.0
+        assert s["chain"].tests == s["eval"].tests == "base"
+        for stage in ("chain", "select", "score", "finetune"):
+            ours, theirs = s[stage].__dict__, mbpp.stages[stage].__dict__
+            assert {k: v for k, v in ours.items() if k not in ("timeout", "tests")} == \
+                {k: v for k, v in theirs.items() if k not in ("timeout", "tests")}, stage
+
+
 def test_distillation_and_lora_recipes():
     distill = load_run_recipe(REPO / "recipes" / "distill-mbppplus.yaml")
     assert distill.run.teacher == "deepseek-ai/deepseek-coder-33b-base"

@@ -33,7 +33,7 @@ import traceback
 import types
 from typing import Any, NoReturn
 
-from giftgen.sandbox import linux
+from giftgen.sandbox import linux, richwire  # noqa: F401  (richwire: imported here, before the zygote's pivot)
 from giftgen.sandbox.codec import Channel, Opaque, from_wire, to_wire
 
 SETUP_FAILED = 121  # exit status of a child whose sandbox could not be set up
@@ -238,26 +238,28 @@ def _candidate(channel: Channel, job: dict[str, Any]) -> int:
                 channel.send(_call(namespace, call), timeout=None)
         elif op == "serve" and channel.fds:  # answer the oracle's calls, one at a time, on the socket it came with
             oracle = Channel(_socket(channel.fds.pop(0)), max_frame=1 << 30)
+            richwire.CALL_BACK = _caller(oracle)  # the test's functions among the arguments: called over there
             while True:
                 try:
                     call = oracle.recv()
                 except EOFError:
                     return 0
-                oracle.send(_call(namespace, call), timeout=None)
+                oracle.send(_call(namespace, call, rich=True), timeout=None)
         else:
             return 0
 
 
-def _call(namespace: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+def _call(namespace: dict[str, Any], message: dict[str, Any], rich: bool = False) -> dict[str, Any]:
+    """One call; ``rich`` (the oracle's calls): numpy and pandas results keep their types (see ``richwire``)."""
     try:
         fn = _resolve(namespace, message["fn"])
-        args = from_wire(message["args"])
-        kwargs = from_wire(message["kwargs"])
+        args = from_wire(message["args"], rich=True)
+        kwargs = from_wire(message["kwargs"], rich=True)
         result = fn(*args, **kwargs)
     except BaseException as e:
         return {"raised": _error(e)}
     try:
-        reply = {"ok": to_wire(result)}
+        reply = {"ok": to_wire(result, rich=rich)}
     except BaseException as e:  # a value whose conversion fails is not plain data
         reply = {"ok": {"x": f"unencodable ({type(e).__name__})"}}
     try:
@@ -267,6 +269,26 @@ def _call(namespace: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
     except BaseException:
         reply["truth"] = False
     return reply
+
+
+# Exceptions a test's function raised, rebuilt by type name for the program (pandas retries on some of them)
+_REBUILT = {e.__name__: e for e in (ValueError, TypeError, KeyError, IndexError, AttributeError, ZeroDivisionError,
+                                    ArithmeticError, LookupError, OverflowError, NotImplementedError)}
+
+
+def _caller(oracle: Channel) -> Any:
+    """The program's side of a call back into a function of the test (``df.apply(func)``): the oracle runs it."""
+
+    def call_back(index: int, args: tuple, kwargs: dict) -> Any:
+        oracle.send({"cb": index, "args": to_wire(list(args), rich=True), "kwargs": to_wire(kwargs, rich=True)},
+                    timeout=None)
+        reply = oracle.recv()
+        if isinstance(reply, dict) and "ok" in reply:
+            return from_wire(reply["ok"], rich=True)
+        info = reply.get("raised") if isinstance(reply, dict) and isinstance(reply.get("raised"), dict) else {}
+        raise _REBUILT.get(str(info.get("type")), RuntimeError)(str(info.get("msg", "the test's function raised")))
+
+    return call_back
 
 
 def _resolve(namespace: dict[str, Any], name: str) -> Any:
@@ -371,20 +393,29 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
 
     def proxy(name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
+            # the test's functions among the arguments stay here; the program calls them back by number
+            outer, richwire.CALLBACKS = richwire.CALLBACKS, []
             try:
-                candidate.send({"fn": name, "args": to_wire(list(args)), "kwargs": to_wire(kwargs)}, timeout=None)
-                reply = candidate.recv()
+                candidate.send({"fn": name, "args": to_wire(list(args), rich=True), "kwargs": to_wire(kwargs, rich=True)},
+                               timeout=None)
+                while True:
+                    reply = candidate.recv()
+                    if not (isinstance(reply, dict) and "cb" in reply):
+                        break
+                    candidate.send(_call_back(reply), timeout=None)
             except (EOFError, OSError) as e:  # it died (or broke the frames): the parent judges how
                 gone.append(str(e))
                 raise CandidateGone(str(e)) from None
             except ValueError:
                 return Opaque("reply that is not plain data")
+            finally:
+                richwire.CALLBACKS = outer
             if not isinstance(reply, dict):
                 return Opaque("reply that is not plain data")
             if "ok" in reply:
                 try:
-                    return from_wire(reply["ok"])
-                except (ValueError, RecursionError):
+                    return from_wire(reply["ok"], rich=True)
+                except (ValueError, RecursionError, MemoryError):
                     return Opaque("reply that is not plain data")
             info = _candidate_info(reply.get("raised"))
             raised.append(info)
@@ -392,6 +423,22 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
 
         call.__name__ = call.__qualname__ = name
         return call
+
+    def _call_back(request: dict[str, Any]) -> dict[str, Any]:
+        """Run the test's function the program called back, on the arguments it sent (decoded as data)."""
+        callbacks = richwire.CALLBACKS or []
+        index = request.get("cb")
+        try:
+            if type(index) is not int or not 0 <= index < len(callbacks):
+                raise LookupError(f"no function number {index!r}")
+            args, kwargs = from_wire(request.get("args"), rich=True), from_wire(request.get("kwargs"), rich=True)
+            if type(args) is not list or type(kwargs) is not dict or not all(type(k) is str for k in kwargs):
+                raise TypeError("malformed arguments")
+            return {"ok": to_wire(callbacks[index](*args, **kwargs), rich=True)}
+        except (CandidateRaised, CandidateGone):
+            raise
+        except BaseException as e:
+            return {"raised": _error(e, "<test>")}
 
     namespace = _module("__test__").__dict__
     kind = job["kind"]
@@ -420,21 +467,23 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
         used.add(entry)
     # The test's own names come first: its definitions, builtins, then standard modules (a program's top-level
     # `def sys()` is not the `sys` an MBPP assert means); only the entry point is always the program's.
+    proxies: dict[str, Any] = {}
     for name in sorted(used):
         if name in namespace:
             continue
         if name == entry:
-            namespace[name] = proxy(name)
+            namespace[name] = proxies[name] = proxy(name)
         elif hasattr(builtins, name):
             continue
         elif name in sys.stdlib_module_names and _importable(name):
             namespace[name] = __import__(name)
         elif name in candidates:
-            namespace[name] = proxy(name)
+            namespace[name] = proxies[name] = proxy(name)
     tests = job["asserts"] if kind == "assert" else ["check(candidate)"]
     for index, source in enumerate(tests):
         channel.send({"op": "start", "test": index})
         raised.clear()
+        namespace.update(proxies)  # a test that rebound `test` (`train, test = test(df)`) does not spoil the next
         try:
             if kind == "assert":
                 exec(compile(source, "<test>", "exec"), namespace)

@@ -45,8 +45,8 @@ class Executor:
     ``workers``: parallel zygotes (0: one per CPU core). ``limits``: see ``Limits``. ``tests``: ``base``, ``plus``
     or ``all``; ``max_tests``: keep the first N tests of each problem (APPS "first 10"). ``fail_fast``: stop a
     program at its first failing test (the rest are ``not_run``). ``retries``: extra attempts after a
-    ``sandbox_error``. ``preload``: modules imported up front, so programs importing them start fast (numpy,
-    when installed). The standard modules programs use most are preloaded in every zygote; ``preload`` only in
+    ``sandbox_error``. ``preload``: modules imported up front, so programs importing them start fast (numpy and
+    pandas, when installed). The standard modules programs use most are preloaded in every zygote; ``preload`` only in
     zygotes started, on first need, for programs (or tests, or references) that name one of them: a larger zygote
     makes every fork dearer (numpy: about 10% more CPU per program). ``allow_import``: the packages outside the
     standard library that programs and tests may import (see ``packages.allowed_packages``: what they require
@@ -55,7 +55,7 @@ class Executor:
 
     def __init__(self, workers: int = 0, limits: Limits | None = None, *, tests: str = "all",
                  max_tests: int | None = None, fail_fast: bool = True, retries: int = 2,
-                 preload: tuple[str, ...] = ("numpy",), reference_cache: int = 4096,
+                 preload: tuple[str, ...] = ("numpy", "pandas"), reference_cache: int = 4096,
                  allow_import: tuple[str, ...] | list[str] = DEFAULT_PACKAGES):
         limits = limits if limits is not None else Limits()
         limits.validate()

@@ -17,7 +17,7 @@ import re
 import sys
 from pathlib import Path
 
-DEFAULT = ("numpy",)
+DEFAULT = ("numpy", "pandas")  # CodeInsight's programs and tests use both
 # Evaluation harnesses and benchmark packages (they ship reference solutions or expected outputs), and giftgen.
 FORBIDDEN_NAMES = frozenset(
     {

@@ -13,6 +13,8 @@ a ``Plan`` in one of three modes, or raises ``InputError``:
   replaced by proxies (see ``child``).
 - ``stdio``: one fresh process per standard-input case; the parent compares the output (``judge.stdio_match``).
 
+``script`` tests (unit-test files, CodeInsight) always take the oracle: one test per script.
+
 Selection: ``tests`` is ``base`` (the problem's own tests), ``plus`` (only ``plus_inputs``) or ``all``;
 ``max_tests`` keeps the first N of them (APPS "first 10"). ``call`` tests read their arguments from ``inputs_py``/``plus_inputs_py`` (one Python literal) when present, else from the JSON lists;
 ``output_not_none`` and ``wrapped_outputs`` pick the comparison (see ``judge.check_value``); ``setup`` (call and
@@ -110,8 +112,11 @@ def _make_plan(problem: Mapping[str, Any], tests: str, max_tests: int | None) ->
         plan = _call_plan(problem, spec, entry, tests, max_tests)
     elif kind == "stdio":
         plan = _stdio_plan(problem, spec, tests, max_tests)
+    elif kind == "script":
+        plan = _script_plan(problem, spec, entry, tests, max_tests)
     else:
-        raise InputError(f"problem {_pid(problem)}: unknown test kind {kind!r} (assert, check, call or stdio)")
+        raise InputError(f"problem {_pid(problem)}: unknown test kind {kind!r} (assert, check, call, stdio or "
+                         "script)")
     if plan.size == 0:
         raise InputError(f"problem {_pid(problem)}: no tests to run (selection {tests!r})")
     return plan
@@ -408,6 +413,37 @@ def _read_check(module: ast.Module, entry: str) -> list[Call] | None:
             return None
         calls.append(call)
     return calls or None
+
+
+def _script_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str | None, tests: str,
+                 max_tests: int | None) -> Plan:
+    """Unit-test scripts (CodeInsight): always the oracle, one script per test, run in one namespace after
+    ``setup`` and the prompt's own code; an imports-only ``setup`` also runs before the program (the release runs
+    each script after its import preamble and the program, in one namespace)."""
+    _base_only(problem, "script", tests)
+    setup, scripts = spec.get("setup") or "", spec.get("scripts")
+    if not isinstance(scripts, list) or not scripts or not all(isinstance(x, str) for x in scripts) or not isinstance(
+            setup, str):
+        raise InputError(f"problem {_pid(problem)}: script tests need `scripts` (a non-empty list of strings)")
+    names = spec.get("names")
+    if not isinstance(names, list) or len(names) != len(scripts) or not all(isinstance(n, str) for n in names):
+        names = [f"script {i + 1}" for i in range(len(scripts))]
+    if max_tests is not None:
+        scripts, names = scripts[:max_tests], names[:max_tests]
+    for source in scripts:
+        try:
+            ast.parse(source)
+        except SyntaxError as e:
+            raise InputError(f"problem {_pid(problem)}: a test script does not parse ({e.msg})") from None
+        except (RecursionError, MemoryError, ValueError) as e:
+            raise InputError(f"problem {_pid(problem)}: a test script cannot be parsed ({type(e).__name__})") from None
+    # the setup first, then the prompt's own code (its imports: `from datetime import datetime` after the
+    # preamble's `import datetime`), as the release runs the preamble, then the program, then the test
+    helpers = _prompt_helpers(problem, entry)
+    oracle = {"kind": "assert", "setup": setup + "\n" + helpers, "asserts": scripts, "entry_point": entry,
+              "helpers": ""}
+    return Plan("oracle", setup=setup if _imports_only(setup) else "", oracle=oracle,
+                labels=tuple(clip(n, 160) for n in names))
 
 
 # ------------------------------------------------------------------------------------------------ call / stdio

@@ -19,6 +19,7 @@ SOURCES: dict[str, str] = {
     "mbppplus": "giftgen.seeds.mbppplus",
     "humaneval": "giftgen.seeds.humaneval",
     "apps": "giftgen.seeds.apps",
+    "codeinsight": "giftgen.seeds.codeinsight",
     "generic": "giftgen.seeds.generic",
     "toy": "giftgen.seeds.toy",
 }

@@ -2,7 +2,7 @@
 
 Sources build rows with ``seed_row``; the result always has the seed columns of README "Seed schema", in order.
 The ``tests`` column is a JSON string; ``parse_tests`` decodes and checks it (one of the kinds ``assert``,
-``check``, ``call``, ``stdio``) and is what later stages should use to read it.
+``check``, ``call``, ``stdio``, ``script``) and is what later stages should use to read it.
 
 Reference analysis (``entry_def``, ``head_of``, ``doctest_from_assert``) works on the source text with ``ast`` and
 ``tokenize``; it never runs code.
@@ -40,6 +40,7 @@ TEST_KINDS: dict[str, dict[str, tuple[type, ...]]] = {
     "check": {"code": (str,), "entry_point": (str,)},
     "call": {"fn_name": (str,), "inputs": (list,), "outputs": (list, type(None))},
     "stdio": {"inputs": (list,), "outputs": (list,)},
+    "script": {"setup": (str,), "scripts": (list,)},
 }
 OPTIONAL_TEST_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "assert": {},
@@ -54,6 +55,7 @@ OPTIONAL_TEST_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "wrapped_outputs": (bool,),
     },
     "stdio": {"setup": (str,), "compare": (str,)},
+    "script": {"names": (list,)},
 }
 
 
@@ -110,6 +112,8 @@ def parse_tests(value: str | Mapping[str, Any], where: str = "tests") -> dict[st
             raise InputError(f"{where}: field {field!r} has the wrong type ({type(tests[field]).__name__})")
     if kind == "assert" and not all(isinstance(a, str) for a in tests["asserts"]):
         raise InputError(f"{where}: 'asserts' must be a list of strings")
+    if kind == "script" and not (tests["scripts"] and all(isinstance(s, str) for s in tests["scripts"])):
+        raise InputError(f"{where}: 'scripts' must be a non-empty list of strings")
     if kind == "stdio":
         if len(tests["inputs"]) != len(tests["outputs"]):
             raise InputError(f"{where}: {len(tests['inputs'])} inputs but {len(tests['outputs'])} outputs")
