@@ -429,6 +429,10 @@ def _site_dirs() -> list[str]:
 
     paths = sysconfig.get_paths()
     dirs = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    # In a virtual environment, the base installation's site directories too (under /usr, mounted whole, they
+    # would otherwise show its packages)
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    dirs += [base["purelib"], base["platlib"], *site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])]
     try:
         dirs.append(site.getusersitepackages())
     except AttributeError:
