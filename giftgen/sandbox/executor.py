@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from giftgen.config import check_workers
 from giftgen.errors import InputError
 from giftgen.sandbox.packages import DEFAULT as DEFAULT_PACKAGES
 from giftgen.sandbox.packages import allowed_packages
@@ -61,6 +62,7 @@ class Executor:
         limits.validate()
         self.packages = allowed_packages(allow_import)
         preload = tuple(m for m in preload if m.split(".")[0] in self.packages)
+        check_workers(workers)
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         # Two zygotes per worker: while one's program runs, the other's child is being reaped or forked ahead.
         # Programs themselves never run more than `workers` at a time (Runner's slots).

@@ -354,6 +354,8 @@ def _check_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str 
         module = ast.parse(code)
     except SyntaxError as e:
         raise InputError(f"problem {_pid(problem)}: the check code does not parse ({e.msg})") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "check" for node in module.body):
+        raise InputError(f"problem {_pid(problem)}: the check code defines no `check(candidate)` function")
     calls = _read_check(module, entry)
     if calls:
         return Plan("calls", calls=tuple(calls), labels=tuple(c.label for c in calls))
