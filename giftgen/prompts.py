@@ -27,6 +27,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from giftgen.errors import GiftgenError
 from giftgen.seeds.common import entry_def as _find_def
 from giftgen.seeds.common import header_end_line as _header_end
 from giftgen.seeds.common import parse as _parse
@@ -397,3 +398,67 @@ def _first_statement_after(tree: ast.Module, line: int, entry_point: str) -> ast
 
 def _is_string_statement(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+# --------------------------------------------------------------------------------------------------- stops
+
+# With AST extraction, generation must not stop at "\ndef": helpers after the target are what it keeps. These
+# stops end a function problem's completion where the model starts test or driver code, or something else.
+AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
+
+
+def code_stops(row: dict[str, Any], prompt_style: str, extraction: str) -> tuple[str, ...]:
+    """The stop strings of a code completion for ``row``: what the chain samples with, and what eval measures
+    with (so a model is measured on codes extracted as in training)."""
+    if prompt_style == "chat":
+        return ()  # the chat turn ends at EOS; extraction takes the first code block
+    if extraction == "ast" and is_function_problem(row):
+        return tuple(AST_STOP_STRINGS)
+    return tuple(stop_strings(row))
+
+
+# --------------------------------------------------------------------------------------------------- tokens
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_pair(tokenizer: Any, prompt: str | list[dict], completion: str | list[dict]) -> tuple[list[int], int]:
+    """Token ids of prompt + completion + EOS and the index of the first completion token.
+
+    Base style: the prompt is tokenised alone, as it is at inference, and the completion after it, then EOS.
+    Tokenising the two jointly (what TRL does with raw prompt-completion text) would merge the prompt's last
+    newline with the body's indentation (``"\\n" + "    "`` is one token in byte-level BPE), so the model would
+    be trained on a context it never sees when it generates. Tokenizers that change a text when it starts it
+    (SentencePiece's dummy-prefix space) cannot be split so; for them the joint tokenisation is used, with TRL's
+    rule: the completion starts where the tokenised prompt and prompt + completion diverge.
+    Chat style: the chat template renders both, and that rule splits them; the template closes the assistant
+    turn, which is the completion's end.
+    """
+    if isinstance(prompt, list):
+        prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
+                                                        return_dict=True))
+        full = _ids(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True))
+        return full, max(1, common_prefix_length(prompt_ids, full))
+    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+    if eos is None or eos_id is None:
+        raise GiftgenError("the tokenizer has no EOS token, so the end of a code cannot be scored or learnt")
+    text = completion[: -len(eos)] if completion.endswith(eos) else completion
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    ids = prompt_ids + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    joint = list(tokenizer(prompt + text)["input_ids"])
+    if ids != joint and tokenizer.decode(ids) != tokenizer.decode(joint):
+        # the separate tokenisation does not spell prompt + completion: fall back to the joint one
+        return joint + [eos_id], max(1, common_prefix_length(prompt_ids, joint))
+    # The first token is never predicted, so at least one token is context.
+    return ids + [eos_id], max(1, len(prompt_ids))
+
+
+def _ids(encoded: Any) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)

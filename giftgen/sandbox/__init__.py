@@ -2,6 +2,7 @@
 
 ``Executor`` is the entry point (``executor``); ``Limits`` the per-program limits; ``Verdict`` the result, whose
 ``status`` is one of ``STATUSES``; ``SandboxUnavailable`` is raised when a protection is missing on this machine.
+``make_plan`` turns a problem's tests into the plan its programs are judged by (callers check tests early).
 Importing this package is light (standard library only): processes start with the executor.
 
 Layers, from the outside in: a zygote per worker in its own mount, network, IPC and UTS namespaces with a minimal
@@ -15,7 +16,8 @@ to be test code: it runs sandboxed too, in a separate process, but its pass/fail
 """
 
 from giftgen.sandbox.executor import Executor
+from giftgen.sandbox.plan import make_plan
 from giftgen.sandbox.process import SandboxUnavailable
 from giftgen.sandbox.verdict import STATUSES, Limits, Verdict
 
-__all__ = ["STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict"]
+__all__ = ["STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "make_plan"]

@@ -33,7 +33,7 @@ from giftgen.errors import InputError
 from giftgen.sandbox.plan import Plan, make_plan
 from giftgen.sandbox.probe import probe
 from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteGone, ZygoteHandle
-from giftgen.sandbox.runs import Runner
+from giftgen.sandbox.runs import ProgramSession
 from giftgen.sandbox.verdict import ERROR_CAP, MAX_PROGRAM_BYTES, Limits, Verdict
 
 
@@ -56,7 +56,7 @@ class Executor:
         limits.validate()
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         # Two zygotes per worker: while one's program runs, the other's child is being reaped or forked ahead.
-        # Programs themselves never run more than `workers` at a time (Runner's slots).
+        # Programs themselves never run more than `workers` at a time (ProgramSession's slots).
         self.pipelines = 2 * self.workers
         self.limits = limits
         self.tests = tests
@@ -65,7 +65,7 @@ class Executor:
         self.preload = tuple(preload)
         names = sorted({m.split(".")[0] for m in self.preload})
         self._preload_pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
-        self.runner = Runner(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
+        self.runner = ProgramSession(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
         self.sandbox_errors = 0
         self._queue: deque[tuple[str, Plan, Future] | None] = deque()
         self._cv = threading.Condition()
