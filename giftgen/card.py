@@ -246,7 +246,7 @@ def pct(num: int | None, den: int | None) -> str:
 
 
 def selection_rule(settings: Mapping[str, Any] | None) -> str:
-    """The selection rule of METHOD.md step 3, with the settings the select stage ran with."""
+    """The selection rule of docs/method.md step 3, with the settings the select stage ran with."""
     if not settings:
         return ("w_j = softmax(T · PPL_j) over each problem's kept codes, K codes drawn by these weights "
                 "(the settings were not recorded; see the command)")

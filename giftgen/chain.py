@@ -1,6 +1,6 @@
 """`giftgen chain`: the Gibbs chain of GiFT, and its RFT and RFT+RD baselines, over seed problems.
 
-Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, for steps t = 1..R:
+Contract (docs/method.md, "One round" step 1, "Prompts", "Baselines"). Per problem, for steps t = 1..R:
 
 - ``gibbs``: sample ``n`` codes from ``code_prompt(row, d)`` (d := d0 at t = 1), extract and verify them; choose
   at most ``kept_per_step`` passing codes at random; summarise the first chosen one (else the fallback code:

@@ -1,6 +1,6 @@
 """`giftgen finetune`: TRL SFT (full or LoRA) on selected prompt-completion rows.
 
-Contract (METHOD.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
+Contract (docs/method.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
 completion and the EOS only (``completion_only_loss`` over TRL's pre-tokenised form: the pairs are tokenised by
 ``prompts.encode_pair``, the prompt alone as at inference, then the completion, then EOS; in chat style the
 template closes the assistant turn itself). Defaults are the release's: AdamW lr 2e-5, 2 epochs, max length 1536,

@@ -3,7 +3,7 @@
 Pure functions over seed rows (README, "Seed schema"); they read only the prompt columns (``prompt_head``,
 ``description``, ``doctest``, ``entry_point``, ``reference``), never ``tests``. Nothing heavy is imported.
 
-Base style (METHOD.md, "Prompts"): the code prompt is ``prompt_head`` followed by a docstring holding the
+Base style (docs/method.md, "Prompts"): the code prompt is ``prompt_head`` followed by a docstring holding the
 description (``\"\"\"`` escaped) and, when the row has one, the doctest; the model writes the body. The docstring
 is indented like the reference's body, so that prompt + body is valid Python even for references indented with
 two spaces or tabs (the release always used four spaces). Problems without an entry point (stdin/stdout) get a

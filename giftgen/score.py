@@ -1,6 +1,6 @@
 """`giftgen score`: perplexity of each code under a model (the student, in distillation).
 
-Contract (METHOD.md, step 2): PPL = exp(mean NLL over the completion tokens plus EOS), prompt tokens masked. The
+Contract (docs/method.md, step 2): PPL = exp(mean NLL over the completion tokens plus EOS), prompt tokens masked. The
 prompt/completion split is exactly the one ``prompts.training_pair`` gives fine-tuning; the prompt is built from
 the description that generated the code (``gen_description``, ``--condition generating``, the release's choice)
 or from the seed description d0 (``--condition seed``). Tokenisation (``encode_pair``) is the one

@@ -1,6 +1,6 @@
 """`giftgen select`: perplexity-weighted draw of K codes per problem; writes TRL prompt-completion rows.
 
-Contract (METHOD.md, step 3 and the training set of step 4):
+Contract (docs/method.md, step 3 and the training set of step 4):
 
 - Candidates of a problem are its rows with ``passed`` true (``giftgen verify``) that the chain marked ``kept``
   (at most one per Gibbs step, after burn-in and thinning; rows without a ``kept`` column count as kept;

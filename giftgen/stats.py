@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The method each chain mode implements (METHOD.md, "Baselines"): the labels of reports and cards.
+# The method each chain mode implements (docs/method.md, "Baselines"): the labels of reports and cards.
 METHOD_NAMES = {"gibbs": "GiFT", "rft": "RFT", "rewrite": "RFT+RD"}
 # Chain columns that shape the sampled codes, recorded flat on every chain row (``chain.run_columns``).
 SAMPLING_COLUMNS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")

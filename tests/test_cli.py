@@ -147,7 +147,7 @@ def test_recipe_defaults_flags_override(tmp_path):
     resolved = yaml.safe_load(result.stdout)["chain"]
     assert resolved["steps"] == 7  # from the recipe
     assert resolved["n"] == 5  # the flag wins
-    assert resolved["top_k"] == 50  # the default (METHOD.md)
+    assert resolved["top_k"] == 50  # the default (docs/method.md)
 
 
 @pytest.mark.parametrize(

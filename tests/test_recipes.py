@@ -56,7 +56,7 @@ def test_a_misspelt_key_is_refused_with_the_valid_ones(tmp_path):
 
 
 def test_paper_recipes_hold_the_release_settings():
-    """METHOD.md's defaults, and the three methods differing only where the paper says they do."""
+    """docs/method.md's defaults, and the three methods differing only where the paper says they do."""
     for data, method in PAPER:
         plan = load_run_recipe(REPO / "recipes" / f"{method}-{data}.yaml")
         run, s = plan.run, plan.stages

@@ -8,7 +8,7 @@ run directory). The run sets what depends on the round, so a recipe must not: ev
 the seed sets come from ``run.train_*`` / ``run.eval_*`` rather than a ``seeds`` section. ``--set
 section.key=value`` overrides any key (the value is read as YAML), after the recipe and before the run's flags.
 
-Rounds (METHOD.md step 6). Round r's chain samples with round r-1's model (round 1: the base student), or with
+Rounds (docs/method.md step 6). Round r's chain samples with round r-1's model (round 1: the base student), or with
 the fixed ``teacher`` (distillation). The student being trained starts, each round, from the base model
 (``policy: from-base``) or from round r-1's model (``continue``); it is the model ``score`` computes perplexities
 under (``score_model: student``, the default) and the one ``finetune`` trains. Round r uses ``chain.seed + r - 1``

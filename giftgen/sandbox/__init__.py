@@ -13,6 +13,7 @@ judges plain data (``runs``, ``judge``, ``codec``) from a plan it made of the pr
 Not covered: kernel exploits (a kernel bug escapes any namespace sandbox); timing side channels between programs;
 reading the Python installation and system libraries (allowed on purpose). A problem's own test code is trusted
 to be test code: it runs sandboxed too, in a separate process, but its pass/fail is believed.
+The design, and what a program must not be able to do: docs/sandbox.md.
 """
 
 from giftgen.sandbox.executor import Executor

@@ -232,7 +232,7 @@ def header_end_line(code: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> 
 
 
 def head_of(reference: str, entry_point: str) -> str:
-    """Everything in ``reference`` up to and including the ``def`` line of ``entry_point`` (METHOD.md, "Prompts").
+    """Everything in ``reference`` up to and including the ``def`` line of ``entry_point`` (docs/method.md, "Prompts").
 
     This keeps the imports and any helper defined before the entry point, so the prompt is always a prefix of
     the reference. Raises ``ValueError`` when the reference does not parse or does not define the entry point.
