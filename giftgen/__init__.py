@@ -9,7 +9,7 @@ library function, importable from here under one verb per stage:
     ==========  ===================  =========================================================
     seeds       ``load_seeds``       ``giftgen.seeds``
     chain       ``chain_into``       ``giftgen.chain`` (over ``run_chain``, the row generator)
-    verify      ``verify_rows``      ``giftgen.verify``
+    verify      ``verify_into``      ``giftgen.verify`` (over ``verify_rows``, the row generator)
     score       ``score_rows``       ``giftgen.score``
     select      ``select_rows``      ``giftgen.selection``
     finetune    ``finetune_model``   ``giftgen.finetune``
@@ -36,8 +36,7 @@ from giftgen.versions import __version__
 VERBS = {
     "load_seeds": ("giftgen.seeds", "load_seeds"),
     "chain_into": ("giftgen.chain", "chain_into"),
-    "run_chain": ("giftgen.chain", "run_chain"),
-    "verify_rows": ("giftgen.verify", "verify_rows"),
+    "verify_into": ("giftgen.verify", "verify_into"),
     "score_rows": ("giftgen.score", "score_rows"),
     "select_rows": ("giftgen.selection", "select_rows"),
     "finetune_model": ("giftgen.finetune", "finetune"),

@@ -263,7 +263,7 @@ def test_one_round_of_self_training_beats_the_same_steps_control(pytestconfig, t
     7.5 minutes on 2 cores, then cached), one round of RFT and of the control that spends the same fine-tuning steps
     on the seed pairs, seed 0 (40 s), each evaluated on 100 unseen 3-operation problems (sampled pass@1, T = 1).
 
-    Measured (README, "The miniature"), seeds 0 / 1 / 2: base model 39.75%; control 41.0 / 42.0 / 42.75%; RFT
+    Measured (docs/experiments.md, "The miniature"), seeds 0 / 1 / 2: base model 39.75%; control 41.0 / 42.0 / 42.75%; RFT
     49.5 / 47.5 / 46.25%; GiFT 50.25 / 44.25 / 49.25%. RFT's margin over the control: 8.5 points for seed 0, 3.5 at
     least over the seeds; the seed-to-seed spread (max - min) is 1.75 points for the control and 3.25 for RFT. The
     asserted margin, 4 points, is above both spreads and half the measured one.
@@ -279,7 +279,7 @@ def test_one_round_of_self_training_beats_the_same_steps_control(pytestconfig, t
 
 @pytest.mark.slow
 def test_gift_and_rft_beat_the_control_on_every_seed(pytestconfig, tmp_path):
-    """The README's table, re-measured: GiFT, RFT and the control over seeds 0, 1 and 2 (5 minutes once the base
+    """The table of docs/experiments.md, re-measured: GiFT, RFT and the control over seeds 0, 1 and 2 (5 minutes once the base
     model is cached). Both self-training arms beat the control's sampled pass@1 on every seed (measured margins:
     RFT +3.5 to +8.5 points, GiFT +2.25 to +9.25); GiFT's chain drifts more than RFT's (75% of steps without a
     passing code against 38%)."""

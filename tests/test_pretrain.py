@@ -153,7 +153,7 @@ def test_cli_pretrain(small, tmp_path, domain_file):
 
 @pytest.mark.slow
 def test_the_real_model_lands_in_the_difficulty_window(tmp_path):
-    """The default pretraining lands in the miniature's window (README, "Miniature: toy domain"), by `giftgen eval`.
+    """The default pretraining lands in the miniature's window (docs/experiments.md, "Miniature: toy domain"), by `giftgen eval`.
 
     Measured with seed 0 on 2 CPU threads: test3 greedy 52%, sampled (T = 1, 4 samples) 36.75%, test2 greedy
     98.5%; seed 1 gave 56% / 40.5% / 98%. The bounds leave a few points for other CPUs' float rounding.
