@@ -8,6 +8,11 @@ Contract (docs/method.md, "One round" step 1, "Prompts", "Baselines"). Per probl
   with an exemplar (another problem's reference and seed description, drawn per problem and step; never the
   problem itself). Descriptions are never filtered. Chosen codes are marked ``kept`` on steps B+m, B+2m, ...
   (burn-in B, thinning m). Every step summarises, the last one too, so a chain can be extended later.
+- gibbs variants (off by default; recorded in ``chain_settings`` when on): ``accept`` keeps a new description
+  only if one of its codes passes, else the next step returns to the last description that had a passing code
+  (``summary_source`` "rejected", no summary that step); ``summary_candidates`` k > 1 samples k summaries and
+  continues from the first whose ``n`` probe codes (verified, then dropped) include a passing one, else the
+  first (``summary_rank`` on the carrier row).
 - ``rft``: codes from d0 only, the same budget (R steps x n codes); every passing code is kept.
 - ``rewrite`` (RFT+RD): each step paraphrases d0 (description sampling settings), then samples n codes from the
   paraphrase; every passing code is kept.
@@ -36,6 +41,7 @@ code that does not compile is judged ``syntax_error`` here, without a sandbox pr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import warnings
@@ -47,7 +53,7 @@ from typing import Any
 
 from giftgen.backends import BackendSettings, load_backend
 from giftgen.backends.base import Sampling, derive_seed
-from giftgen.config import command_config, setting
+from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.progress import Progress, log
@@ -68,10 +74,12 @@ FALLBACKS = ("last-passing", "reference")
 _SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
                     "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests",
                     "timeout")
+# Chain variants, recorded in ``chain_settings`` only when set, so that the paper's chain writes the rows it did.
+_VARIANT_DEFAULTS = {"accept": False, "summary_candidates": 1}
 
 
 @command_config("chain")
-class ChainConfig(BackendSettings):
+class ChainConfig(BackendSettings, SandboxSettings):
     mode: str = setting("gibbs", "gibbs: GiFT's chain; rft: codes from the seed description only; rewrite: RFT+RD.",
                         choices=("gibbs", "rft", "rewrite"))
     steps: int = setting(20, "Chain steps R per problem.", flag="-R")
@@ -87,6 +95,10 @@ class ChainConfig(BackendSettings):
     kept_per_step: int = setting(1, "gibbs: passing codes kept per step, chosen at random (0: all).")
     fallback: str = setting("last-passing", "gibbs: code summarised when none passed: the chain's last passing "
                             "code (else the reference), or always the reference.", choices=FALLBACKS)
+    accept: bool = setting(False, "gibbs variant: keep a new description only if one of its codes passes; "
+                           "otherwise return to the last description that had a passing code (stops drift).")
+    summary_candidates: int = setting(1, "gibbs variant: sample this many summaries per step and continue from "
+                                      "the first whose n probe codes include a passing one (1: the paper's chain).")
     burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
     thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
     prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings) or chat (chat template).",
@@ -104,6 +116,7 @@ class ChainConfig(BackendSettings):
 
     def validate(self) -> None:
         for name, low in (("steps", 1), ("n", 1), ("kept_per_step", 0), ("burn_in", 0), ("thinning", 1),
+                          ("summary_candidates", 1),
                           ("workers", 0), ("max_tests", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
@@ -113,6 +126,7 @@ class ChainConfig(BackendSettings):
         # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
         self.code_sampling(0, [])
         self.desc_sampling(0)
+        self.validate_sandbox()
 
     def code_sampling(self, step: int, stop: list[str]) -> Any:
         return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
@@ -145,6 +159,11 @@ class _Chain:
     plan: Any
     last_passing: str | None = None
     stops: tuple[str, ...] = ()
+    accepted: str | None = None  # accept variant: the last description one of whose codes passed (d0 at first)
+
+    def __post_init__(self) -> None:
+        if self.accepted is None:
+            self.accepted = self.description
 
 
 def check_problems(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -186,6 +205,8 @@ def marks_kept(config: ChainConfig, step: int) -> bool:
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     """The columns every row of a run shares; resume checks them against the rows already written."""
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
+    settings.update({name: getattr(config, name) for name, default in _VARIANT_DEFAULTS.items()
+                     if getattr(config, name) != default})
     return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
@@ -228,7 +249,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     for t in range(1, start):
         _replay(chains, done[(t - 1) * block:t * block], config)
     if progress is not None and start > 1:
-        progress.advance(len(problems) * (start - 1))
+        progress.skip(len(problems) * (start - 1))
     if start > config.steps:
         return
     shared = run_columns(config, model)
@@ -237,7 +258,8 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
             backend = load_backend(config)
             stack.callback(backend.close)
         if executor is None:
-            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout)))
+            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout),
+                                                    allow_import=config.allow_import))
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 
@@ -247,7 +269,10 @@ def _replay(chains: list[_Chain], step_rows: Sequence[dict[str, Any]], config: C
     if config.mode != "gibbs":
         return
     for k, chain in enumerate(chains):
-        for row in step_rows[k * config.n:(k + 1) * config.n]:
+        rows = step_rows[k * config.n:(k + 1) * config.n]
+        if any(row.get("chain_passed") for row in rows):
+            chain.accepted = rows[0].get("gen_description", chain.accepted)
+        for row in rows:
             if row.get("next_description") is not None:
                 chain.description = row["next_description"]
                 if row.get("summary_source") == "step":
@@ -260,7 +285,7 @@ class _Choice:
 
     verdicts: list[Any]
     chosen: list[int]
-    source: str | None  # step | last-passing | reference | None
+    source: str | None  # step | last-passing | reference | rejected (accept variant) | None
     code: str | None
     exemplar: Exemplar | None
 
@@ -351,22 +376,57 @@ class _Run:
         todo = [i for i, c in enumerate(choices) if c.code is not None]
         prompts = [summary_prompt(choices[i].code, choices[i].exemplar[1:] if choices[i].exemplar else None,
                                   config.prompt_style) for i in todo]
-        summaries = self.backend.generate(prompts, config.desc_sampling(t)) if prompts else []
-        next_descriptions = {i: extract_description(s[0].text) for i, s in zip(todo, summaries, strict=True)}
+        sampling = config.desc_sampling(t)
+        if config.summary_candidates > 1:
+            sampling = dataclasses.replace(sampling, n=config.summary_candidates)
+        summaries = self.backend.generate(prompts, sampling) if prompts else []
+        candidates = {i: [extract_description(c.text) for c in s] for i, s in zip(todo, summaries, strict=True)}
+        picked = self._best_of(candidates, t) if config.summary_candidates > 1 else {i: 0 for i in candidates}
         mark = marks_kept(config, t)
         for i, chain in enumerate(self.chains):
             choice = choices[i]
-            new = next_descriptions.get(i, chain.description)
+            if choice.source == "rejected":
+                new = chain.accepted
+            else:
+                new = candidates[i][picked[i]] if i in candidates else chain.description
+            lineage_extra = {"summary_rank": picked.get(i)} if config.summary_candidates > 1 else {}
             for j, completion in enumerate(completions[i]):
                 here = j == choice.carrier
                 yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], choice.verdicts[j],
                                 kept=mark and j in choice.chosen,
                                 next_description=new if here else None,
                                 summary_source=choice.source if here else None,
-                                exemplar_id=choice.exemplar[0] if here and choice.exemplar else None)
+                                exemplar_id=choice.exemplar[0] if here and choice.exemplar else None,
+                                **{k: v if here else None for k, v in lineage_extra.items()})
+            if choice.chosen:
+                chain.accepted = descriptions[i]
             chain.description = new
             if choice.source == "step":
                 chain.last_passing = choice.code
+
+    def _best_of(self, candidates: dict[int, list[str]], t: int) -> dict[int, int]:
+        """Best-of-k summaries: per problem, the first candidate description whose ``n`` probe codes include a
+        passing one (the first candidate when none does). The probe codes are sampled in one call per stop list
+        with their own seeds; they are verified, then dropped (the next step samples its own codes)."""
+        order = [(i, r) for i in sorted(candidates) for r in range(len(candidates[i]))]
+        groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for i, r in order:
+            groups.setdefault(self.chains[i].stops, []).append((i, r))
+        futures: dict[tuple[int, int], list[Future]] = {}
+        for stops, members in groups.items():
+            prompts = [code_prompt(self.chains[i].row, candidates[i][r], self.config.prompt_style)
+                       for i, r in members]
+            sampling = dataclasses.replace(self.config.code_sampling(t, list(stops)),
+                                           seed=derive_seed(self.config.seed, "probe", t))
+            for (i, r), samples in zip(members, self.backend.generate(prompts, sampling), strict=True):
+                row = self.chains[i].row
+                futures[(i, r)] = [self._submit(i, extract_code(row, s.text, self.config.extraction,
+                                                                self.config.prompt_style)) for s in samples]
+        picked = {}
+        for i in sorted(candidates):
+            picked[i] = next((r for r in range(len(candidates[i]))
+                              if any(_verdict(f, self.chains[i], t).passed for f in futures[(i, r)])), 0)
+        return picked
 
     def _choose(self, chain: _Chain, t: int, codes: list[str], verdicts: list[Any]) -> _Choice:
         """Which passing codes this step keeps, and which code (and exemplar) its summary describes."""
@@ -377,6 +437,8 @@ class _Run:
         chosen = random.Random(derive_seed(config.seed, "keep", pid, t)).sample(passing, k)
         if chosen:
             source, code = "step", codes[chosen[0]]
+        elif config.accept and t > 1 and chain.description != chain.accepted:
+            source, code = "rejected", None  # back to the last description that had a passing code
         elif config.fallback == "last-passing" and chain.last_passing is not None:
             source, code = "last-passing", chain.last_passing
         elif chain.row.get("reference"):

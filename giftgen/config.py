@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import ConfigError
+from giftgen.sandbox import allowed_packages
 
 CONFIGS: dict[str, type] = {}
 # Recipe keys that have a new name (or section): the error for the old one names the new one.
@@ -52,6 +53,19 @@ def command_config(name: str) -> Callable[[type], type]:
         return cls
 
     return register
+
+
+@dataclass
+class SandboxSettings:
+    """Sandbox settings shared by the commands that run programs (verify, chain, eval)."""
+
+    allow_import: list[str] = setting(["numpy"], "Packages outside the standard library that programs and tests "
+                                      "may import (with the packages they require). Evaluation packages and "
+                                      "dataset or model caches are refused.")
+
+    def validate_sandbox(self) -> tuple[str, ...]:
+        """The packages to mount; ``ConfigError`` for a name that cannot be allowed."""
+        return allowed_packages(tuple(self.allow_import))
 
 
 # --------------------------------------------------------------------------------------------------- types
@@ -122,8 +136,11 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"no such recipe: {path}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: where, then what (PyYAML's own text spans several lines)
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or ["unreadable"])[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of command sections (chain:, verify:, ...)")
     recipe: dict[str, dict[str, Any]] = {}

@@ -34,7 +34,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from giftgen.backends import BackendSettings, load_backend
 from giftgen.backends.base import Sampling
-from giftgen.config import command_config, setting, to_dict
+from giftgen.config import SandboxSettings, command_config, setting, to_dict
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.prompts import code_prompt, code_stops, extract_code
@@ -56,7 +56,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 @command_config("eval")
-class EvalConfig(BackendSettings):
+class EvalConfig(BackendSettings, SandboxSettings):
     n: int = setting(1, "Samples per problem (1 and temperature 0: greedy pass@1).", flag="-n")
     temperature: float = setting(0.0, "Sampling temperature (0: greedy).")
     top_p: float = setting(0.95, "Top-p when sampling (1.0: off; Chen et al. 2021 sampled with 0.95).")
@@ -86,6 +86,7 @@ class EvalConfig(BackendSettings):
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
         self.sampling(())  # checks the sampling ranges before a model loads
+        self.validate_sandbox()
         if self.n > 1 and self.temperature == 0:
             raise ConfigError(f"n = {self.n} with temperature 0 would score {self.n} copies of the greedy answer",
                               hint="give --temperature (e.g. 0.8) for pass@k, or -n 1 for greedy pass@1")
@@ -322,7 +323,7 @@ def _executor_context(config: EvalConfig, executor: Any) -> Any:
 def make_executor(config: EvalConfig) -> Any:
     """The sandbox executor for ``config`` (a context manager)."""
     return Executor(workers=config.workers, limits=Limits(timeout=config.timeout), tests=config.tests,
-                    max_tests=config.max_tests)
+                    max_tests=config.max_tests, allow_import=config.allow_import)
 
 
 # --------------------------------------------------------------------------------------------------- summary

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from giftgen.config import command_config, setting
+from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.progress import Progress
 from giftgen.records import require
@@ -25,7 +25,7 @@ from giftgen.sandbox import Executor, Limits
 
 
 @command_config("verify")
-class VerifyConfig:
+class VerifyConfig(SandboxSettings):
     workers: int = setting(0, "Parallel sandbox workers (0: one per CPU core).")
     keep: str = setting("all", "Rows to write: all, or only those that passed.", choices=("all", "passed"))
     tests: str = setting("all", "Tests to run: base (the problem's own), plus (only extra inputs such as MBPP+'s), "
@@ -49,6 +49,7 @@ class VerifyConfig:
         if self.retries < 0:
             raise ConfigError("retries must be 0 or more")
         self.limits().validate()
+        self.validate_sandbox()
 
     def limits(self) -> Any:
         return Limits(timeout=self.timeout, program_timeout=self.program_timeout, memory_mb=self.memory_mb,
@@ -87,7 +88,8 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
     owned = executor is None
     if owned:
         executor = Executor(workers=config.workers, limits=config.limits(), tests=config.tests,
-                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries)
+                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries,
+                            allow_import=config.allow_import)
     try:
         waiting: deque[dict[str, Any]] = deque()  # rows submitted, in order, whose verdicts are not yet out
 

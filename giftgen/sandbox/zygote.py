@@ -37,6 +37,7 @@ import time
 from typing import Any
 
 from giftgen.sandbox import child, linux
+from giftgen.sandbox.packages import forbidden
 
 # Imported once here, so that children find them in sys.modules (no file access, no import time).
 PRELOAD = (
@@ -467,6 +468,8 @@ def _package_paths(names: list[str]) -> list[str]:
     sites = _site_dirs()
     found: list[str] = []
     for name in names:
+        if forbidden(name):
+            continue
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -476,7 +479,7 @@ def _package_paths(names: list[str]) -> list[str]:
         locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
         for location in locations:
             real = os.path.realpath(location)
-            if _under(real, sites):
+            if _under(real, sites) and not forbidden(name, real):
                 found.append(real)
                 libs = os.path.join(os.path.dirname(real), f"{name}.libs")
                 if os.path.isdir(libs):
