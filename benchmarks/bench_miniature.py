@@ -9,7 +9,7 @@ in the same run: the same fine-tuning and evaluations without a chain). The meas
 
     python benchmarks/bench_miniature.py                          # the full recipe, fresh model
     python benchmarks/bench_miniature.py --model runs/miniature-base  # reuse a pretrained model (cached)
-    python benchmarks/bench_miniature.py --set "run.seeds=[0]" --set "run.arms=[gift,control]"
+    python benchmarks/bench_miniature.py --set "grid.random_seeds=[0]" --set "grid.arms=[gift,control]"
     taskset -c 0,1 python benchmarks/bench_miniature.py           # 2 cores of a larger machine
 """
 
@@ -37,8 +37,8 @@ def main() -> int:
     parser.add_argument("--set", action="append", default=[], help="recipe override, as `giftgen run --set`")
     args = parser.parse_args()
 
-    from giftgen.miniature import grid_summary, markdown_table, timing_rows
-    from giftgen.report import table_lines
+    from giftgen.miniature.numbers import grid_summary, markdown_table, timing_rows
+    from giftgen.tables import table_lines
 
     tmp = tempfile.TemporaryDirectory(prefix="bench-miniature-")
     run_dir = Path(args.run_dir or Path(tmp.name) / "run")

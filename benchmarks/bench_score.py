@@ -37,7 +37,8 @@ def release_loop(rows: list[dict], model_dir: str) -> list[float]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from giftgen.score import encode_pair, score_pair
+    from giftgen.prompts import encode_pair
+    from giftgen.score import score_pair
 
     # loading is timed too, as it is in giftgen_loop
     tok = AutoTokenizer.from_pretrained(model_dir)

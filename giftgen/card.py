@@ -19,15 +19,16 @@ import json
 import shlex
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from giftgen import __version__
+from giftgen.config import to_dict
 from giftgen.models import fingerprint, is_gguf
-from giftgen.versions import library_versions, versions_line
+from giftgen.sandbox import Limits
+from giftgen.versions import __version__, library_versions, versions_line
 
 _SECRET_FLAGS = ("--token", "--api-key", "--hf-token")
 STAGE_ORDER = ("seeds", "chain", "verify", "score", "select", "eval")
@@ -155,12 +156,6 @@ def model_revision(name: str) -> str | None:
 
 def default_sandbox() -> dict[str, Any] | None:
     """The limits of ``giftgen.sandbox.Limits()`` (what ``chain`` and ``eval`` run with unless told otherwise)."""
-    try:
-        from dataclasses import asdict
-
-        from giftgen.sandbox import Limits
-    except ImportError:
-        return None
     return {"defaults": True, **asdict(Limits())}
 
 
@@ -251,7 +246,7 @@ def pct(num: int | None, den: int | None) -> str:
 
 
 def selection_rule(settings: Mapping[str, Any] | None) -> str:
-    """The selection rule of METHOD.md step 3, with the settings the select stage ran with."""
+    """The selection rule of docs/method.md step 3, with the settings the select stage ran with."""
     if not settings:
         return ("w_j = softmax(T · PPL_j) over each problem's kept codes, K codes drawn by these weights "
                 "(the settings were not recorded; see the command)")
@@ -369,3 +364,76 @@ def _example(entries: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
 
 def _stage_rank(stage: str) -> int:
     return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
+
+
+# --------------------------------------------------------------------------------------------------- model cards
+
+
+def model_card(config: Any, result: Any, *, dataset_name: str | None = None,
+               command: str | None = None, chat: bool = False) -> str:
+    """Render ``cards/model_card.md`` for ``giftgen finetune``'s ``config`` (a ``FinetuneConfig``) and ``result``
+    (a ``FinetuneResult``): the base model, the training data and the settings."""
+    from importlib import resources
+
+    import yaml
+    from huggingface_hub import ModelCard, ModelCardData
+
+    template = resources.files("giftgen.cards").joinpath("model_card.md").read_text()
+    local_base = config.model is not None and Path(config.model).exists()
+    local_data = dataset_name is None or Path(dataset_name).exists() or dataset_name == "-"
+    data = ModelCardData(
+        base_model=None if local_base else config.model,
+        datasets=None if local_data else [dataset_name],
+        library_name="peft" if config.lora and not config.merge_lora else "transformers",
+        tags=["giftgen", "gift", "code", "trl", "sft"] + (["lora"] if config.lora else []),
+    )
+    method = "full fine-tuning"
+    if config.lora:
+        method = f"LoRA (r={config.lora_r}, alpha={config.lora_alpha})" + (", merged" if config.merge_lora else "")
+    card = ModelCard.from_template(
+        data, template_str=template, model_name=Path(config.output_dir).name, base_model=config.model,
+        dataset_block=dataset_block(dataset_name), num_examples=result.examples, num_dropped=result.dropped,
+        prompt_format="chat messages" if chat else "base (plain text)", method=method, steps=result.steps,
+        train_loss=None if result.train_loss is None else f"{result.train_loss:.4f}",
+        command=command if command is not None else recorded_command(),
+        settings=yaml.safe_dump({"finetune": to_dict(config)}, sort_keys=False).strip(),
+        model_path=config.output_dir, giftgen_version=__version__,
+        libraries=versions_line(library_versions()),
+    )
+    return str(card)
+
+
+def dataset_block(dataset: str | None, revision: str | None = None, config: str | None = None,
+                  split: str | None = None) -> str:
+    """The model card's statement of its training data: a local file, or a Hub dataset pinned to a commit."""
+    if not dataset:
+        return "Training data: not recorded."
+    if revision is None:
+        return f"Training data: `{dataset}` (no Hub revision recorded)."
+    from huggingface_hub import constants
+
+    url = f"{constants.ENDPOINT}/datasets/{dataset}"
+    where = ", ".join(x for x in (f"config `{config}`" if config else "", f"split `{split}`" if split else "") if x)
+    args = "".join(f", {x!r}" for x in (config,) if x) + (f", split={split!r}" if split else "")
+    return (f"Training data: [{dataset}]({url}){', ' + where if where else ''}, at revision "
+            f"[`{revision}`]({url}/tree/{revision}), the commit that holds exactly the rows this model was "
+            f"trained on:\n\n```python\nfrom datasets import load_dataset\n\n"
+            f"rows = load_dataset({dataset!r}{args}, revision={revision!r})\n```")
+
+
+def link_dataset(card: str, dataset: str, revision: str | None, config: str | None = None,
+                 split: str | None = None) -> str:
+    """``card`` (a model card written by ``model_card``) naming ``dataset`` at ``revision`` as its training data."""
+    from huggingface_hub import ModelCard
+
+    parsed = ModelCard(card)
+    datasets = list(parsed.data.datasets or [])
+    parsed.data.datasets = datasets + [dataset] if dataset not in datasets else datasets
+    text = str(parsed)
+    start, end = "<!-- giftgen:dataset -->\n", "\n<!-- /giftgen:dataset -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + start + dataset_block(dataset, revision, config, split) + end + rest.split(end, 1)[1]
+    else:  # a card from elsewhere: say it at the end
+        text = text.rstrip("\n") + "\n\n## Training data\n\n" + dataset_block(dataset, revision, config, split) + "\n"
+    return text

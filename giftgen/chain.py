@@ -1,6 +1,6 @@
 """`giftgen chain`: the Gibbs chain of GiFT, and its RFT and RFT+RD baselines, over seed problems.
 
-Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, for steps t = 1..R:
+Contract (docs/method.md, "One round" step 1, "Prompts", "Baselines"). Per problem, for steps t = 1..R:
 
 - ``gibbs``: sample ``n`` codes from ``code_prompt(row, d)`` (d := d0 at t = 1), extract and verify them; choose
   at most ``kept_per_step`` passing codes at random; summarise the first chosen one (else the fallback code:
@@ -47,22 +47,31 @@ import dataclasses
 import json
 import random
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from giftgen.backends import BackendSettings
+from giftgen.backends import BackendSettings, load_backend
+from giftgen.backends.base import Sampling, derive_seed
 from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
+from giftgen.progress import Progress, log
+from giftgen.prompts import (
+    SUMMARY_STOP,
+    code_prompt,
+    code_stops,
+    extract_code,
+    extract_description,
+    rewrite_prompt,
+    summary_prompt,
+)
 from giftgen.records import require
+from giftgen.sandbox import Executor, Limits, Verdict, make_plan
 
 FALLBACKS = ("last-passing", "reference")
-# With AST extraction, generation must not stop at "\ndef": helpers after the target are what it keeps. These
-# stops end a function problem's completion where the model starts test or driver code, or something else.
-AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
 # Settings that shape the rows besides the flat sampling columns; recorded as JSON and checked on resume.
 _SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
                     "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests",
@@ -128,16 +137,11 @@ class ChainConfig(BackendSettings, SandboxSettings):
         self.validate_sandbox()
 
     def code_sampling(self, step: int, stop: list[str], kind: str = "code") -> Any:
-        from giftgen.backends.base import Sampling, derive_seed
-
         return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
                         max_new_tokens=self.max_new_tokens, stop=list(stop),
                         seed=derive_seed(self.seed, kind, step))
 
     def desc_sampling(self, step: int, kind: str = "summary") -> Any:
-        from giftgen.backends.base import Sampling, derive_seed
-        from giftgen.prompts import SUMMARY_STOP
-
         return Sampling(n=1, temperature=float(self.desc_temperature), top_p=float(self.desc_top_p),
                         top_k=self.desc_top_k, max_new_tokens=self.desc_max_new_tokens,
                         stop=list(SUMMARY_STOP) if self.prompt_style != "chat" else [],
@@ -260,8 +264,6 @@ def summary_exemplars(config: ChainConfig, seeds: Sequence[dict[str, Any]]) -> l
 
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
     """An exemplar for summarising ``problem_id`` at ``step``: uniform over the pool minus the problem itself."""
-    from giftgen.backends.base import derive_seed
-
     own = [i for i, e in enumerate(pool) if e[0] == problem_id]
     size = len(pool) - len(own)
     if size <= 0:
@@ -276,17 +278,6 @@ def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: in
 def marks_kept(config: ChainConfig, step: int) -> bool:
     """Whether step ``step``'s chosen codes are marked kept: after burn-in, every ``thinning``-th step."""
     return step > config.burn_in and (step - config.burn_in) % config.thinning == 0
-
-
-def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
-    from giftgen.prompts import is_function_problem, release_head, stop_strings
-
-    if config.prompt_style == "chat":
-        return ()  # the chat turn ends at EOS; extraction takes the first code block
-    if config.extraction == "ast" and (is_function_problem(row) or
-                                       (config.prompt_style == "release" and release_head(row) is not None)):
-        return tuple(AST_STOP_STRINGS)
-    return tuple(stop_strings(row, config.prompt_style))
 
 
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
@@ -329,11 +320,10 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     if not problems:
         return
     pool = summary_exemplars(config, problems) if exemplars is None else list(exemplars)
-    from giftgen.sandbox.plan import make_plan
 
     # Test plans first: a problem whose tests cannot run is an input error before any model loads.
     chains = [_Chain(row, row["description"], make_plan(row, config.tests, config.max_tests),
-                     stops=code_stops(row, config)) for row in problems]
+                     stops=code_stops(row, config.prompt_style, config.extraction)) for row in problems]
     block = len(problems) * config.n
     if len(done) % block:
         raise ConfigError(f"resume: {len(done)} rows done is not a whole number of steps ({block} rows per step)")
@@ -347,15 +337,11 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     shared = run_columns(config, model)
     with contextlib.ExitStack() as stack:
         if backend is None:
-            from giftgen.backends import load_backend
-
             backend = load_backend(config)
             stack.callback(backend.close)
         if executor is None:
-            from giftgen.sandbox import Executor, Limits
-
             executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout),
-                                                          allow_import=config.allow_import))
+                                                    allow_import=config.allow_import))
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 
@@ -427,8 +413,6 @@ class _Run:
     # ----------------------------------------------------------------------------------------------- calls
 
     def _descriptions(self, t: int) -> list[str]:
-        from giftgen.prompts import extract_description, rewrite_prompt
-
         if self.config.mode == "gibbs":
             return [c.description for c in self.chains]
         if self.config.mode == "rft":
@@ -442,9 +426,6 @@ class _Run:
     def _one_gibbs_step(self, t: int) -> list[str]:
         """``rewrite_from: code``: each problem's new description summarises a code sampled from d0 (a passing
         one chosen at random, else the reference; with neither, d0 stays): one Gibbs step from the seed."""
-        from giftgen.backends.base import derive_seed
-        from giftgen.prompts import extract_description, summary_prompt
-
         config = self.config
         completions = self._codes([c.row["description"] for c in self.chains], t, kind="one-step-code")
         codes, futures = self._verify(completions)
@@ -470,8 +451,6 @@ class _Run:
 
     def _codes(self, descriptions: list[str], t: int, kind: str = "code") -> list[list[Any]]:
         """One generate call per distinct stop list (usually one), all problems in it."""
-        from giftgen.prompts import code_prompt
-
         groups: dict[tuple[str, ...], list[int]] = {}
         for i, chain in enumerate(self.chains):
             groups.setdefault(chain.stops, []).append(i)
@@ -484,8 +463,6 @@ class _Run:
         return out
 
     def _verify(self, completions: list[list[Any]]) -> tuple[list[list[str]], list[list[Future]]]:
-        from giftgen.prompts import extract_code
-
         codes, futures = [], []
         for i, (chain, samples) in enumerate(zip(self.chains, completions, strict=True)):
             mine = [extract_code(chain.row, s.text, self.config.extraction, self.config.prompt_style) for s in samples]
@@ -503,8 +480,6 @@ class _Run:
 
     def _gibbs_rows(self, t: int, descriptions: list[str], completions: list[list[Any]], codes: list[list[str]],
                     futures: list[list[Future]]) -> Iterator[dict[str, Any]]:
-        from giftgen.prompts import extract_description, summary_prompt
-
         config = self.config
         choices = [self._choose(chain, t, codes[i], [_verdict(f, chain, t) for f in futures[i]])
                    for i, chain in enumerate(self.chains)]
@@ -544,8 +519,6 @@ class _Run:
         """Best-of-k summaries: per problem, the first candidate description whose ``n`` probe codes include a
         passing one (the first candidate when none does). The probe codes are sampled in one call per stop list
         with their own seeds; they are verified, then dropped (the next step samples its own codes)."""
-        from giftgen.prompts import code_prompt, extract_code
-
         order = [(i, r) for i in sorted(candidates) for r in range(len(candidates[i]))]
         groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
         for i, r in order:
@@ -567,8 +540,6 @@ class _Run:
 
     def _choose(self, chain: _Chain, t: int, codes: list[str], verdicts: list[Any]) -> _Choice:
         """Which passing codes this step keeps, and which code (and exemplar) its summary describes."""
-        from giftgen.backends.base import derive_seed
-
         config = self.config
         pid = chain.row["problem_id"]
         passing = [j for j, v in enumerate(verdicts) if v.passed]
@@ -600,8 +571,6 @@ class _Run:
 
     def _row(self, chain: _Chain, t: int, j: int, description: str, completion: Any, code: str, verdict: Any,
              **lineage: Any) -> dict[str, Any]:
-        from giftgen.prompts import code_prompt
-
         row = dict(chain.row)
         row.update({
             "chain_id": chain_id(self.config, chain.row["problem_id"]), "step": t, "sample": j,
@@ -633,8 +602,6 @@ def _syntax_error(code: str) -> Future | None:
     Weak models write many programs that do not parse; each would cost the sandbox a process to say so.
     Compiling runs none of the code, so it is safe here, and it is the same compiler the sandbox's child uses.
     """
-    from giftgen.sandbox import Verdict
-
     try:
         with warnings.catch_warnings():  # "invalid escape sequence" and the like: the program's, not ours
             warnings.simplefilter("ignore")
@@ -713,3 +680,24 @@ def _difference(row: Any, expected: dict[str, Any]) -> tuple[str, Any, Any] | No
                     return (name, old.get(name), new.get(name))
         return (key, got, want)
     return None
+
+
+def chain_into(problems: Sequence[dict[str, Any]], config: ChainConfig,
+               write: Callable[[Iterable[dict[str, Any]], bool], Any], *, resume_from: str | Path | None = None,
+               backend: Any = None, exemplars: Sequence[Exemplar] | None = None) -> int:
+    """Run the chain over ``problems`` with progress on stderr and hand its rows to ``write(rows, append)``, which
+    consumes them: what `giftgen chain` and `giftgen run`'s chain job both call.
+
+    With ``resume_from`` (a JSONL file of an earlier run of the same settings), the rows already there are cut to
+    whole steps (``prepare_resume``) and the chain continues after them: ``write`` is then told to append to that
+    file (``append=True``). The rows always end up closed (the backend and sandbox the chain loaded, too; a
+    ``backend`` passed in is the caller's to close). Returns how many rows were there before.
+    """
+    done = prepare_resume(resume_from, problems, config) if resume_from is not None else []
+    if done:
+        log(f"chain: resuming {resume_from} after step {len(done) // max(1, len(problems) * config.n)}")
+    with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
+            contextlib.closing(run_chain(problems, config, backend=backend, exemplars=exemplars, done=done,
+                                         progress=progress)) as rows:
+        write(rows, bool(done))
+    return len(done)

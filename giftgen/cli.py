@@ -9,26 +9,54 @@ until a command needs it.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, fields, replace
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from giftgen import __version__
-from giftgen.chain import ChainConfig
+from giftgen.backends import load_backend
+from giftgen.chain import ChainConfig, chain_into, check_problems, summary_exemplars
 from giftgen.config import click_options, dump_yaml, from_click, load_recipe
-from giftgen.errors import GiftgenError, NotImplementedStage
-from giftgen.evaluate import EvalConfig
+from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.evaluate import EvalConfig, check_complete, evaluate_into, print_summary
 from giftgen.finetune import FinetuneConfig
-from giftgen.pretrain import PretrainConfig
-from giftgen.records import PipeClosed, RowWriter, read_rows, records_stream, reset_records_stream
-from giftgen.run import RunConfig
-from giftgen.score import ScoreConfig
-from giftgen.seeds import SOURCES, SeedsConfig
-from giftgen.selection import SelectConfig
-from giftgen.verify import VerifyConfig
+from giftgen.finetune import finetune as run_finetune
+from giftgen.merge import merge_shards
+from giftgen.miniature import (
+    GridConfig,
+    PretrainConfig,
+    is_grid,
+    is_grid_recipe,
+    load_grid_recipe,
+    run_grid,
+    train_base_model,
+    write_grid_report,
+)
+from giftgen.progress import Progress, log
+from giftgen.publish import command_card, push_model
+from giftgen.records import (
+    PipeClosed,
+    RowWriter,
+    Shard,
+    parse_shard,
+    partial_path,
+    read_rows,
+    records_stream,
+    reset_records_stream,
+    shard_filter,
+)
+from giftgen.report import ReportConfig, report_dir, write_report
+from giftgen.run import RunConfig, RunRecipe, read_run_recipe, resolve_run_recipe, run_rounds
+from giftgen.score import ScoreConfig, score_rows
+from giftgen.seeds import SOURCES, SeedsConfig, load_seeds
+from giftgen.selection import SelectConfig, select_rows
+from giftgen.verify import VerifyConfig, verify_into
+from giftgen.versions import __version__
 
 
 class GiftgenGroup(click.Group):
@@ -120,9 +148,21 @@ def io_options(fn: Callable, split: bool = True) -> Callable:
     return fn
 
 
+class ShardParam(click.ParamType):
+    """``I/N`` read once, at the command line, into a ``Shard``; a bad one is a usage error (exit 2)."""
+
+    name = "shard"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Shard:
+        try:
+            return parse_shard(value)
+        except InputError as e:
+            self.fail(str(e), param, ctx)
+
+
 def shard_option(fn: Callable) -> Callable:
     """--shard I/N: process only the problems of shard I of N (`giftgen merge` joins the N outputs)."""
-    return click.option("--shard", default=None, metavar="I/N",
+    return click.option("--shard", type=ShardParam(), default=None, metavar="I/N",
                         help="Process only shard I of N (0 <= I < N), split by problem_id; join the N outputs "
                              "with `giftgen merge`.")(fn)
 
@@ -134,6 +174,14 @@ def config_options(cls: type) -> Callable[[Callable], Callable]:
                             help="Print the resolved settings as a recipe section and exit.")(fn)
 
     return decorate
+
+
+def given_flags(ctx: click.Context, cls: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``cls`` given on the command line (or by their environment variables), as recipe values."""
+    names = {f.name for f in fields(cls)}
+    return {name: (list(value) if isinstance(value, tuple) else value) for name, value in params.items()
+            if name in names
+            and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
 
 
 def resolve_config(ctx: click.Context, cls: type, params: dict[str, Any]) -> Any:
@@ -148,17 +196,16 @@ def resolve_config(ctx: click.Context, cls: type, params: dict[str, Any]) -> Any
 
 
 def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: str | None = None,
-               model: str | None = None) -> int:
+               config: Any = None) -> int:
     """Write ``rows``; with --push-to-hub, push them as the stage's config with the dataset card (giftgen.publish).
 
-    ``stage`` defaults to the running command's name; ``model`` is unused (the rows name their models).
+    ``stage`` defaults to the running command's name; ``config`` (the command's settings) goes on the card.
     """
     card, config_name = None, "default"
     if push_to_hub:
-        from giftgen.publish import command_card
-
         ctx = click.get_current_context(silent=True)
-        card, config_name = command_card(push_to_hub, stage or (ctx.info_name if ctx else "convert"))
+        recipe = ((ctx.obj or {}).get("recipe") or None) if ctx else None
+        card, config_name = command_card(push_to_hub, stage or (ctx.info_name if ctx else "convert"), config, recipe)
     with RowWriter(output, push_to_hub, card=card, config_name=config_name) as writer:
         writer.write_many(rows)
     return writer.count
@@ -167,9 +214,6 @@ def write_rows(rows: Any, output: str | None, push_to_hub: str | None, stage: st
 def read_input(input: str, split: str | None, *, empty: str = "warn") -> Any:
     """``read_rows(input, split)``, loud when the input holds no rows: a warning on stderr (``empty="warn"``, for
     stages where an empty shard is normal) or an ``InputError`` once the rows run out (``empty="fail"``)."""
-    from giftgen.errors import InputError
-    from giftgen.progress import log
-
     command = click.get_current_context().info_name
     count = 0
     for row in read_rows(input, split):
@@ -184,19 +228,14 @@ def read_input(input: str, split: str | None, *, empty: str = "warn") -> Any:
     log(f"Warning: `giftgen {command}`: {where} holds no rows; the output is empty too")
 
 
-def mark_shard(rows: Any, shard: str | None) -> Any:
+def mark_shard(rows: Any, shard: Shard | None) -> Any:
     """With --shard I/N, add ``shard: "I/N"`` to each row: `giftgen merge` then knows there are N shards (and drops
     the column), so one of two shard files is refused instead of merged as the whole."""
     if shard is None:
         return rows
-    from giftgen.records import parse_shard
 
     i, n = parse_shard(shard)
     return ({**row, "shard": f"{i}/{n}"} for row in rows)
-
-
-def not_implemented(stage: str, issue: int) -> None:
-    raise NotImplementedStage(f"`giftgen {stage}` is not implemented yet (tracked in issue #{issue})")
 
 
 # --------------------------------------------------------------------------------------------------- commands
@@ -222,14 +261,11 @@ def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str 
     config = resolve_config(ctx, SeedsConfig, params)
     from itertools import islice
 
-    from giftgen.progress import Progress
-    from giftgen.seeds import load_seeds
-
     rows = load_seeds(source, config.path, config.split, config.stdio_compare)
     if config.limit is not None:
         rows = islice(rows, config.limit)
     with Progress("seeds", quiet=True) as progress:
-        write_rows(progress.track(rows), output, push_to_hub)
+        write_rows(progress.track(rows), output, push_to_hub, config=config)
 
 
 @main.command()
@@ -271,7 +307,7 @@ def _stage_command(name: str, cls: type, summary: str) -> Callable[[Callable], C
 @_stage_command("chain", ChainConfig, "Run the Gibbs chain (or RFT / RFT+RD) over seed problems.")
 @shard_option
 def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
-          **params: Any) -> None:
+          shard: Shard | None, **params: Any) -> None:
     """Run the Gibbs chain of GiFT over seed problems and write one row per sampled code.
 
     Each step samples -n codes per problem, verifies them in the sandbox (chain_passed), keeps one passing code
@@ -286,56 +322,42 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
         giftgen chain seeds.jsonl --model teacher --backend openai --base-url http://127.0.0.1:8000/v1 -o c.jsonl
     """
     config = resolve_config(ctx, ChainConfig, params)
-    from contextlib import closing
-
-    from giftgen.chain import check_problems, prepare_resume, run_chain, summary_exemplars
-    from giftgen.errors import ConfigError
-    from giftgen.progress import Progress, log
-    from giftgen.records import shard_filter
-
     seeds = check_problems(read_input(input, split))
-    problems = list(shard_filter(seeds, params.get("shard"), "chain"))  # exemplars: from all seeds, as unsharded
+    problems = list(shard_filter(seeds, shard, "chain"))  # exemplars: from all seeds, as unsharded
     backend = None
     if config.model is None and config.backend == "openai" and problems:
-        from dataclasses import replace
-
-        from giftgen.backends import load_backend
-
         backend = load_backend(config)  # asks the server which model it serves: rows and resume record it
         config = replace(config, model=backend.model)
     if config.model is None:
         raise ConfigError("`giftgen chain` needs a model", hint="give --model (a Hub id or a local folder)")
     resumable = bool(output) and output.endswith(".jsonl")
-    done = []
+    resume_from = None
     if resumable and config.resume:
-        from giftgen.records import partial_path
-
         # a killed run left OUTPUT.partial; a finished one, OUTPUT (extended by a larger --steps)
-        done = prepare_resume(partial_path(output) if partial_path(output).exists() else output, problems, config)
-    if done:
-        log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
-    with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
-            closing(run_chain(problems, config, backend=backend, exemplars=summary_exemplars(config, seeds), done=done,
-                              progress=progress)) as rows:
-        try:
-            if resumable:
-                with RowWriter(output, append=bool(done), resumable=True) as writer:
-                    writer.write_many(mark_shard(rows, params.get("shard")))
-            else:
-                write_rows(mark_shard(rows, params.get("shard")), output, push_to_hub, stage="chain",
-                           model=config.model)
-        finally:
-            if backend is not None:  # run_chain closes only the backends it loads
-                backend.close()
+        resume_from = partial_path(output) if partial_path(output).exists() else output
+
+    def write(rows: Any, append: bool) -> None:
+        if resumable:
+            with RowWriter(output, append=append, resumable=True) as writer:
+                writer.write_many(mark_shard(rows, shard))
+        else:
+            write_rows(mark_shard(rows, shard), output, push_to_hub, stage="chain", config=config)
+
+    try:
+        chain_into(problems, config, write, resume_from=resume_from, backend=backend,
+                   exemplars=summary_exemplars(config, seeds))
+    finally:
+        if backend is not None:  # the chain closes only the backends it loads
+            backend.close()
     if resumable and push_to_hub:
         # pushed once the file is complete, so a resumed run pushes every row, not only this process's
-        write_rows(read_rows(output), None, push_to_hub, stage="chain", model=config.model)
+        write_rows(read_rows(output), None, push_to_hub, stage="chain", config=config)
 
 
 @_stage_command("verify", VerifyConfig, "Run each row's code against its tests in the sandbox.")
 @shard_option
 def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
-           **params: Any) -> None:
+           shard: Shard | None, **params: Any) -> None:
     """Run each row's `code` against its problem's tests in the sandbox and add the verdict.
 
     Rows need the seed columns (`giftgen seeds`) and `code`; they come out in input order with `status` (pass,
@@ -350,28 +372,15 @@ def verify(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
         giftgen verify apps-chain.jsonl --max-tests 10 --timeout 4 --workers 16
     """
     config = resolve_config(ctx, VerifyConfig, params)
-    from giftgen.progress import Progress
-    from giftgen.records import shard_filter
-    from giftgen.verify import VerifyStats, verify_rows
-
-    stats = VerifyStats()
-    with Progress("verify") as progress:
-        rows = shard_filter(read_input(input, split), params.get("shard"), "verify")
-        write_rows(mark_shard(progress.track(verify_rows(rows, config, stats)), params.get("shard")), output,
-                   push_to_hub)
-        progress.extra = stats.summary()
-    if stats.sandbox_errors:
-        where = ", ".join(map(str, stats.sandbox_error_rows)) + (", ..." if stats.sandbox_errors > 20 else "")
-        raise GiftgenError(f"{stats.sandbox_errors} of {stats.rows} programs met sandbox errors after retries "
-                           f"(rows {where}); the sandbox failed, not the programs",
-                           hint="see the `error` column of those rows (written with --keep all), then verify them "
-                                "again")
+    rows = shard_filter(read_input(input, split), shard, "verify")
+    verify_into(rows, config, lambda verified: write_rows(mark_shard(verified, shard), output, push_to_hub,
+                                                                 config=config))
 
 
 @_stage_command("score", ScoreConfig, "Add the perplexity of each code under a model.")
 @shard_option
 def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str | None, split: str | None,
-          **params: Any) -> None:
+          shard: Shard | None, **params: Any) -> None:
     """Add the perplexity of each row's code under a model (the student, in distillation).
 
     PPL = exp(mean NLL over the code's tokens plus EOS), conditioned on the description that generated the code
@@ -383,13 +392,10 @@ def score(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
         giftgen score verified.jsonl --model M --backend openai --base-url http://127.0.0.1:8000/v1
     """
     config = resolve_config(ctx, ScoreConfig, params)
-    from giftgen.progress import Progress
-    from giftgen.records import shard_filter
-    from giftgen.score import score_rows
 
     with Progress("score", unit="codes scored") as progress:
-        rows = shard_filter(read_input(input, split), params.get("shard"), "score")
-        write_rows(mark_shard(score_rows(rows, config, progress=progress), params.get("shard")), output, push_to_hub)
+        rows = shard_filter(read_input(input, split), shard, "score")
+        write_rows(mark_shard(score_rows(rows, config, progress=progress), shard), output, push_to_hub, config=config)
 
 
 @_stage_command("select", SelectConfig, "Draw K codes per problem, weighted by perplexity.")
@@ -406,10 +412,9 @@ def select(ctx: click.Context, input: str, output: str | None, push_to_hub: str 
         giftgen select verified.jsonl -T 0 -o rft.jsonl
     """
     config = resolve_config(ctx, SelectConfig, params)
-    from giftgen.selection import select_rows
 
     seeds = read_rows(config.seeds) if config.seeds else None
-    write_rows(select_rows(read_input(input, split, empty="fail"), config, seeds), output, push_to_hub)
+    write_rows(select_rows(read_input(input, split, empty="fail"), config, seeds), output, push_to_hub, config=config)
 
 
 @main.command("finetune", short_help="Fine-tune a model on selected rows with TRL.")
@@ -433,9 +438,6 @@ def finetune(ctx: click.Context, input: str, push_to_hub: str | None, split: str
     config = resolve_config(ctx, FinetuneConfig, params)
     import json
     from dataclasses import asdict
-
-    from giftgen.finetune import finetune as run_finetune
-    from giftgen.finetune import push_model
 
     stream = records_stream()  # from here on, library prints land on stderr
     result = run_finetune(config, read_input(input, split, empty="fail"), dataset_name=input)
@@ -465,11 +467,8 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
     config = resolve_config(ctx, EvalConfig, params)
     import json
 
-    from giftgen.evaluate import evaluate_into, print_summary
-    from giftgen.progress import Progress
-
     def write(rows: Any) -> None:
-        write_rows(rows, output, push_to_hub, stage="eval", model=config.model)
+        write_rows(rows, output, push_to_hub, stage="eval", config=config)
 
     with Progress("eval", unit="problems") as progress:
         summary = evaluate_into(read_input(input, split, empty="fail"), config, write, progress=progress,
@@ -481,11 +480,7 @@ def evaluate(ctx: click.Context, input: str, output: str | None, push_to_hub: st
         path = Path(summary_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(summary, indent=2) + "\n")
-    if summary["incomplete_problems"]:
-        # the rows and the summary are written; the exit status says the means do not cover every problem
-        raise GiftgenError(f"{summary['incomplete_problems']} of {summary['problems']} problems met sandbox errors "
-                           f"after retries; pass@k covers the other {summary['scored_problems']}",
-                           hint="see the error of their samples with status sandbox_error, then evaluate them again")
+    check_complete(summary)  # the rows and the summary are written; the exit status says pass@k is partial
 
 
 @main.command("merge", short_help="Join the outputs of a stage run with --shard I/N.")
@@ -508,11 +503,24 @@ def merge(inputs: tuple[str, ...], output: str | None, push_to_hub: str | None, 
         giftgen chain seeds.jsonl --model M --shard 1/2 -o chain-1.jsonl   # on machine 1
         giftgen merge chain-0.jsonl chain-1.jsonl --order seeds.jsonl -o chain.jsonl
     """
-    from giftgen.merge import merge_shards
-
     order = read_rows(order_path) if order_path else None
     write_rows(merge_shards(list(inputs), shards=shards, order=order, split=split), output, push_to_hub,
                stage="merge")
+
+
+def load_plan(recipe_path: str, overrides: Sequence[str] = (), run_flags: Mapping[str, Any] | None = None,
+              grid_flags: Mapping[str, Any] | None = None) -> RunRecipe:
+    """The plan of `giftgen run RECIPE`: a grid (``giftgen.miniature``) when the recipe has a ``grid`` or
+    ``pretrain`` section or a grid flag is given, else a plain run. Run it with ``run_plan``."""
+    recipe = read_run_recipe(recipe_path, overrides)
+    if is_grid_recipe(recipe, grid_flags):
+        return load_grid_recipe(recipe, run_flags, grid_flags, where=recipe_path)
+    return resolve_run_recipe(recipe, run_flags, where=recipe_path)
+
+
+def run_plan(plan: RunRecipe) -> dict[str, Any]:
+    """Run a plan from ``load_plan``: the grid's cells, or the rounds of one run."""
+    return run_grid(plan) if "grid" in plan.extras else run_rounds(plan)
 
 
 @main.command("run", short_help="Self-training rounds from a recipe: chain, verify, score, select, finetune, eval.")
@@ -520,6 +528,7 @@ def merge(inputs: tuple[str, ...], output: str | None, push_to_hub: str | None, 
 @click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
               help="Override one recipe setting (the value is read as YAML); repeatable. E.g. --set chain.steps=3.")
 @config_options(RunConfig)
+@click_options(GridConfig)
 @click.pass_context
 def run(ctx: click.Context, recipe_path: str, overrides: tuple[str, ...], **params: Any) -> None:
     """Run R self-training rounds of GiFT from RECIPE into a run directory; rerun the command to resume.
@@ -534,30 +543,16 @@ def run(ctx: click.Context, recipe_path: str, overrides: tuple[str, ...], **para
         giftgen run recipes/gift-mbppplus.yaml --run-dir runs/gift --rounds 3
         giftgen run recipes/quickstart.yaml --model ./my-model --set chain.steps=2 --set eval.max_new_tokens=256
     """
-    from dataclasses import fields
-
-    from click.core import ParameterSource
-
-    from giftgen.config import dump_yaml
-    from giftgen.errors import ConfigError
-    from giftgen.run import load_run_recipe, run_rounds
-
     if (ctx.obj or {}).get("recipe"):
         raise ConfigError("give the recipe once: `giftgen run RECIPE` (not --recipe)")
-    names = {f.name for f in fields(RunConfig)}
-    flags = {name: (list(value) if isinstance(value, tuple) else value) for name, value in params.items()
-             if name in names
-             and ctx.get_parameter_source(name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)}
-    plan = load_run_recipe(recipe_path, overrides, flags)
+    plan = load_plan(recipe_path, overrides, given_flags(ctx, RunConfig, params), given_flags(ctx, GridConfig, params))
     stream = records_stream()
     if params.get("print_config"):
-        stream.write("".join(dump_yaml(name, cfg) for name, cfg in [("run", plan.run), *plan.stages.items()])
-                     .encode())
+        sections = [("run", plan.run), *plan.stages.items(), *plan.extras.items()]
+        stream.write("".join(dump_yaml(name, cfg) for name, cfg in sections).encode())
         stream.flush()
         return
-    import json
-
-    summary = run_rounds(plan)
+    summary = run_plan(plan)
     stream.write(json.dumps(summary).encode() + b"\n")
     stream.flush()
 
@@ -577,27 +572,16 @@ def pretrain(ctx: click.Context, **params: Any) -> None:
         giftgen pretrain -o models/toy-small --steps 200 --domain my-toy.yaml
     """
     config = resolve_config(ctx, PretrainConfig, params)
-    import json
-    from dataclasses import asdict
-
-    from giftgen.pretrain import pretrain as run_pretrain
-
     stream = records_stream()  # from here on, library prints land on stderr
-    result = run_pretrain(config)
+    result = train_base_model(config)
     summary = {k: v for k, v in asdict(result).items() if k != "losses"}
     stream.write(json.dumps(summary).encode() + b"\n")
     stream.flush()
 
 
-def _report_config() -> type:
-    from giftgen.report import ReportConfig  # light: stdlib and giftgen.config at module level
-
-    return ReportConfig
-
-
 @main.command("report", short_help="Summarise run directories: markdown and PNG plots.")
 @click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
-@config_options(_report_config())
+@config_options(ReportConfig)
 @click.pass_context
 def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None:
     """Summarise one or more `giftgen run` directories: writes report.md and PNG plots, prints the markdown.
@@ -611,14 +595,18 @@ def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None
         giftgen report runs/gift-mbpp runs/rft-mbpp runs/rftrd-mbpp -o reports/mbpp
         giftgen report runs/a runs/b --label "GiFT T=2" --label "GiFT T=0"
     """
-    config = resolve_config(ctx, _report_config(), params)
-    from giftgen.progress import log
-    from giftgen.report import write_report
-
-    result = write_report(list(run_dirs), config)
-    log(f"report: wrote {result.path}" + (f" and {len(result.plots)} plots" if result.plots else ""))
+    config = resolve_config(ctx, ReportConfig, params)
+    if len(run_dirs) == 1 and not config.label and is_grid(run_dirs[0]):
+        # the miniature's arms x seeds: one table and bar charts over seeds
+        out_dir = report_dir(list(run_dirs), config)
+        markdown, plots = write_grid_report(run_dirs[0], out_dir)
+        path = out_dir / "report.md"
+    else:
+        result = write_report(list(run_dirs), config)
+        markdown, plots, path = result.markdown, result.plots, result.path
+    log(f"report: wrote {path}" + (f" and {len(plots)} plots" if plots else ""))
     stream = records_stream()
-    stream.write(result.markdown.encode())
+    stream.write(markdown.encode())
     stream.flush()
 
 

@@ -16,14 +16,17 @@ import dataclasses
 import functools
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from giftgen.errors import ConfigError
+from giftgen.sandbox import allowed_packages, check_workers
 
 CONFIGS: dict[str, type] = {}
+# Recipe keys that have a new name (or section): the error for the old one names the new one.
+RENAMED = {"run.arms": "grid.arms", "run.seeds": "grid.random_seeds"}
 
 
 def setting(
@@ -62,19 +65,8 @@ class SandboxSettings:
 
     def validate_sandbox(self) -> tuple[str, ...]:
         """The packages to mount; ``ConfigError`` for a name that cannot be allowed (or too many workers)."""
-        from giftgen.sandbox.packages import allowed_packages
-
         check_workers(getattr(self, "workers", 0))
         return allowed_packages(tuple(self.allow_import))
-
-
-def check_workers(workers: int) -> None:
-    """Sandbox workers: each is two interpreters; more than a few per core only thrash."""
-    import os
-
-    most = max(64, 4 * (os.cpu_count() or 1))
-    if workers > most:
-        raise ConfigError(f"workers must be at most {most} (64, or 4 per CPU core), got {workers}")
 
 
 # --------------------------------------------------------------------------------------------------- types
@@ -185,13 +177,19 @@ def _load_recipe(path: Path, chain: tuple[Path, ...]) -> dict[str, dict[str, Any
         valid = {f.name for f in fields(cls)}
         for key in values:
             if key not in valid:
-                raise ConfigError(
-                    f"{path}: unknown key {key!r} in section {section!r}; valid keys: {', '.join(sorted(valid))}"
-                )
+                raise unknown_key(str(path), section, key, valid)
         recipe.setdefault(section, {}).update(
             {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
         )
     return recipe
+
+
+def unknown_key(where: str, section: str, key: str, valid: Collection[str]) -> ConfigError:
+    """The error for a key a section does not have; a renamed key's names its new name (``RENAMED``)."""
+    moved = RENAMED.get(f"{section}.{key}")
+    if moved:
+        return ConfigError(f"{where}: {section}.{key} is now {moved}", hint=f"write {moved} instead")
+    return ConfigError(f"{where}: unknown key {key!r} in section {section!r}; valid keys: {', '.join(sorted(valid))}")
 
 
 def resolve(cls: type, recipe_section: Mapping[str, Any] | None = None, overrides: Mapping[str, Any] | None = None) -> Any:
@@ -264,12 +262,18 @@ def _none_is_unset(ctx: Any, param: Any, value: Any) -> Any:
     return None if value == "none" else value
 
 
+def own_fields_first(cls: type) -> list[dataclasses.Field]:
+    """The fields of ``cls``, its own before those it inherits (``--help`` lists a command's own flags first)."""
+    inherited = {f.name for base in cls.__mro__[1:] if dataclasses.is_dataclass(base) for f in fields(base)}
+    return sorted(fields(cls), key=lambda f: f.name in inherited)
+
+
 def click_options(cls: type) -> Callable[[Callable], Callable]:
     """Decorate a Click command with one option per field of ``cls``."""
     import click
 
     def decorate(fn: Callable) -> Callable:
-        for f in reversed(fields(cls)):
+        for f in reversed(own_fields_first(cls)):
             base, optional, is_list = _field_type(cls, f)
             meta = f.metadata
             names = ["--" + f.name.replace("_", "-")]

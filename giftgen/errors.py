@@ -31,9 +31,3 @@ class ConfigError(GiftgenError):
     """Bad settings: an unknown recipe key, an invalid value."""
 
     exit_code = 2
-
-
-class NotImplementedStage(GiftgenError):
-    """A stage whose implementation has not landed yet."""
-
-    exit_code = 2

@@ -25,7 +25,6 @@ them) leaves its problem's pass@k null, so the problem is left out of the means,
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -34,11 +33,15 @@ from fractions import Fraction
 from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
-from giftgen.backends import BackendSettings
+from giftgen.backends import BackendSettings, load_backend
+from giftgen.backends.base import Sampling
 from giftgen.config import SandboxSettings, command_config, setting, to_dict
-from giftgen.errors import ConfigError, InputError
+from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
+from giftgen.prompts import code_prompt, code_stops, extract_code
 from giftgen.records import require
+from giftgen.sandbox import Executor, Limits
+from giftgen.tables import print_table
 
 if TYPE_CHECKING:
     from giftgen.backends.base import Backend, Sampling
@@ -117,8 +120,6 @@ class EvalConfig(BackendSettings, SandboxSettings):
         return sorted(ks)
 
     def sampling(self, stop: Sequence[str]) -> Sampling:
-        from giftgen.backends.base import Sampling
-
         return Sampling(n=self.n, temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
                         max_new_tokens=self.max_new_tokens, stop=list(stop), seed=self.seed)
 
@@ -147,14 +148,11 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def prompt_and_stops(row: Mapping[str, Any], config: EvalConfig) -> tuple[Any, tuple[str, ...]]:
     """The prompt for ``row`` (the training prompt: seed description, ``prompt_style``) and its stop strings.
 
-    The stop strings are the chain's (``chain.code_stops``), so a model is measured on codes extracted exactly
+    The stop strings are the chain's (``prompts.code_stops``), so a model is measured on codes extracted exactly
     as the ones it was trained on: the release's stops for base style with stop extraction (stdin/stdout programs
     have their own), stops that spare helper functions with AST extraction, none for chat.
     """
-    from giftgen.chain import code_stops
-    from giftgen.prompts import code_prompt
-
-    return code_prompt(row, style=config.prompt_style), tuple(code_stops(row, config))  # type: ignore[arg-type]
+    return code_prompt(row, style=config.prompt_style), code_stops(row, config.prompt_style, config.extraction)
 
 
 def generate_window(rows: Sequence[Mapping[str, Any]], config: EvalConfig, backend: Backend) -> list[list[Any]]:
@@ -225,8 +223,6 @@ def evaluate_rows(
                                          f"{first}; each problem must come once",
                                          hint="drop the repeated rows (problem ids must be unique)")
                 if backend is None:
-                    from giftgen.backends import load_backend
-
                     backend = load_backend(config)
                 start = time.perf_counter()
                 completions = generate_window(window, config, backend)
@@ -266,8 +262,6 @@ class _Pending:
 def _submit(rows: list[dict[str, Any]], completions: Sequence[Sequence[Any]], config: EvalConfig, ex: Any,
             model: str | None) -> _Pending:
     """Extract every sample's code and queue it in the executor (each problem's test plan is built once)."""
-    from giftgen.prompts import code_prompt, extract_code
-
     samples: list[list[dict[str, Any]]] = []
     futures: list[Any] = []
     prompts: list[Any] = []
@@ -334,8 +328,6 @@ def _executor_context(config: EvalConfig, executor: Any) -> Any:
 
 def make_executor(config: EvalConfig) -> Any:
     """The sandbox executor for ``config`` (a context manager)."""
-    from giftgen.sandbox import Executor, Limits
-
     return Executor(workers=config.workers, limits=Limits(timeout=config.timeout), tests=config.tests,
                     max_tests=config.max_tests, allow_import=config.allow_import)
 
@@ -405,32 +397,33 @@ class Tally:
 
 def print_summary(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
     """Print the summary as a table (pass@k by source, then all) and the verdict counts; default on stderr."""
-    from rich.console import Console
-    from rich.table import Table
-
     pass_keys = [key for key in summary if key.startswith("pass@")]
     if summary["greedy"]:
         mode = "greedy"
     else:
         mode = f"n={summary['samples_per_problem']}, temperature {summary['settings']['temperature']}"
-    table = Table(title=f"giftgen eval: {summary['model']} ({mode})")
-    table.add_column("source")
-    table.add_column("problems", justify="right")
-    for key in pass_keys:
-        table.add_column(key, justify="right")
-    for source, entry in summary["by_source"].items():
-        table.add_row(source, str(entry["problems"]), *(_pct(entry[key]) for key in pass_keys))
-    table.add_row("all", str(summary["scored_problems"]), *(_pct(summary[key]) for key in pass_keys), style="bold")
-    console = Console(file=file if file is not None else sys.stderr)
-    console.print(table)
-    console.print("verdicts: " + ", ".join(f"{name} {count}" for name, count in summary["verdicts"].items()))
+    rows = [[source, str(entry["problems"]), *(_pct(entry[key]) for key in pass_keys)]
+            for source, entry in summary["by_source"].items()]
+    rows.append(["all", str(summary["scored_problems"]), *(_pct(summary[key]) for key in pass_keys)])
+    notes = ["verdicts: " + ", ".join(f"{name} {count}" for name, count in summary["verdicts"].items())]
     if summary["incomplete_problems"]:
-        console.print(f"[bold red]{summary['incomplete_problems']} problem(s) had sandbox errors and are left out "
-                      "of pass@k[/]")
+        notes.append(f"[bold red]{summary['incomplete_problems']} problem(s) had sandbox errors and are left out "
+                     "of pass@k[/]")
+    print_table(f"giftgen eval: {summary['model']} ({mode})", ["source", "problems", *pass_keys], rows, file=file,
+                bold_last=True, notes=notes)
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def check_complete(summary: Mapping[str, Any]) -> None:
+    """Raise when problems met sandbox errors after retries: pass@k covers only the others, so it is no result."""
+    if summary["incomplete_problems"]:
+        raise GiftgenError(f"{summary['incomplete_problems']} of {summary['problems']} problems met sandbox errors "
+                           f"after retries; pass@k covers the other {summary['scored_problems']}",
+                           hint="see the error of their samples with status sandbox_error, then evaluate them again "
+                                "(a run: rerun the same command)")
 
 
 def evaluate_into(rows: Iterable[dict[str, Any]], config: EvalConfig, write: Callable[[Iterable[dict[str, Any]]], Any],

@@ -1,8 +1,8 @@
 """`giftgen finetune`: TRL SFT (full or LoRA) on selected prompt-completion rows.
 
-Contract (METHOD.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
+Contract (docs/method.md, step 4): rows are TRL prompt-completion pairs (``giftgen select``); the loss covers the
 completion and the EOS only (``completion_only_loss`` over TRL's pre-tokenised form: the pairs are tokenised by
-``score.encode_pair``, the prompt alone as at inference, then the completion, then EOS; in chat style the
+``prompts.encode_pair``, the prompt alone as at inference, then the completion, then EOS; in chat style the
 template closes the assistant turn itself). Defaults are the release's: AdamW lr 2e-5, 2 epochs, max length 1536,
 global batch 128 reached by gradient accumulation over the world size, weight decay 0.05, 30 warm-up steps then
 linear decay, grad clip 1.0, bf16 where the GPU supports it. Examples longer than ``max_length`` are dropped (and
@@ -33,11 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from giftgen.config import command_config, setting, to_dict
+from giftgen.card import model_card
+from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import load_causal_lm, load_tokenizer
 from giftgen.progress import log
-from giftgen.records import require
+from giftgen.prompts import encode_pair
+from giftgen.records import read_rows, require
 
 # Pad-like tokens many tokenizers already have; tried, in order, before adding a new one.
 _PAD_CANDIDATES = ("<pad>", "<|pad|>", "[PAD]", "<|finetune_right_pad_id|>", "<|fim_pad|>", "<unk>")
@@ -189,7 +191,6 @@ def mix_replay(rows: list[dict[str, Any]], config: FinetuneConfig) -> tuple[list
     """``rows`` plus the replay rows ``config`` asks for (module docstring); returns them and the replay count."""
     if config.replay is None or config.replay_share == 0:
         return rows, 0
-    from giftgen.records import read_rows
 
     replay = training_rows(read_rows(config.replay))
     count = round(len(rows) * config.replay_share / (1 - config.replay_share))
@@ -346,14 +347,12 @@ def trainer_class(config: FinetuneConfig, base: type) -> type:
 
 
 def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int | None) -> tuple[list[dict], int]:
-    """TRL's pre-tokenised form (``input_ids``, ``completion_mask``) of each pair, by ``score.encode_pair``.
+    """TRL's pre-tokenised form (``input_ids``, ``completion_mask``) of each pair, by ``prompts.encode_pair``.
 
     Tokenising here rather than in TRL keeps the context the model is trained on equal to the one it generates
     from (see ``encode_pair``) and equal to the one ``giftgen score`` scores. Rows longer than ``max_length``
     (when given) are dropped and counted.
     """
-    from giftgen.score import encode_pair
-
     examples = []
     dropped = 0
     for row in rows:
@@ -411,99 +410,3 @@ def finetune(config: FinetuneConfig, rows: Any, *, dataset_name: str | None = No
         (out / "README.md").write_text(model_card(config, result, dataset_name=dataset_name, command=command,
                                                   chat=isinstance(examples[0]["prompt"], list)))
     return result
-
-
-def model_card(config: FinetuneConfig, result: FinetuneResult, *, dataset_name: str | None = None,
-               command: str | None = None, chat: bool = False) -> str:
-    """Render ``cards/model_card.md``: the base model, the training data and the settings."""
-    from importlib import resources
-
-    import yaml
-    from huggingface_hub import ModelCard, ModelCardData
-
-    from giftgen import __version__
-    from giftgen.card import recorded_command
-    from giftgen.versions import library_versions, versions_line
-
-    template = resources.files("giftgen.cards").joinpath("model_card.md").read_text()
-    local_base = config.model is not None and Path(config.model).exists()
-    local_data = dataset_name is None or Path(dataset_name).exists() or dataset_name == "-"
-    data = ModelCardData(
-        base_model=None if local_base else config.model,
-        datasets=None if local_data else [dataset_name],
-        library_name="peft" if config.lora and not config.merge_lora else "transformers",
-        tags=["giftgen", "gift", "code", "trl", "sft"] + (["lora"] if config.lora else []),
-    )
-    method = "full fine-tuning"
-    if config.lora:
-        method = f"LoRA (r={config.lora_r}, alpha={config.lora_alpha})" + (", merged" if config.merge_lora else "")
-    card = ModelCard.from_template(
-        data, template_str=template, model_name=Path(config.output_dir).name, base_model=config.model,
-        dataset_block=dataset_block(dataset_name), num_examples=result.examples, num_dropped=result.dropped,
-        prompt_format="chat messages" if chat else "base (plain text)", method=method, steps=result.steps,
-        train_loss=None if result.train_loss is None else f"{result.train_loss:.4f}",
-        command=command if command is not None else recorded_command(),
-        settings=yaml.safe_dump({"finetune": to_dict(config)}, sort_keys=False).strip(),
-        model_path=config.output_dir, giftgen_version=__version__,
-        libraries=versions_line(library_versions()),
-    )
-    return str(card)
-
-
-def dataset_block(dataset: str | None, revision: str | None = None, config: str | None = None,
-                  split: str | None = None) -> str:
-    """The model card's statement of its training data: a local file, or a Hub dataset pinned to a commit."""
-    if not dataset:
-        return "Training data: not recorded."
-    if revision is None:
-        return f"Training data: `{dataset}` (no Hub revision recorded)."
-    from huggingface_hub import constants
-
-    url = f"{constants.ENDPOINT}/datasets/{dataset}"
-    where = ", ".join(x for x in (f"config `{config}`" if config else "", f"split `{split}`" if split else "") if x)
-    args = "".join(f", {x!r}" for x in (config,) if x) + (f", split={split!r}" if split else "")
-    return (f"Training data: [{dataset}]({url}){', ' + where if where else ''}, at revision "
-            f"[`{revision}`]({url}/tree/{revision}), the commit that holds exactly the rows this model was "
-            f"trained on:\n\n```python\nfrom datasets import load_dataset\n\n"
-            f"rows = load_dataset({dataset!r}{args}, revision={revision!r})\n```")
-
-
-def link_dataset(card: str, dataset: str, revision: str | None, config: str | None = None,
-                 split: str | None = None) -> str:
-    """``card`` (a model card written by ``finetune``) naming ``dataset`` at ``revision`` as its training data."""
-    from huggingface_hub import ModelCard
-
-    parsed = ModelCard(card)
-    datasets = list(parsed.data.datasets or [])
-    parsed.data.datasets = datasets + [dataset] if dataset not in datasets else datasets
-    text = str(parsed)
-    start, end = "<!-- giftgen:dataset -->\n", "\n<!-- /giftgen:dataset -->"
-    if start in text and end in text:
-        head, rest = text.split(start, 1)
-        text = head + start + dataset_block(dataset, revision, config, split) + end + rest.split(end, 1)[1]
-    else:  # a card from elsewhere: say it at the end
-        text = text.rstrip("\n") + "\n\n## Training data\n\n" + dataset_block(dataset, revision, config, split) + "\n"
-    return text
-
-
-def push_model(output_dir: str, repo_id: str, *, dataset: str | None = None, dataset_revision: str | None = None,
-               dataset_config: str | None = None, dataset_split: str | None = None) -> str:
-    """Upload the output folder (model, tokenizer, card) to a Hub model repo; return the commit sha.
-
-    With ``dataset`` (a Hub dataset id) the card first names it as the training data, pinned to
-    ``dataset_revision`` (the commit ``giftgen.publish.publish_stage`` returned), in the folder and on the Hub.
-    The token is the user's login.
-    """
-    readme = Path(output_dir) / "README.md"
-    if dataset is not None and readme.exists():
-        readme.write_text(link_dataset(readme.read_text(), dataset, dataset_revision, dataset_config, dataset_split))
-    try:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
-        api.create_repo(repo_id, exist_ok=True)
-        info = api.upload_folder(folder_path=output_dir, repo_id=repo_id, ignore_patterns=["checkpoints/*"])
-    except Exception as e:  # network, auth, permissions: all end the same way for the user
-        raise GiftgenError(f"could not push to the Hub model {repo_id!r}: {type(e).__name__}",
-                           hint="log in with `hf auth login` or set HF_TOKEN") from None
-    return info.oid

@@ -26,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from giftgen.errors import ConfigError
+from giftgen.progress import log
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 _LOCAL_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
@@ -68,8 +69,6 @@ def _check_hub(repo_id: str, what: str) -> None:
     if _hub_reachable(constants.ENDPOINT):
         return
     if cached:
-        from giftgen.progress import log
-
         log(f"Hint: the Hugging Face Hub cannot be reached; {repo_id!r} loads from the cache after the client's "
             "retries. Set HF_HUB_OFFLINE=1 to skip them.")
         return

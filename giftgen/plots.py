@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+def figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -21,7 +21,7 @@ def _figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _png(fig: Any) -> bytes:
+def png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png")
@@ -31,7 +31,7 @@ def _png(fig: Any) -> bytes:
 def histogram_png(series: Mapping[str, Sequence[float]], *, title: str, xlabel: str, bins: int = 30,
                   density: bool = False) -> bytes:
     """Step histograms of one or more series on shared bins (one legend entry per series)."""
-    fig, ax = _figure()
+    fig, ax = figure()
     values = [v for vs in series.values() for v in vs]
     if values:
         low, high = min(values), max(values)
@@ -48,13 +48,13 @@ def histogram_png(series: Mapping[str, Sequence[float]], *, title: str, xlabel: 
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("density" if density else "codes")
-    return _png(fig)
+    return png(fig)
 
 
 def lines_png(series: Mapping[str, Sequence[tuple[float, float | None]]], *, title: str, xlabel: str,
               ylabel: str, ylim: tuple[float, float] | None = None, integer_x: bool = True) -> bytes:
     """One line with markers per series of (x, y) points; points whose y is None are left out."""
-    fig, ax = _figure()
+    fig, ax = figure()
     for label, points in series.items():
         pts = [(x, y) for x, y in points if y is not None]
         if pts:
@@ -71,4 +71,24 @@ def lines_png(series: Mapping[str, Sequence[tuple[float, float | None]]], *, tit
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    return _png(fig)
+    return png(fig)
+
+
+def bars_png(groups: Sequence[str], series: Mapping[str, Sequence[tuple[float | None, float | None]]], *,
+             title: str, ylabel: str) -> bytes:
+    """Grouped bars: one group per name in ``groups``, one bar per series, each a (mean, sd) or None."""
+    fig, ax = figure(7.2, 4.0)
+    width = 0.8 / max(1, len(series))
+    for i, (label, values) in enumerate(series.items()):
+        xs = [g + (i - (len(series) - 1) / 2) * width for g in range(len(groups))]
+        means = [m if m is not None else 0.0 for m, _ in values]
+        errs = [s if s is not None else 0.0 for _, s in values]
+        ax.bar(xs, means, width=width, yerr=errs, capsize=3, label=label)
+    ax.set_xticks(list(range(len(groups))))
+    ax.set_xticklabels(list(groups))
+    ax.legend(fontsize="small")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    return png(fig)
+

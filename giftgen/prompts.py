@@ -3,7 +3,7 @@
 Pure functions over seed rows (README, "Seed schema"); they read only the prompt columns (``prompt_head``,
 ``description``, ``doctest``, ``entry_point``, ``reference``), never ``tests``. Nothing heavy is imported.
 
-Base style (METHOD.md, "Prompts"): the code prompt is ``prompt_head`` followed by a docstring holding the
+Base style (docs/method.md, "Prompts"): the code prompt is ``prompt_head`` followed by a docstring holding the
 description (``\"\"\"`` escaped) and, when the row has one, the doctest; the model writes the body. The docstring
 is indented like the reference's body, so that prompt + body is valid Python even for references indented with
 two spaces or tabs (the release always used four spaces). Problems without an entry point (stdin/stdout) get a
@@ -33,9 +33,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from giftgen.errors import GiftgenError
 from giftgen.seeds.common import entry_def as _find_def
 from giftgen.seeds.common import header_end_line as _header_end
 from giftgen.seeds.common import parse as _parse
+from giftgen.seeds.common import parse_tests
 
 Prompt = str | list[dict[str, str]]
 
@@ -161,7 +163,7 @@ def _reference_indent(reference: str, entry_point: str) -> str | None:
 
 # --------------------------------------------------------------------------------------------------- release style
 #
-# The GiFT release's prompt bytes (METHOD.md, "Exact prompt bytes of the release"; MBPP/_utils.py, APPS/_utils.py
+# The GiFT release's prompt bytes (docs/method.md, "Exact prompt bytes of the release"; MBPP/_utils.py, APPS/_utils.py
 # and CodeInsight/_utils.py of the release): the head is the reference's lines up to and including the first line
 # holding "def " (tabs as 4 spaces, no "\r"); the docstring is always indented by 4 spaces and the description is
 # inserted as it is. Rows with a doctest (MBPP, MBPP+) show their first test split at "==", as the release does.
@@ -202,8 +204,6 @@ def release_wrapped_name(reference: str) -> str | None:
 
 def release_first_test(row: Mapping[str, Any]) -> str | None:
     """The row's first test as the release reads it: the raw first assert (MBPP), else rebuilt from the doctest."""
-    from giftgen.seeds.common import parse_tests
-
     tests = row.get("tests")
     if isinstance(tests, str) and '"assert"' in tests:
         try:
@@ -584,3 +584,68 @@ def _first_statement_after(tree: ast.Module, line: int, entry_point: str) -> ast
 
 def _is_string_statement(node: ast.stmt) -> bool:
     return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+# --------------------------------------------------------------------------------------------------- stops
+
+# With AST extraction, generation must not stop at "\ndef": helpers after the target are what it keeps. These
+# stops end a function problem's completion where the model starts test or driver code, or something else.
+AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", "\n###"]
+
+
+def code_stops(row: dict[str, Any], prompt_style: str, extraction: str) -> tuple[str, ...]:
+    """The stop strings of a code completion for ``row``: what the chain samples with, and what eval measures
+    with (so a model is measured on codes extracted as in training)."""
+    if prompt_style == "chat":
+        return ()  # the chat turn ends at EOS; extraction takes the first code block
+    if extraction == "ast" and (is_function_problem(row) or
+                                (prompt_style == "release" and release_head(row) is not None)):
+        return tuple(AST_STOP_STRINGS)
+    return tuple(stop_strings(row, prompt_style))
+
+
+# --------------------------------------------------------------------------------------------------- tokens
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def encode_pair(tokenizer: Any, prompt: str | list[dict], completion: str | list[dict]) -> tuple[list[int], int]:
+    """Token ids of prompt + completion + EOS and the index of the first completion token.
+
+    Base style: the prompt is tokenised alone, as it is at inference, and the completion after it, then EOS.
+    Tokenising the two jointly (what TRL does with raw prompt-completion text) would merge the prompt's last
+    newline with the body's indentation (``"\\n" + "    "`` is one token in byte-level BPE), so the model would
+    be trained on a context it never sees when it generates. Tokenizers that change a text when it starts it
+    (SentencePiece's dummy-prefix space) cannot be split so; for them the joint tokenisation is used, with TRL's
+    rule: the completion starts where the tokenised prompt and prompt + completion diverge.
+    Chat style: the chat template renders both, and that rule splits them; the template closes the assistant
+    turn, which is the completion's end.
+    """
+    if isinstance(prompt, list):
+        prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
+                                                        return_dict=True))
+        full = _ids(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True))
+        return full, max(1, common_prefix_length(prompt_ids, full))
+    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
+    if eos is None or eos_id is None:
+        raise GiftgenError("the tokenizer has no EOS token, so the end of a code cannot be scored or learnt")
+    text = completion[: -len(eos)] if completion.endswith(eos) else completion
+    prompt_ids = list(tokenizer(prompt)["input_ids"])
+    ids = prompt_ids + list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    joint = list(tokenizer(prompt + text)["input_ids"])
+    if ids != joint and tokenizer.decode(ids) != tokenizer.decode(joint):
+        # the separate tokenisation does not spell prompt + completion: fall back to the joint one
+        return joint + [eos_id], max(1, common_prefix_length(prompt_ids, joint))
+    # The first token is never predicted, so at least one token is context.
+    return ids + [eos_id], max(1, len(prompt_ids))
+
+
+def _ids(encoded: Any) -> list[int]:
+    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)

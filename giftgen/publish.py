@@ -35,11 +35,27 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from giftgen.card import RECIPE_FILE, STATS_FILE, CardInfo
+from giftgen.card import (
+    RECIPE_FILE,
+    STATS_FILE,
+    CardInfo,
+    link_dataset,
+    make_entry,
+    merge_entry,
+    merge_metadata,
+    recorded_command,
+    render_card,
+)
+from giftgen.config import to_dict
+from giftgen.errors import GiftgenError, InputError
+from giftgen.plots import histogram_png
+from giftgen.progress import log
+from giftgen.records import RowWriter, read_rows
+from giftgen.stats import kept_ppls, slim, stage_stats
 
 PUBLISHED_STAGES = ("seeds", "chain", "verify", "score", "select", "eval")
 # The forms a stage's output may take in a run directory, tried in this order.
@@ -61,17 +77,12 @@ def stage_card(repo_id: str, stage: str, split: str, info: CardInfo | None = Non
     info = info or CardInfo()
 
     def card(count: int, rows_path: Path) -> Callable[[Callable[[str], bytes | None]], tuple[str, dict[str, bytes]]]:
-        from giftgen.records import read_rows
-        from giftgen.stats import kept_ppls, slim, stage_stats
-
         rows = [slim(r) for r in read_rows(rows_path)]
         stats = stage_stats(stage, rows)
         files: dict[str, bytes] = {}
         plots: dict[str, str] = {}
         ppls = kept_ppls(rows) if stage == "score" else []
         if ppls:
-            from giftgen.plots import histogram_png
-
             path = f"plots/ppl_{split}.png"
             files[path] = histogram_png({split: ppls}, title=f"Perplexity of the kept codes ({split})",
                                         xlabel="perplexity (PPL)", bins=30)
@@ -80,8 +91,6 @@ def stage_card(repo_id: str, stage: str, split: str, info: CardInfo | None = Non
         def render(fetch: Callable[[str], bytes | None]) -> tuple[str, dict[str, bytes]]:
             import yaml
             from huggingface_hub import DatasetCard
-
-            from giftgen.card import make_entry, merge_entry, merge_metadata, render_card
 
             entry = make_entry(config=config_for(stage), split=split, stage=stage, stats=stats, info=info,
                                plots=plots)
@@ -105,18 +114,11 @@ def stage_card(repo_id: str, stage: str, split: str, info: CardInfo | None = Non
     return card
 
 
-def command_card(repo_id: str, stage: str) -> tuple[Callable[[int, Path], Any], str]:
-    """The card and config of ``giftgen STAGE --push-to-hub``: settings from the running command's options."""
-    import click
-
-    from giftgen.config import CONFIGS, from_click, to_dict
-
-    ctx = click.get_current_context(silent=True)
-    settings, recipe = None, None
-    if ctx is not None:
-        recipe = (ctx.obj or {}).get("recipe") or None
-        if stage in CONFIGS:
-            settings = to_dict(from_click(CONFIGS[stage], ctx, ctx.params))
+def command_card(repo_id: str, stage: str, config: Any = None,
+                 recipe: Mapping[str, Any] | None = None) -> tuple[Callable[[int, Path], Any], str]:
+    """The card and config of ``giftgen STAGE --push-to-hub``: the command's resolved ``config`` (a config
+    dataclass, or None) and the ``recipe`` it was given, as the CLI resolved them."""
+    settings = to_dict(config) if config is not None else None
     return stage_card(repo_id, stage, split_for(None), CardInfo(recipe=recipe, settings=settings)), config_for(stage)
 
 
@@ -124,8 +126,6 @@ def publish_stage(rows: str | os.PathLike, repo_id: str, stage: str, round: int 
                   info: CardInfo | None = None, *, split: str | None = None, private: bool | None = None) -> str:
     """Push one stage's rows (any form ``read_rows`` reads) as config ``stage``, split ``round_N`` (or ``split``),
     with the repo's card updated; return the commit sha that holds rows and card."""
-    from giftgen.records import RowWriter, read_rows
-
     split = split or split_for(round)
     card = stage_card(repo_id, stage, split, info)
     with RowWriter(None, repo_id, split=split, private=private, card=card, config_name=config_for(stage)) as writer:
@@ -163,8 +163,6 @@ def finished_outputs(run_dir: Path) -> Iterator[tuple[int, str, Path, dict[str, 
                 continue
             marker = markers[stage]
             if any_marker and not marker.exists():
-                from giftgen.progress import log
-
                 log(f"publish: round {r}: {stage} is unfinished, not pushed")
                 continue
             yield r, stage, path, json.loads(marker.read_text()) if marker.exists() else None
@@ -180,14 +178,8 @@ def publish_run(run_dir: str | os.PathLike, repo_id: str, *, model_repo: str | N
     """
     import yaml
 
-    from giftgen.card import recorded_command
-    from giftgen.finetune import push_model
-    from giftgen.progress import log
-
     root = Path(run_dir)
     if not root.is_dir():
-        from giftgen.errors import InputError
-
         raise InputError(f"no such run directory: {root}")
     base = info or CardInfo()
     recipe = base.recipe
@@ -222,3 +214,26 @@ def publish_run(run_dir: str | os.PathLike, repo_id: str, *, model_repo: str | N
                                                  dataset_config="select", dataset_split=split_for(r))
             log(f"publish: round {r}: model -> {target} at {out[f'round-{r}/model'][:12]}")
     return out
+
+
+def push_model(output_dir: str, repo_id: str, *, dataset: str | None = None, dataset_revision: str | None = None,
+               dataset_config: str | None = None, dataset_split: str | None = None) -> str:
+    """Upload the output folder (model, tokenizer, card) to a Hub model repo; return the commit sha.
+
+    With ``dataset`` (a Hub dataset id) the card first names it as the training data, pinned to
+    ``dataset_revision`` (the commit ``giftgen.publish.publish_stage`` returned), in the folder and on the Hub.
+    The token is the user's login.
+    """
+    readme = Path(output_dir) / "README.md"
+    if dataset is not None and readme.exists():
+        readme.write_text(link_dataset(readme.read_text(), dataset, dataset_revision, dataset_config, dataset_split))
+    try:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(repo_id, exist_ok=True)
+        info = api.upload_folder(folder_path=output_dir, repo_id=repo_id, ignore_patterns=["checkpoints/*"])
+    except Exception as e:  # network, auth, permissions: all end the same way for the user
+        raise GiftgenError(f"could not push to the Hub model {repo_id!r}: {type(e).__name__}",
+                           hint="log in with `hf auth login` or set HF_TOKEN") from None
+    return info.oid

@@ -22,9 +22,9 @@ import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
-from giftgen.errors import InputError
+from giftgen.errors import GiftgenError, InputError
 
 # Which command produces each column a stage may need: the hint of a missing-column error.
 PRODUCERS: dict[str, str] = {
@@ -48,6 +48,7 @@ PRODUCERS: dict[str, str] = {
 }
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+JSON_FILES = (".jsonl", ".jsonl.gz", ".json", ".json.gz")  # read_numbered's forms
 _FILE_SUFFIXES = (".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet", ".gz", ".txt", ".csv")
 _TYPE_NAMES = {str: "string", int: "integer", float: "number", bool: "boolean", list: "list", dict: "object"}
 
@@ -79,18 +80,8 @@ def read_rows(source: str | os.PathLike, split: str | None = None) -> Iterator[d
         yield from _read_disk(path, split)
         return
     if path.is_file():
-        suffixes = "".join(path.suffixes[-2:]).lower()
-        if suffixes.endswith(".jsonl.gz") or suffixes.endswith(".json.gz"):
-            try:
-                with gzip.open(path, "rb") as f:
-                    yield from _read_jsonl(f, name)
-            except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated or corrupt
-                raise InputError(f"{name}: not a readable gzip file ({e or 'truncated'})") from None
-        elif path.suffix.lower() == ".jsonl":
-            with open(path, "rb") as f:
-                yield from _read_jsonl(f, name)
-        elif path.suffix.lower() == ".json":
-            yield from _read_json_list(path)
+        if path.name.lower().endswith(JSON_FILES):
+            yield from (row for _, row in read_numbered(path))
         elif path.suffix.lower() == ".parquet":
             yield from _read_parquet(path)
         else:
@@ -104,7 +95,31 @@ def read_rows(source: str | os.PathLike, split: str | None = None) -> Iterator[d
     yield from _read_hub(name, split)
 
 
+def read_numbered(path: str | os.PathLike) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(number, row) of a JSON file: JSON Lines in ``.jsonl`` / ``.jsonl.gz`` (numbered by line), a JSON list of
+    objects in ``.json`` / ``.json.gz`` (numbered by item, from 1). The one reader of JSON files: ``read_rows`` and
+    the seed sources (``giftgen.seeds``) both read through it, so a file reads the same everywhere."""
+    name = os.fspath(path)
+    lower = name.lower()
+    if not lower.endswith(JSON_FILES):
+        raise InputError(f"cannot tell the format of {name}", hint="use .jsonl, .jsonl.gz, .json or .json.gz")
+    opener: Callable[..., IO[bytes]] = gzip.open if lower.endswith(".gz") else open  # type: ignore[assignment]
+    try:
+        with opener(path, "rb") as f:
+            if lower.endswith((".json", ".json.gz")):
+                yield from _numbered_json_list(f.read(), name)
+            else:
+                yield from _numbered_jsonl(f, name)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # truncated or corrupt
+        raise InputError(f"{name}: not a readable gzip file ({e or 'truncated'})") from None
+
+
 def _read_jsonl(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
+    for _, row in _numbered_jsonl(stream, name):
+        yield row
+
+
+def _numbered_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     for lineno, line in enumerate(stream, start=1):
         if not line.strip():
             continue
@@ -116,22 +131,22 @@ def _read_jsonl(stream: IO[bytes], name: str) -> Iterator[dict[str, Any]]:
             raise InputError(f"{name}, line {lineno}: JSON nested too deeply") from None
         if not isinstance(row, dict):
             raise InputError(f"{name}, line {lineno}: expected a JSON object, got {_type_name(row)}")
-        yield row
+        yield lineno, row
 
 
-def _read_json_list(path: Path) -> Iterator[dict[str, Any]]:
+def _numbered_json_list(raw: bytes, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: invalid JSON ({e})") from None
+        raise InputError(f"{name}: invalid JSON ({e})") from None
     except RecursionError:
-        raise InputError(f"{path}: JSON nested too deeply") from None
+        raise InputError(f"{name}: JSON nested too deeply") from None
     if not isinstance(data, list):
-        raise InputError(f"{path}: expected a JSON list of objects, got {_type_name(data)}")
-    for i, row in enumerate(data):
+        raise InputError(f"{name}: expected a JSON list of objects, got {_type_name(data)}")
+    for i, row in enumerate(data, start=1):
         if not isinstance(row, dict):
-            raise InputError(f"{path}, item {i}: expected a JSON object, got {_type_name(row)}")
-        yield row
+            raise InputError(f"{name}, item {i}: expected a JSON object, got {_type_name(row)}")
+        yield i, row
 
 
 def _read_parquet(path: Path) -> Iterator[dict[str, Any]]:
@@ -489,8 +504,6 @@ def push_dataset(ds: Any, repo_id: str, *, split: str = "train", private: bool |
             revision = _push_card(repo_id, card)
         return revision
     except Exception as e:
-        from giftgen.errors import GiftgenError
-
         raise GiftgenError(
             f"could not push to the Hub dataset {repo_id!r}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
             hint="log in with `hf auth login` or set HF_TOKEN",
@@ -555,20 +568,23 @@ def truncate_partial_line(path: Path) -> None:
         f.truncate(0)
 
 
-def read_existing(path: Path) -> list[dict[str, Any]]:
-    """Rows already in a JSONL output (for resume), after cutting off a partial last line."""
-    if not path.exists():
-        return []
-    truncate_partial_line(path)
-    with open(path, "rb") as f:
-        return list(_read_jsonl(f, str(path)))
-
-
 # --------------------------------------------------------------------------------------------------- shards
 
 
-def parse_shard(spec: str) -> tuple[int, int]:
-    """``"I/N"`` as ``(I, N)``: shard I (counting from 0) of N."""
+class Shard(NamedTuple):
+    """Shard ``index`` (counting from 0) of ``count``; written ``I/N``."""
+
+    index: int
+    count: int
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def parse_shard(spec: str | Shard) -> Shard:
+    """``"I/N"`` as ``Shard(I, N)``: shard I (counting from 0) of N."""
+    if isinstance(spec, Shard):
+        return spec
     index, slash, count = str(spec).partition("/")
     try:
         i, n = int(index), int(count)
@@ -576,7 +592,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
         i, n = -1, 0
     if not slash or n < 1 or not 0 <= i < n:
         raise InputError(f"--shard takes I/N with 0 <= I < N (shard I of N, counting from 0), got {spec!r}")
-    return i, n
+    return Shard(i, n)
 
 
 def shard_of(problem_id: str, count: int) -> int:
@@ -587,7 +603,7 @@ def shard_of(problem_id: str, count: int) -> int:
     return int.from_bytes(digest, "little") % count
 
 
-def shard_filter(rows: Iterable[dict[str, Any]], shard: str | None, stage: str = "shard") -> Iterator[dict[str, Any]]:
+def shard_filter(rows: Iterable[dict[str, Any]], shard: str | Shard | None, stage: str = "shard") -> Iterator[dict[str, Any]]:
     """The rows of shard ``"I/N"`` (all rows when ``shard`` is None), keyed by ``problem_id``.
 
     The N shards partition any input: disjoint, complete, and every row of a problem in the same shard, whatever

@@ -1,6 +1,6 @@
 """`giftgen report`: a markdown summary and PNG plots of one or more run directories, side by side.
 
-Contract. Reads the layout ``giftgen run`` writes (see ``giftgen.run``): ``RUN_DIR/recipe.yaml`` and, per round,
+Contract. Reads the layout ``giftgen run`` writes (see ``giftgen.run.rounds``): ``RUN_DIR/recipe.yaml`` and, per round,
 ``RUN_DIR/round-N/{chain,verify,score,select,eval}.jsonl`` (or ``.jsonl.gz``, ``.parquet``, a ``save_to_disk``
 folder) and ``round-N/eval.json`` (the run's marker, whose ``result`` is ``giftgen eval``'s summary; a bare
 summary, as ``giftgen eval --summary`` writes it, works too). Every piece is optional: a missing stage leaves its
@@ -13,9 +13,8 @@ run, so GiFT, RFT and RFT+RD sit on one chart), ``chain_pass_rate.png`` (pass ra
 verify, then chain) that passed and were kept (``giftgen.stats.is_kept``). Runs are labelled by the method their
 recipe's (or rows') chain mode implements (``GiFT``, ``RFT``, ``RFT+RD``), or by ``--label``.
 
-A single RUN_DIR that holds a grid of arms x seeds (``giftgen.miniature``, e.g. ``recipes/miniature.yaml``) gets
-the grid's report instead: pass@1 (test3 greedy and sampled, test2) and the chain diagnostics per arm as mean ±
-sd over seeds, wall time per stage, ``grid_pass_at_1.png`` and ``grid_diagnostics.png``.
+A directory that holds the miniature's grid of arms x seeds has a report of its own
+(``giftgen.miniature.report``); the CLI picks which.
 """
 
 from __future__ import annotations
@@ -27,7 +26,24 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.config import command_config, setting
+from giftgen.diversity import diversity
 from giftgen.errors import ConfigError, InputError
+from giftgen.plots import histogram_png, lines_png
+from giftgen.publish import round_dirs, stage_output
+from giftgen.records import read_rows
+from giftgen.stats import (
+    METHOD_NAMES,
+    chain_stats,
+    eval_stats,
+    is_kept,
+    kept_ppls,
+    score_stats,
+    select_stats,
+    slim,
+    verify_stats,
+)
+from giftgen.tables import table_lines
+from giftgen.versions import __version__
 
 PLOTS = ("pass_at_1.png", "chain_pass_rate.png", "ppl_kept.png", "diversity_ast.png", "diversity_ngram.png")
 
@@ -70,10 +86,6 @@ class RunData:
 
 
 def _rows(round_dir: Path, stage: str) -> list[dict[str, Any]] | None:
-    from giftgen.publish import stage_output
-    from giftgen.records import read_rows
-    from giftgen.stats import slim
-
     path = stage_output(round_dir, stage)
     if path is None:
         return None
@@ -97,17 +109,6 @@ def _eval_summary(round_dir: Path) -> dict[str, Any] | None:
 
 def read_round(r: int, round_dir: Path, ngram: int = 4) -> RoundData:
     """The statistics of one round folder, from whatever stages it holds."""
-    from giftgen.diversity import diversity
-    from giftgen.stats import (
-        chain_stats,
-        eval_stats,
-        is_kept,
-        kept_ppls,
-        score_stats,
-        select_stats,
-        verify_stats,
-    )
-
     data = RoundData(r)
     chain, verify, score = _rows(round_dir, "chain"), _rows(round_dir, "verify"), _rows(round_dir, "score")
     select = _rows(round_dir, "select")
@@ -136,8 +137,6 @@ def read_round(r: int, round_dir: Path, ngram: int = 4) -> RoundData:
 
 
 def _method(run_dir: Path, rounds: list[RoundData]) -> str | None:
-    from giftgen.stats import METHOD_NAMES
-
     recipe_path = run_dir / "recipe.yaml"
     mode = None
     if recipe_path.is_file():
@@ -152,8 +151,6 @@ def _method(run_dir: Path, rounds: list[RoundData]) -> str | None:
 
 def read_run(run_dir: str | os.PathLike, label: str | None = None, ngram: int = 4) -> RunData:
     """Every round of a run directory (see the module docstring)."""
-    from giftgen.publish import round_dirs
-
     root = Path(run_dir)
     if not root.is_dir():
         raise InputError(f"no such run directory: {root}")
@@ -179,17 +176,8 @@ def num(x: Any, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def table_lines(header: list[str], rows: list[list[str]], right_from: int = 1) -> list[str]:
-    """A markdown table (columns from ``right_from`` on right-aligned), then a blank line."""
-    align = ["---" if i < right_from else "---:" for i in range(len(header))]
-    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
-            *["| " + " | ".join(r) + " |" for r in rows], ""]
-
-
 def render_markdown(runs: list[RunData], plots: set[str]) -> str:
     """The report's markdown; ``plots`` names the PNGs written beside it."""
-    from giftgen import __version__
-
     out = ["# giftgen report", "", f"giftgen {__version__}.", ""]
     out += table_lines(["run", "method", "directory", "rounds"],
                   [[r.label, r.method or "–", f"`{r.path}`", ", ".join(str(x.round) for x in r.rounds)] for r in runs],
@@ -277,8 +265,6 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
 
 def draw_plots(runs: list[RunData], out_dir: Path, bins: int = 30) -> set[str]:
     """Write the PNGs that have data; return their names."""
-    from giftgen.plots import histogram_png, lines_png
-
     written: set[str] = set()
 
     def save(name: str, png: bytes) -> None:
@@ -319,6 +305,13 @@ class Report:
     plots: list[Path]
 
 
+def report_dir(run_dirs: list[str | os.PathLike], config: ReportConfig) -> Path:
+    """Where the report goes: ``output_dir``, else RUN_DIR/report for one run and ./giftgen-report for several."""
+    if config.output_dir is not None:
+        return Path(config.output_dir)
+    return Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("giftgen-report")
+
+
 def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None = None) -> Report:
     """Read the runs, write ``report.md`` and the plots into the output folder; return them."""
     config = config or ReportConfig()
@@ -327,13 +320,6 @@ def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None 
     if config.label and len(config.label) != len(run_dirs):
         raise ConfigError(f"{len(config.label)} labels for {len(run_dirs)} run directories",
                           hint="give one --label per RUN_DIR, in order")
-    if len(run_dirs) == 1 and not config.label:
-        from giftgen.miniature import is_grid, write_grid_report
-
-        if is_grid(run_dirs[0]):  # the miniature's arms x seeds: one table and bar charts over seeds
-            out_dir = Path(config.output_dir) if config.output_dir is not None else Path(run_dirs[0]) / "report"
-            markdown, plots = write_grid_report(run_dirs[0], out_dir)
-            return Report(markdown, out_dir / "report.md", plots)
     labels = list(config.label) or [None] * len(run_dirs)
     runs = [read_run(d, label, config.ngram) for d, label in zip(run_dirs, labels, strict=True)]
     seen: dict[str, int] = {}
@@ -342,10 +328,7 @@ def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None 
     for r in runs:  # two runs of one method: tell them apart by folder
         if seen[r.label] > 1:
             r.label = f"{r.label} ({r.path.name})"
-    if config.output_dir is not None:
-        out_dir = Path(config.output_dir)
-    else:
-        out_dir = Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("giftgen-report")
+    out_dir = report_dir(run_dirs, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = draw_plots(runs, out_dir, config.bins)
     markdown = render_markdown(runs, plots)

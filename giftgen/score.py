@@ -1,6 +1,6 @@
 """`giftgen score`: perplexity of each code under a model (the student, in distillation).
 
-Contract (METHOD.md, step 2): PPL = exp(mean NLL over the completion tokens plus EOS), prompt tokens masked. The
+Contract (docs/method.md, step 2): PPL = exp(mean NLL over the completion tokens plus EOS), prompt tokens masked. The
 prompt/completion split is exactly the one ``prompts.training_pair`` gives fine-tuning; the prompt is built from
 the description that generated the code (``gen_description``, ``--condition generating``, the release's choice)
 or from the seed description d0 (``--condition seed``). Tokenisation (``encode_pair``) is the one
@@ -27,9 +27,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from giftgen.backends import BackendSettings
+from giftgen.backends.hf import resolve_device
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError
 from giftgen.models import load_causal_lm, load_tokenizer
+from giftgen.prompts import encode_pair, training_pair
 from giftgen.records import require
 
 # A scorer takes token sequences and, per sequence, the index of its first scored token; it returns the summed
@@ -61,55 +63,9 @@ class ScoreConfig(BackendSettings):
 
 def score_pair(row: dict[str, Any], condition: str, style: str = "base") -> dict[str, Any]:
     """The prompt-completion pair whose completion is scored: ``training_pair``, with the conditioning description."""
-    from giftgen.prompts import training_pair
-
     if condition == "generating":
         row = {**row, "description": row["gen_description"]}
     return training_pair(row, row["code"], style=style)
-
-
-def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def encode_pair(tokenizer: Any, prompt: str | list[dict], completion: str | list[dict]) -> tuple[list[int], int]:
-    """Token ids of prompt + completion + EOS and the index of the first completion token.
-
-    Base style: the prompt is tokenised alone, as it is at inference, and the completion after it, then EOS.
-    Tokenising the two jointly (what TRL does with raw prompt-completion text) would merge the prompt's last
-    newline with the body's indentation (``"\\n" + "    "`` is one token in byte-level BPE), so the model would
-    be trained on a context it never sees when it generates. Tokenizers that change a text when it starts it
-    (SentencePiece's dummy-prefix space) cannot be split so; for them the joint tokenisation is used, with TRL's
-    rule: the completion starts where the tokenised prompt and prompt + completion diverge.
-    Chat style: the chat template renders both, and that rule splits them; the template closes the assistant
-    turn, which is the completion's end.
-    """
-    if isinstance(prompt, list):
-        prompt_ids = _ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True,
-                                                        return_dict=True))
-        full = _ids(tokenizer.apply_chat_template(prompt + completion, tokenize=True, return_dict=True))
-        return full, max(1, common_prefix_length(prompt_ids, full))
-    eos, eos_id = tokenizer.eos_token, tokenizer.eos_token_id
-    if eos is None or eos_id is None:
-        raise GiftgenError("the tokenizer has no EOS token, so the end of a code cannot be scored or learnt")
-    text = completion[: -len(eos)] if completion.endswith(eos) else completion
-    prompt_ids = list(tokenizer(prompt)["input_ids"])
-    ids = prompt_ids + list(tokenizer(text, add_special_tokens=False)["input_ids"])
-    joint = list(tokenizer(prompt + text)["input_ids"])
-    if ids != joint and tokenizer.decode(ids) != tokenizer.decode(joint):
-        # the separate tokenisation does not spell prompt + completion: fall back to the joint one
-        return joint + [eos_id], max(1, common_prefix_length(prompt_ids, joint))
-    # The first token is never predicted, so at least one token is context.
-    return ids + [eos_id], max(1, len(prompt_ids))
-
-
-def _ids(encoded: Any) -> list[int]:
-    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
 # --------------------------------------------------------------------------------------------------- rows
@@ -219,8 +175,6 @@ def _pad_id(tokenizer: Any) -> int:
 def transformers_scorer(model_name: str, *, device: str = "auto", dtype: str = "auto", pad_id: int = 0) -> Scorer:
     """Batched scoring with transformers: right padding plus an attention mask, one forward per batch."""
     import torch
-
-    from giftgen.backends.hf import resolve_device
 
     device = resolve_device(device)
     if dtype == "auto":

@@ -1,6 +1,6 @@
 """`giftgen select`: perplexity-weighted draw of K codes per problem; writes TRL prompt-completion rows.
 
-Contract (METHOD.md, step 3 and the training set of step 4):
+Contract (docs/method.md, step 3 and the training set of step 4):
 
 - Candidates of a problem are its rows with ``passed`` true (``giftgen verify``) that the chain marked ``kept``
   (at most one per Gibbs step, after burn-in and thinning; rows without a ``kept`` column count as kept;
@@ -35,6 +35,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, InputError
+from giftgen.prompts import training_pair
 from giftgen.records import require
 
 # The seed-schema columns prompts need; ``tests`` is left out on purpose (MBPP+ tests are large).
@@ -181,8 +182,6 @@ def _dedup(candidates: list[Candidate]) -> list[Candidate]:
 def select_rows(rows: Iterable[dict[str, Any]], config: SelectConfig,
                 seeds: Iterable[dict[str, Any]] | None = None) -> Iterator[dict[str, Any]]:
     """The training set: seed pairs (if asked) plus K perplexity-weighted draws per problem, as TRL rows."""
-    from giftgen.prompts import training_pair
-
     problems = group_problems(rows, need_ppl=config.temperature != 0, candidates=config.candidates)
     gold: dict[str, dict[str, Any]] = {}
     if config.include_reference:

@@ -18,9 +18,10 @@ import math
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-# The method each chain mode implements (METHOD.md, "Baselines"): the labels of reports and cards.
+# The method each chain mode implements (docs/method.md, "Baselines"): the labels of reports and cards.
 METHOD_NAMES = {"gibbs": "GiFT", "rft": "RFT", "rewrite": "RFT+RD"}
 # Chain columns that shape the sampled codes, recorded flat on every chain row (``chain.run_columns``).
 SAMPLING_COLUMNS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
@@ -105,23 +106,76 @@ def seeds_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "splits": _counts(r.get("split") for r in rows)}
 
 
+@dataclass
+class StepCount:
+    samples: int = 0
+    passed: int = 0
+    problems: set[Any] = field(default_factory=set)
+    solved: set[Any] = field(default_factory=set)  # problems with a passing code at this step
+
+
+@dataclass
+class ChainCount:
+    """One pass over chain rows, counting what every reader of them needs: the run's stage marker
+    (``giftgen.run.jobs``), the report and cards (``chain_stats``) and the miniature's diagnostics.
+
+    ``passed``: rows whose code passed in the chain (``chain_passed``); ``marked_kept``: rows the chain marked
+    ``kept``; ``solved``: problems with a passing code; ``kept_problems``: problems with a row marked kept;
+    ``steps``: per step (rows with an integer ``step``), samples, passes, problems and problems passed.
+    """
+
+    rows: int = 0
+    passed: int = 0
+    marked_kept: int = 0
+    problems: set[Any] = field(default_factory=set)
+    solved: set[Any] = field(default_factory=set)
+    kept_problems: set[Any] = field(default_factory=set)
+    steps: dict[int, StepCount] = field(default_factory=dict)
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        pid, ok = row.get("problem_id"), row.get("chain_passed") is True
+        self.rows += 1
+        self.problems.add(pid)
+        if ok:
+            self.passed += 1
+            self.solved.add(pid)
+        if row.get("kept"):
+            self.marked_kept += 1
+            self.kept_problems.add(pid)
+        step = row.get("step")
+        if isinstance(step, int) and not isinstance(step, bool):
+            s = self.steps.setdefault(step, StepCount())
+            s.samples += 1
+            s.problems.add(pid)
+            if ok:
+                s.passed += 1
+                s.solved.add(pid)
+
+    @property
+    def failing_steps(self) -> int:
+        """(problem, step) pairs none of whose codes passed: the step's description led to no correct code."""
+        return sum(len(s.problems - s.solved) for s in self.steps.values())
+
+    @property
+    def problem_steps(self) -> int:
+        return sum(len(s.problems) for s in self.steps.values())
+
+
+def count_chain(rows: Iterable[Mapping[str, Any]]) -> ChainCount:
+    """The ``ChainCount`` of chain rows (read once, row by row)."""
+    count = ChainCount()
+    for row in rows:
+        count.add(row)
+    return count
+
+
 def chain_stats(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Counts, pass rate per step, verdicts, kept codes and the sampling settings of chain rows."""
-    per_step: dict[int, dict[str, Any]] = {}
-    for r in rows:
-        step = r.get("step")
-        if not isinstance(step, int):
-            continue
-        s = per_step.setdefault(step, {"samples": 0, "passed": 0, "problems": set(), "solved": set()})
-        s["samples"] += 1
-        s["problems"].add(r.get("problem_id"))
-        if r.get("chain_passed") is True:
-            s["passed"] += 1
-            s["solved"].add(r.get("problem_id"))
+    per_step = count_chain(rows).steps
     steps = [
-        {"step": t, "samples": s["samples"], "passed": s["passed"],
-         "pass_rate": s["passed"] / s["samples"] if s["samples"] else None,
-         "problems": len(s["problems"]), "problems_passed": len(s["solved"])}
+        {"step": t, "samples": s.samples, "passed": s.passed,
+         "pass_rate": s.passed / s.samples if s.samples else None,
+         "problems": len(s.problems), "problems_passed": len(s.solved)}
         for t, s in sorted(per_step.items())
     ]
     passed = [r for r in rows if r.get("chain_passed") is True]

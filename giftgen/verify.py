@@ -13,12 +13,15 @@ everything else, so it is never dropped silently.
 from __future__ import annotations
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from giftgen.config import SandboxSettings, command_config, setting
-from giftgen.errors import ConfigError, InputError
+from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.progress import Progress
+from giftgen.records import require
+from giftgen.sandbox import Executor, Limits
 
 
 @command_config("verify")
@@ -49,8 +52,6 @@ class VerifyConfig(SandboxSettings):
         self.validate_sandbox()
 
     def limits(self) -> Any:
-        from giftgen.sandbox import Limits
-
         return Limits(timeout=self.timeout, program_timeout=self.program_timeout, memory_mb=self.memory_mb,
                       output_mb=self.output_mb)
 
@@ -83,9 +84,6 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
                 executor: Any = None) -> Iterator[dict[str, Any]]:
     """Verify ``rows`` in the sandbox; yield them (or, with ``keep="passed"``, those that passed) with the
     verdict columns, in input order. ``executor`` defaults to a ``giftgen.sandbox.Executor`` for ``config``."""
-    from giftgen.records import require
-    from giftgen.sandbox import Executor
-
     stats = stats if stats is not None else VerifyStats()
     owned = executor is None
     if owned:
@@ -124,3 +122,26 @@ def _emit(row: dict[str, Any], verdict: Any, config: VerifyConfig, stats: Verify
     out.update(verdict.to_columns())
     stats.written += 1
     yield out
+
+
+def check_sandbox_errors(stats: VerifyStats) -> None:
+    """Raise when programs met sandbox errors after retries: infrastructure, not wrong code (no result is final)."""
+    if stats.sandbox_errors:
+        where = ", ".join(map(str, stats.sandbox_error_rows)) + (", ..." if stats.sandbox_errors > 20 else "")
+        raise GiftgenError(f"{stats.sandbox_errors} of {stats.rows} programs met sandbox errors after retries "
+                           f"(rows {where}); the sandbox failed, not the programs",
+                           hint="see the `error` column of those rows (written with --keep all), then verify them "
+                                "again (a run: rerun the same command)")
+
+
+def verify_into(rows: Iterable[dict[str, Any]], config: VerifyConfig,
+                write: Callable[[Iterable[dict[str, Any]]], Any]) -> VerifyStats:
+    """Verify ``rows`` with progress on stderr and hand the verified rows to ``write``, which consumes them; then
+    raise (``check_sandbox_errors``) if any program met a sandbox error, once every row is written. What `giftgen
+    verify` and `giftgen run`'s verify job both call."""
+    stats = VerifyStats()
+    with Progress("verify") as progress:
+        write(progress.track(verify_rows(rows, config, stats)))
+        progress.extra = stats.summary()
+    check_sandbox_errors(stats)
+    return stats

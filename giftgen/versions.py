@@ -1,12 +1,13 @@
 """The versions of the libraries a run used, recorded in every run's summary, stage marker and card, so that a
 result that differs elsewhere can be traced to its torch, transformers, trl or datasets. Reads package metadata
-only (nothing is imported), so it costs milliseconds."""
+only (nothing is imported), so it costs milliseconds. ``__version__`` is giftgen's own (``giftgen.__version__``)."""
 
 from __future__ import annotations
 
 import platform
 from importlib import metadata
 
+__version__ = "0.1.0"
 LIBRARIES = ("giftgen", "torch", "transformers", "trl", "datasets", "peft", "accelerate")
 
 

@@ -147,7 +147,7 @@ def test_recipe_defaults_flags_override(tmp_path):
     resolved = yaml.safe_load(result.stdout)["chain"]
     assert resolved["steps"] == 7  # from the recipe
     assert resolved["n"] == 5  # the flag wins
-    assert resolved["top_k"] == 50  # the default (METHOD.md)
+    assert resolved["top_k"] == 50  # the default (docs/method.md)
 
 
 @pytest.mark.parametrize(
@@ -248,15 +248,17 @@ def test_debug_and_recipe_work_after_the_subcommand(tmp_path):
 
 
 def test_list_flags_take_commas_and_repeats():
-    result = run("run", "recipes/quickstart.yaml", "--arms", "gift,rft", "--arms", "control", "--seeds", "0, 1",
-                 "--print-config")
+    result = run("run", "recipes/quickstart.yaml", "--arms", "gift,rft", "--arms", "control", "--random-seeds",
+                 "0, 1", "--print-config")
     assert result.exit_code == 0, result.output
     import yaml
 
-    resolved = yaml.safe_load(result.stdout)["run"]
-    assert resolved["arms"] == ["gift", "rft", "control"] and resolved["seeds"] == [0, 1]
-    bad = run("run", "recipes/quickstart.yaml", "--seeds", "0,x", "--print-config")
+    resolved = yaml.safe_load(result.stdout)["grid"]  # a grid flag makes the run a grid (giftgen.miniature)
+    assert resolved["arms"] == ["gift", "rft", "control"] and resolved["random_seeds"] == [0, 1]
+    bad = run("run", "recipes/quickstart.yaml", "--random-seeds", "0,x", "--print-config")
     assert bad.exit_code == 2 and "'x' is not a valid integer" in bad.output
+    renamed = run("run", "recipes/quickstart.yaml", "--seeds", "0", "--print-config")  # the flag's old name
+    assert renamed.exit_code == 2 and "--random-seeds" in renamed.output
     # a label may hold a comma: it is not split
     assert "- a, b" in run("report", "d", "--label", "a, b", "--print-config").stdout
 

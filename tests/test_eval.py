@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from giftgen.backends.fake import FakeBackend
-from giftgen.chain import ChainConfig, code_stops
+from giftgen.chain import ChainConfig
 from giftgen.cli import main
 from giftgen.errors import ConfigError, InputError
 from giftgen.evaluate import (
@@ -32,6 +32,7 @@ from giftgen.prompts import (
     STDIO_STOP_STRINGS,
     STOP_STRINGS,
     code_prompt,
+    code_stops,
     cut_at_stops,
     program_body,
     training_pair,
@@ -162,7 +163,7 @@ def test_stop_strings_are_the_chains(data_dir):
             for r in (row, stdio_row()):
                 chain = ChainConfig(prompt_style=style, extraction=extraction)
                 ours = EvalConfig(prompt_style=style, extraction=extraction)
-                assert prompt_and_stops(r, ours)[1] == tuple(code_stops(r, chain))
+                assert prompt_and_stops(r, ours)[1] == code_stops(r, chain.prompt_style, chain.extraction)
 
 
 # --------------------------------------------------------------------------------------------------- summary
@@ -234,7 +235,7 @@ def test_the_backend_is_closed_once(data_dir, monkeypatch):
         def close(self) -> None:
             closed.append(len(self.calls))
 
-    monkeypatch.setattr("giftgen.backends.load_backend", lambda settings: Recording(script(rows)))
+    monkeypatch.setattr("giftgen.evaluate.load_backend", lambda settings: Recording(script(rows)))
     results = list(evaluate_rows(rows, EvalConfig(model="scripted", window=2)))
     assert len(results) == 4 and closed == [2]  # after the second (last) generation call, once
 
@@ -253,7 +254,7 @@ def test_a_window_is_verified_while_the_next_is_generated(data_dir, monkeypatch)
         def close(self) -> None:
             events.append("close")
 
-    monkeypatch.setattr("giftgen.backends.load_backend", lambda settings: Logged(script(rows)))
+    monkeypatch.setattr("giftgen.evaluate.load_backend", lambda settings: Logged(script(rows)))
     with Executor(workers=1) as real:
         class Spy:
             def plan(self, row):
@@ -283,7 +284,7 @@ def test_stopping_early_releases_the_model(data_dir, monkeypatch):
         def close(self) -> None:
             closed.append(True)
 
-    monkeypatch.setattr("giftgen.backends.load_backend", lambda settings: Recording(script(rows)))
+    monkeypatch.setattr("giftgen.evaluate.load_backend", lambda settings: Recording(script(rows)))
     gen = evaluate_rows(rows, EvalConfig(model="scripted", window=2))
     first = next(gen)
     assert first["problem_id"] == rows[0]["problem_id"] and not closed

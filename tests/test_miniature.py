@@ -11,11 +11,19 @@ from pathlib import Path
 
 import pytest
 
+from giftgen.cli import load_plan
 from giftgen.errors import ConfigError, InputError
 from giftgen.finetune import FinetuneConfig, mix_replay, replay_rows
-from giftgen.miniature import ARMS, cell_diagnostics, cell_plan, grid_summary, markdown_table, spread
+from giftgen.miniature import (
+    ARMS,
+    GridConfig,
+    cell_diagnostics,
+    cell_plan,
+    grid_summary,
+    markdown_table,
+    spread,
+)
 from giftgen.records import RowWriter
-from giftgen.run import RunConfig, load_run_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = REPO / "recipes" / "miniature.yaml"
@@ -65,18 +73,18 @@ def test_mix_replay_makes_the_share_of_the_training_set(tmp_path):
 
 
 def test_recipe_and_grid_plan():
-    plan = load_run_recipe(RECIPE)
-    run = plan.run
-    assert run.arms == ["gift", "rft", "rftrd", "control"] and len(run.seeds) >= 3
+    plan = load_plan(RECIPE)
+    run, grid = plan.run, plan.extras["grid"]
+    assert grid.arms == ["gift", "rft", "rftrd", "control"] and len(grid.random_seeds) >= 3
     assert (run.train_source, run.train_split, run.eval_split, run.eval2_split) == ("toy", "seed", "test3", "test2")
     assert run.eval_samples > 0 and run.replay_split == "pretrain"
-    assert plan.stages["pretrain"].output_dir == run.model  # the base model is trained where the run reads it
+    assert plan.extras["pretrain"].output_dir == run.model  # the base model is trained where the run reads it
     assert plan.stages["finetune"].max_steps  # a fixed budget: every arm, the control included, trains as long
     seen = {}
     for arm in ARMS:
         cell = cell_plan(plan, arm, 2, Path("/r") / arm / "seed-2", Path("/r/seeds/replay.jsonl"))
         t = cell.stages
-        assert "pretrain" not in t and cell.run.arms == [] and cell.run.run_dir == f"/r/{arm}/seed-2"
+        assert "pretrain" not in t and not cell.extras and cell.run.run_dir == f"/r/{arm}/seed-2"
         assert t["chain"].seed == plan.stages["chain"].seed + 2 and t["select"].seed == plan.stages["select"].seed + 2
         assert t["finetune"].seed == plan.stages["finetune"].seed + 2 and t["eval"].seed == plan.stages["eval"].seed + 2
         assert t["finetune"].replay == "/r/seeds/replay.jsonl"
@@ -88,14 +96,18 @@ def test_recipe_and_grid_plan():
 
 def test_grid_settings_are_checked(tmp_path):
     with pytest.raises(ConfigError, match="unknown arm"):
-        RunConfig(model="m", arms=["gift", "star"]).validate()
-    with pytest.raises(ConfigError, match="distinct seeds"):
-        RunConfig(model="m", arms=["gift"], seeds=[1, 1]).validate()
+        GridConfig(arms=["gift", "star"]).validate()
+    with pytest.raises(ConfigError, match="distinct random seeds"):
+        GridConfig(arms=["gift"], random_seeds=[1, 1]).validate()
     text, found = re.subn(r"^pretrain:.*$", r"\g<0>\n  output_dir: elsewhere", RECIPE.read_text(), flags=re.M)
     assert found == 1
     (tmp_path / "r.yaml").write_text(text)
     with pytest.raises(ConfigError, match="pretrain.output_dir is set by `giftgen run`"):
-        load_run_recipe(tmp_path / "r.yaml")
+        load_plan(tmp_path / "r.yaml")
+    for key, new in (("arms: [gift]", "run.arms is now grid.arms"), ("seeds: [0, 1]", "run.seeds is now grid.random_seeds")):
+        (tmp_path / "old.yaml").write_text(f"run:\n  model: m\n  {key}\n")  # the grid's old keys, under run
+        with pytest.raises(ConfigError, match=new):
+            load_plan(tmp_path / "old.yaml")
 
 
 def _chain_row(pid: str, step: int, sample: int, passed: bool, code: str = "def f(x):\n    return x\n") -> dict:
@@ -155,9 +167,9 @@ def test_spread_and_summary_of_a_layout(tmp_path):
 
 
 def test_control_arm_has_no_chain_in_its_plan():
-    plan = load_run_recipe(RECIPE)
+    plan = load_plan(RECIPE)
     control = cell_plan(plan, "control", 0, Path("/r/control/seed-0"), None)
-    # same fine-tuning budget and settings as the self-training arms; only its rows differ (Runner(arm="control"))
+    # same fine-tuning budget and settings as the self-training arms; only its rows differ (Runner(plan, codes=False))
     gift = cell_plan(plan, "gift", 0, Path("/r/gift/seed-0"), None)
     assert replace(control.stages["finetune"]) == gift.stages["finetune"]
 
@@ -173,7 +185,7 @@ def test_grid_end_to_end_small(tmp_path):
     from click.testing import CliRunner
 
     from giftgen.cli import main
-    from giftgen.report import write_report
+    from giftgen.miniature import is_grid, write_grid_report
 
     domain = tmp_path / "domain.yaml"
     domain.write_text(SMALL_DOMAIN)
@@ -182,7 +194,7 @@ def test_grid_end_to_end_small(tmp_path):
             "--set", f"pretrain.domain={domain}", "--set", "pretrain.steps=4", "--set", "pretrain.batch_size=8",
             "--set", "pretrain.warmup_steps=1", "--set", "pretrain.vocab_size=320",
             "--set", f"run.train_path={domain}", "--set", f"run.eval_path={domain}",
-            "--set", "run.arms=[gift,control]", "--set", "run.seeds=[0,1]", "--set", "run.eval_samples=2",
+            "--set", "grid.arms=[gift,control]", "--set", "grid.random_seeds=[0,1]", "--set", "run.eval_samples=2",
             "--set", "chain.steps=2", "--set", "chain.n=2", "--set", "chain.max_new_tokens=8",
             "--set", "chain.desc_max_new_tokens=8", "--set", "eval.max_new_tokens=8",
             "--set", "finetune.max_steps=2", "--set", "finetune.global_batch_size=4",
@@ -219,9 +231,12 @@ def test_grid_end_to_end_small(tmp_path):
     assert "chain finished earlier, skipped" in again.stderr and "run: round 1: chain with" not in again.stderr
     assert json.loads(again.stdout)["arms"]["gift"]["last_round"] == summary["arms"]["gift"]["last_round"]
 
-    report = write_report([run_dir])
-    assert "| GiFT | 2 |" in report.markdown and "| control | 2 |" in report.markdown
-    assert {p.name for p in report.plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
+    assert is_grid(run_dir) and not is_grid(run_dir / "gift" / "seed-0")
+    markdown, plots = write_grid_report(run_dir, run_dir / "report")
+    assert "| GiFT | 2 |" in markdown and "| control | 2 |" in markdown
+    assert {p.name for p in plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
+    shown = CliRunner().invoke(main, ["report", str(run_dir)])  # the CLI picks the grid's report
+    assert shown.exit_code == 0 and shown.stdout == markdown
 
 
 def _grid(pytestconfig, tmp_path, arms: str, seeds: str = "[0]") -> dict:
@@ -233,7 +248,7 @@ def _grid(pytestconfig, tmp_path, arms: str, seeds: str = "[0]") -> dict:
 
     model = pytestconfig.cache.mkdir("giftgen-miniature-base")
     args = ["run", str(RECIPE), "--model", str(model), "--run-dir", str(tmp_path / "grid"),
-            "--set", f"run.arms={arms}", "--set", f"run.seeds={seeds}"]
+            "--set", f"grid.arms={arms}", "--set", f"grid.random_seeds={seeds}"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)
@@ -242,12 +257,13 @@ def _grid(pytestconfig, tmp_path, arms: str, seeds: str = "[0]") -> dict:
 MARGIN = 0.04  # sampled pass@1 over the control, asserted (measured: 8.5 points for seed 0, 3.5 at least)
 
 
+@pytest.mark.slow  # pretrains the recipe's base model (about 7.5 minutes on 2 cores): a measured result
 def test_one_round_of_self_training_beats_the_same_steps_control(pytestconfig, tmp_path):
     """The miniature's effect, measured: recipes/miniature.yaml as it is (its base model: the default pretraining,
     7.5 minutes on 2 cores, then cached), one round of RFT and of the control that spends the same fine-tuning steps
     on the seed pairs, seed 0 (40 s), each evaluated on 100 unseen 3-operation problems (sampled pass@1, T = 1).
 
-    Measured (README, "The miniature"), seeds 0 / 1 / 2: base model 39.75%; control 41.0 / 42.0 / 42.75%; RFT
+    Measured (docs/experiments.md, "The miniature"), seeds 0 / 1 / 2: base model 39.75%; control 41.0 / 42.0 / 42.75%; RFT
     49.5 / 47.5 / 46.25%; GiFT 50.25 / 44.25 / 49.25%. RFT's margin over the control: 8.5 points for seed 0, 3.5 at
     least over the seeds; the seed-to-seed spread (max - min) is 1.75 points for the control and 3.25 for RFT. The
     asserted margin, 4 points, is above both spreads and half the measured one.
@@ -263,7 +279,7 @@ def test_one_round_of_self_training_beats_the_same_steps_control(pytestconfig, t
 
 @pytest.mark.slow
 def test_gift_and_rft_beat_the_control_on_every_seed(pytestconfig, tmp_path):
-    """The README's table, re-measured: GiFT, RFT and the control over seeds 0, 1 and 2 (5 minutes once the base
+    """The table of docs/experiments.md, re-measured: GiFT, RFT and the control over seeds 0, 1 and 2 (5 minutes once the base
     model is cached). Both self-training arms beat the control's sampled pass@1 on every seed (measured margins:
     RFT +3.5 to +8.5 points, GiFT +2.25 to +9.25); GiFT's chain drifts more than RFT's (75% of steps without a
     passing code against 38%)."""

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from giftgen.cli import main
 from giftgen.errors import ConfigError, GiftgenError
-from giftgen.pretrain import RECORD, PretrainConfig, batches, encode, learning_rate, pretrain
+from giftgen.miniature.pretrain import RECORD, PretrainConfig, batches, encode, learning_rate, pretrain
 from giftgen.seeds import toy
 
 SMALL_DOMAIN = {"n_seed": 8, "n_test3": 8, "n_test2": 8, "corpus_size": 300, "pretrain_three_op": 10}
@@ -99,7 +99,7 @@ def test_a_foreign_folder_is_refused(tmp_path, domain_file):
 def test_tokenisation_is_the_stages(small):
     from transformers import AutoTokenizer
 
-    from giftgen.score import encode_pair
+    from giftgen.prompts import encode_pair
 
     config, _ = small
     tokenizer = AutoTokenizer.from_pretrained(config.output_dir)
@@ -153,7 +153,7 @@ def test_cli_pretrain(small, tmp_path, domain_file):
 
 @pytest.mark.slow
 def test_the_real_model_lands_in_the_difficulty_window(tmp_path):
-    """The default pretraining lands in the miniature's window (README, "Miniature: toy domain"), by `giftgen eval`.
+    """The default pretraining lands in the miniature's window (docs/experiments.md, "Miniature: toy domain"), by `giftgen eval`.
 
     Measured with seed 0 on 2 CPU threads: test3 greedy 52%, sampled (T = 1, 4 samples) 36.75%, test2 greedy
     98.5%; seed 1 gave 56% / 40.5% / 98%. The bounds leave a few points for other CPUs' float rounding.

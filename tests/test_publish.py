@@ -43,8 +43,9 @@ def python(hub: HubServer, cwd: Path, code: str, *args: str) -> subprocess.Compl
 
 def add_model(run_dir: Path, tiny_model: Path) -> Path:
     """round-1/model as `giftgen finetune` leaves it: the weights and tokenizer, and the model card it writes."""
+    from giftgen.card import model_card
     from giftgen.config import resolve
-    from giftgen.finetune import FinetuneConfig, FinetuneResult, model_card
+    from giftgen.finetune import FinetuneConfig, FinetuneResult
 
     folder = run_dir / "round-1" / "model"
     if folder.exists():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from giftgen.cli import main
+from giftgen.cli import load_plan, main
 from giftgen.errors import ConfigError
 from giftgen.records import read_rows
 from giftgen.run import load_run_recipe, round_configs
@@ -32,7 +32,7 @@ def test_the_recipes_are_there():
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_loads_strictly_and_names_its_command(path):
-    plan = load_run_recipe(path)  # every section and key checked, every value validated
+    plan = load_plan(path)  # every section and key checked, every value validated (a grid's sections too)
     assert plan.run.model
     command = f"giftgen run recipes/{path.name}"
     assert command in path.read_text(), f"{path.name} does not say how to run it"
@@ -57,7 +57,7 @@ def test_a_misspelt_key_is_refused_with_the_valid_ones(tmp_path):
 
 
 def test_paper_recipes_hold_the_release_settings():
-    """METHOD.md's defaults, and the three methods differing only where the paper says they do."""
+    """docs/method.md's defaults, and the three methods differing only where the paper says they do."""
     for data, method in PAPER:
         plan = load_run_recipe(REPO / "recipes" / f"{method}-{data}.yaml")
         run, s = plan.run, plan.stages

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from giftgen.errors import InputError
-from giftgen.records import RowWriter, read_existing, read_rows, require, truncate_partial_line
+from giftgen.records import RowWriter, read_rows, require, truncate_partial_line
 
 ROWS = [
     {"problem_id": "p/1", "description": "Add one.", "tests": json.dumps({"kind": "assert", "asserts": []}),
@@ -96,7 +96,8 @@ def test_require_names_column_producer_and_row():
 def test_partial_last_line_is_cut_for_resume(tmp_path):
     path = tmp_path / "out.jsonl"
     path.write_bytes(b'{"a": 1}\n{"a": 2}\n{"a": 3, "b"')
-    assert read_existing(path) == [{"a": 1}, {"a": 2}]
+    truncate_partial_line(path)
+    assert list(read_rows(path)) == [{"a": 1}, {"a": 2}]
     with RowWriter(path, append=True) as w:
         w.write({"a": 3})
     assert list(read_rows(path)) == [{"a": 1}, {"a": 2}, {"a": 3}]
@@ -124,3 +125,23 @@ def test_failed_stage_leaves_no_partial_parquet(tmp_path):
             w.write(ROWS[0])
             raise RuntimeError("stage failed")
     assert not path.exists()
+
+
+def test_json_gz_reads_as_a_json_list_everywhere(tmp_path):
+    """One reader of JSON files: `.json.gz` is a gzipped `.json` (a list) for the stages and the seed sources
+    alike, and a `.json.gz` holding JSON Lines is the same error in both."""
+    from giftgen.seeds.common import read_records
+
+    rows = [{"a": 1}, {"a": 2}]
+    listed, lines = tmp_path / "rows.json.gz", tmp_path / "rows.jsonl.gz"
+    listed.write_bytes(gzip.compress(json.dumps(rows).encode()))
+    lines.write_bytes(gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in rows)))
+    for path in (listed, lines):
+        assert list(read_rows(path)) == rows
+        assert [row for _, row in read_records(str(path), "generic")] == rows
+    assert [n for n, _ in read_records(str(listed), "generic")] == [1, 2]
+    wrong = tmp_path / "lines.json.gz"
+    wrong.write_bytes(lines.read_bytes())
+    for read in (lambda: list(read_rows(wrong)), lambda: list(read_records(str(wrong), "generic"))):
+        with pytest.raises(InputError, match="lines.json.gz: invalid JSON"):
+            read()

@@ -1,6 +1,6 @@
 """The release-exact profile: the GiFT release's prompt bytes, its exemplar pools, and the `prompt` column.
 
-The reference functions below re-implement the release's prompt code as METHOD.md ("Exact prompt bytes of the
+The reference functions below re-implement the release's prompt code as docs/method.md ("Exact prompt bytes of the
 release") gives it (MBPP/_utils.py ``extract_code_head`` and ``construct_sum_prompt``), over the raw MBPP file.
 """
 
@@ -40,7 +40,7 @@ SEED_IDS = set(range(1, 11)) | set(range(511, 975))
 
 
 def release_code_prompt(code: str, query: str, tests: list[str]) -> str:
-    """MBPP/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    """MBPP/_utils.py ``extract_code_head``, as docs/method.md gives it."""
     code = code.replace("\t", "    ").replace("\r", "")
     head = []
     for item in code.split("\n"):
@@ -339,7 +339,7 @@ class _PlanningExecutor(FailingExecutor):
 
 
 def release_apps_prompt(code: str, query: str) -> str:
-    """APPS/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    """APPS/_utils.py ``extract_code_head``, as docs/method.md gives it."""
     code = code.replace("\t", "    ").replace("\r", "")
     head = []
     for item in code.split("\n"):

@@ -423,7 +423,7 @@ def test_a_chain_killed_mid_step_continues_where_it_stopped(reference, recipe_fi
 
 
 def test_finetune_under_a_launcher(recipe_file, tiny_model, tmp_path):
-    """`run.finetune_launcher` runs finetune as `LAUNCHER -m giftgen.stages JOB.json`: here accelerate itself, on
+    """`run.finetune_launcher` runs finetune as `LAUNCHER -m giftgen.run.jobs JOB.json`: here accelerate itself, on
     CPU with one process (the multi-GPU configs in recipes/accelerate/ use the same path)."""
     pytest.importorskip("accelerate")
     launcher = (f"{sys.executable} -m accelerate.commands.launch --cpu --num_processes 1 --num_machines 1 "

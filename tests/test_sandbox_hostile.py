@@ -1,4 +1,4 @@
-"""One test per hostile class of SANDBOX.md, and one per legitimate program that naive sandboxes reject.
+"""One test per hostile class of docs/sandbox.md, and one per legitimate program that naive sandboxes reject.
 
 Each hostile program does its attack and then returns the right answer, so it would pass if the attack were
 merely ignored: a non-pass verdict here means the sandbox stopped it. After each one we also check that the

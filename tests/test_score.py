@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from giftgen.cli import main
 from giftgen.errors import GiftgenError, InputError
-from giftgen.prompts import training_pair
-from giftgen.score import ScoreConfig, encode_pair, score_rows
+from giftgen.prompts import encode_pair, training_pair
+from giftgen.score import ScoreConfig, score_rows
 from tests.rows import chain_rows, seed_rows, variants
 
 

@@ -35,6 +35,7 @@ from giftgen.backends.base import (
     prompt_key,
 )
 from giftgen.errors import ConfigError, GiftgenError
+from giftgen.records import records_stream
 
 
 def load(settings: BackendSettings) -> VLLMBackend:
@@ -55,7 +56,6 @@ class VLLMBackend:
     def __init__(self, model: str, *, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, seed: int = 0):
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
-        from giftgen.records import records_stream
 
         records_stream()  # fd 1 -> stderr, before vLLM starts worker processes that inherit it
         try:

@@ -24,6 +24,9 @@ import sys
 import time
 from typing import Any
 
+from giftgen.sandbox import richwire
+from giftgen.sandbox.wire_error import WireError
+
 MAX_DEPTH = 200
 
 
@@ -37,10 +40,6 @@ class Opaque:
 
     def __repr__(self) -> str:
         return f"<unencodable {self.type_name}>"
-
-
-class WireError(ValueError):
-    """Malformed data from the other side."""
 
 
 class OversizeError(WireError):
@@ -62,8 +61,6 @@ def to_wire(value: Any, depth: int = 0, rich: bool = False) -> Any:
     if t is float:
         return value
     if rich and t is not int and t is not list and t is not tuple and t is not dict:
-        from giftgen.sandbox import richwire
-
         encoded = richwire.encode(value, depth, lambda v, d: to_wire(v, d, True))
         if encoded is not None:
             return encoded
@@ -142,8 +139,6 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
         if tag == "x" and type(v) is str:
             return Opaque(v)
         if rich:
-            from giftgen.sandbox import richwire
-
             if tag in richwire.TAGS:
                 return richwire.decode(tag, v, depth, lambda x, dd: from_wire(x, dd, True))
     except (TypeError, UnicodeError, OverflowError, ValueError) as e:  # unhashable keys, bad bytes

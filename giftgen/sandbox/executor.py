@@ -29,16 +29,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
-from giftgen.config import check_workers
-from giftgen.errors import InputError
+from giftgen.errors import ConfigError, InputError
 from giftgen.sandbox.packages import DEFAULT as DEFAULT_PACKAGES
 from giftgen.sandbox.packages import allowed_packages
 from giftgen.sandbox.plan import Plan, make_plan
 from giftgen.sandbox.probe import probe
 from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteGone, ZygoteHandle
-from giftgen.sandbox.runs import Runner
+from giftgen.sandbox.runs import ProgramSession
 from giftgen.sandbox.verdict import ERROR_CAP, MAX_PROGRAM_BYTES, Limits, Verdict
 
+
+def check_workers(workers: int) -> None:
+    """Sandbox workers: each is two interpreters; more than a few per core only thrash."""
+    most = max(64, 4 * (os.cpu_count() or 1))
+    if workers > most:
+        raise ConfigError(f"workers must be at most {most} (64, or 4 per CPU core), got {workers}")
 
 class Executor:
     """Run programs against tests in the sandbox. Use as a context manager.
@@ -65,7 +70,7 @@ class Executor:
         check_workers(workers)
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         # Two zygotes per worker: while one's program runs, the other's child is being reaped or forked ahead.
-        # Programs themselves never run more than `workers` at a time (Runner's slots).
+        # Programs themselves never run more than `workers` at a time (ProgramSession's slots).
         self.pipelines = 2 * self.workers
         self.limits = limits
         self.tests = tests
@@ -74,7 +79,7 @@ class Executor:
         self.preload = tuple(preload)
         names = sorted({m.split(".")[0] for m in self.preload})
         self._preload_pattern = re.compile(r"\b(?:" + "|".join(map(re.escape, names)) + r")\b") if names else None
-        self.runner = Runner(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
+        self.runner = ProgramSession(limits, fail_fast, slots=threading.BoundedSemaphore(self.workers))
         self.sandbox_errors = 0
         self._queue: deque[tuple[str, Plan, Future] | None] = deque()
         self._cv = threading.Condition()

@@ -17,6 +17,8 @@ import re
 import sys
 from pathlib import Path
 
+from giftgen.errors import ConfigError
+
 DEFAULT = ("numpy", "pandas")  # CodeInsight's programs and tests use both
 # Evaluation harnesses and benchmark packages (they ship reference solutions or expected outputs), and giftgen.
 FORBIDDEN_NAMES = frozenset(
@@ -75,8 +77,6 @@ def allowed_packages(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=16)
 def _allowed(names: tuple[str, ...]) -> tuple[str, ...]:
     import importlib.util
-
-    from giftgen.errors import ConfigError
 
     chosen: list[str] = []
     for raw in names:

@@ -31,7 +31,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from giftgen.sandbox.codec import WireError
+from giftgen.sandbox.wire_error import WireError
 
 MAX_ARRAY_BYTES = 256 << 20  # memory one decoded array may take
 MAX_DIMS = 32

@@ -1,6 +1,6 @@
 """Running one program under one plan: the conversations with sandboxed children, and the verdict.
 
-Contract. ``Runner(limits, fail_fast)`` has one method per plan mode (``calls``, ``oracle``, ``stdio``) and
+Contract. ``ProgramSession(limits, fail_fast)`` has one method per plan mode (``calls``, ``oracle``, ``stdio``) and
 ``reference`` (expected outputs from a reference solution). Each takes a ``ZygoteHandle``, spawns fresh children,
 talks to them with deadlines, kills and reaps them, and returns a ``Verdict`` built here, in the parent, from
 plain data. Raises ``SandboxFailure`` when the infrastructure breaks and ``InputError`` when the problem itself is
@@ -31,7 +31,7 @@ SETUP_TIMEOUT = 20.0  # seconds for a fresh child to lock itself down and say "r
 REFERENCE_FACTOR = 3.0  # a program may take this many times its reference solution's time (if over the limit)
 
 
-class Runner:
+class ProgramSession:
     """``slots`` (a semaphore, optional) bounds how many programs run at once: a program holds one from its
     spawn to its last reply, so forking ahead, killing and reaping overlap other programs' runs without ever
     making them share a core beyond the bound (its deadlines are wall-clock)."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from giftgen.errors import ConfigError
+
 STATUSES = ("pass", "wrong_answer", "runtime_error", "timeout", "memory_limit", "output_limit", "syntax_error",
             "sandbox_error")
 ERROR_CAP = 2000  # characters kept of an error message
@@ -38,8 +40,6 @@ class Limits:
     max_files: int = 256  # open file descriptors
 
     def validate(self) -> None:
-        from giftgen.errors import ConfigError
-
         if not (0 < self.timeout < 1e6 and 0 < self.program_timeout < 1e6):  # refuses nan and inf too
             raise ConfigError("timeout and program_timeout must be positive, finite seconds (under 1e6)")
         if self.memory_mb < 128:

@@ -11,7 +11,6 @@ Reference analysis (``entry_def``, ``head_of``, ``doctest_from_assert``) works o
 from __future__ import annotations
 
 import ast
-import gzip
 import io
 import json
 import tokenize
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import InputError
+from giftgen.records import JSON_FILES, read_numbered
 
 SEED_COLUMNS = (
     "problem_id",
@@ -138,49 +138,12 @@ def require_file(path: str, source: str) -> Path:
 
 
 def read_records(path: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line or item number, object) from a ``.jsonl``, ``.jsonl.gz`` or ``.json`` (a list) file."""
+    """Yield (line or item number, object) from a ``.jsonl``, ``.jsonl.gz``, ``.json`` or ``.json.gz`` (a list)
+    file, read as every stage reads it (``giftgen.records.read_numbered``)."""
     p = require_file(path, source)
-    name = p.name.lower()
-    if name.endswith(".json") or name.endswith(".json.gz"):
-        raw = _read_bytes(p)
-        try:
-            data = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise InputError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(data, list):
-            raise InputError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
-        for i, item in enumerate(data, start=1):
-            if not isinstance(item, dict):
-                raise InputError(f"{path}, item {i}: expected a JSON object, got {type(item).__name__}")
-            yield i, item
-        return
-    if not (name.endswith(".jsonl") or name.endswith(".jsonl.gz")):
-        raise InputError(f"{path}: cannot tell the format", hint="use .jsonl, .jsonl.gz or .json")
-    opener = gzip.open if name.endswith(".gz") else open
-    try:
-        with opener(p, "rb") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    raise InputError(f"{path}, line {lineno}: invalid JSON ({e})") from None
-                if not isinstance(item, dict):
-                    raise InputError(f"{path}, line {lineno}: expected a JSON object, got {type(item).__name__}")
-                yield lineno, item
-    except (OSError, EOFError) as e:  # a truncated or non-gzip .gz file
-        raise InputError(f"{path}: cannot read ({e})") from None
-
-
-def _read_bytes(p: Path) -> bytes:
-    if p.name.lower().endswith(".gz"):
-        try:
-            with gzip.open(p, "rb") as f:
-                return f.read()
-        except (OSError, EOFError) as e:
-            raise InputError(f"{p}: cannot read ({e})") from None
-    return p.read_bytes()
+    if not p.name.lower().endswith(JSON_FILES):
+        raise InputError(f"{path}: cannot tell the format", hint="use .jsonl, .jsonl.gz, .json or .json.gz")
+    yield from read_numbered(p)
 
 
 def require_fields(item: Mapping[str, Any], fields: Iterable[str], where: str, fmt: str) -> None:
@@ -273,7 +236,7 @@ def header_end_line(code: str, node: ast.FunctionDef | ast.AsyncFunctionDef) -> 
 
 
 def head_of(reference: str, entry_point: str) -> str:
-    """Everything in ``reference`` up to and including the ``def`` line of ``entry_point`` (METHOD.md, "Prompts").
+    """Everything in ``reference`` up to and including the ``def`` line of ``entry_point`` (docs/method.md, "Prompts").
 
     This keeps the imports and any helper defined before the entry point, so the prompt is always a prefix of
     the reference. Raises ``ValueError`` when the reference does not parse or does not define the entry point.

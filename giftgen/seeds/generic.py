@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import InputError
+from giftgen.records import read_rows
 from giftgen.seeds.common import (
     SEED_COLUMNS,
     check_reference,
@@ -65,8 +66,6 @@ def load(path: str | None, split: str | None) -> Iterator[dict[str, Any]]:
 
 def _items(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
     if Path(path).name.lower().endswith(".parquet"):
-        from giftgen.records import read_rows
-
         require_file(path, "generic")
         for number, item in enumerate(read_rows(path), start=1):
             yield f"{path}, row {number}", item

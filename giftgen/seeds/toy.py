@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields, replace
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import InputError
+from giftgen.prompts import code_prompt, program_body, summary_prompt
 from giftgen.seeds.common import parse_split, seed_row
 
 SOURCE = "toy"
@@ -540,8 +540,6 @@ def _style(domain: ToyDomain, shape: int, key: str, draw: random.Random | None =
 
 def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
     """The pretraining corpus: ``corpus_size`` prompt-completion rows in both directions (module docstring)."""
-    from giftgen.prompts import code_prompt, program_body, summary_prompt
-
     splits = make_splits(domain)
     pools = [(splits.one_op, domain.one_op_share), (splits.three_op, domain.three_op_share),
              (splits.two_op, 1.0 - domain.one_op_share - domain.three_op_share)]
@@ -585,7 +583,3 @@ def load(path: str | None, split: str | None) -> Iterator[dict[str, Any]]:
         return
     for name in names:
         yield from seed_rows(domain, name)
-
-
-def domain_json(domain: ToyDomain) -> str:
-    return json.dumps(domain.as_dict(), sort_keys=True)

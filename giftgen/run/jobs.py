@@ -11,9 +11,9 @@ complete or absent-or-replaceable, never half-counted:
   complete and on disk, so a rerun redoes them from their inputs and never duplicates a row;
 - ``finetune`` trains into ``output`` after removing what a killed attempt left there.
 
-The caller (``giftgen.run``) records completion with a marker written after the stage returns; an output without
+The caller (``giftgen.run.rounds``) records completion with a marker written after the stage returns; an output without
 its marker is unfinished. Jobs run in the caller's process (``execute``) or in a child process of their own
-(``python -m giftgen.stages JOB.json``), which frees every byte of memory the stage's model held (GPU included,
+(``python -m giftgen.run.jobs JOB.json``), which frees every byte of memory the stage's model held (GPU included,
 and vLLM's reservation) when it exits. The child dies with its parent (Linux ``PR_SET_PDEATHSIG``), so a killed
 run leaves no stage writing behind it.
 """
@@ -27,11 +27,22 @@ import shutil
 import sys
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from giftgen.chain import chain_into, check_problems
+from giftgen.config import resolve
 from giftgen.errors import GiftgenError, InputError
+from giftgen.evaluate import check_complete, evaluate_into, print_summary
+from giftgen.finetune import finetune
+from giftgen.progress import Progress
 from giftgen.records import RowWriter, read_rows
+from giftgen.run.recipe import STAGE_CONFIGS
+from giftgen.score import score_rows
+from giftgen.selection import select_rows
+from giftgen.stats import count_chain
+from giftgen.verify import verify_into
 
 # The stages that load a model: run in a child process when the run isolates them.
 MODEL_STAGES = ("chain", "score", "finetune", "eval")
@@ -81,62 +92,42 @@ def write_rows_atomic(path: Path, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def chain_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from contextlib import closing
-
-    from giftgen.chain import check_problems, prepare_resume, run_chain
-    from giftgen.progress import Progress, log
-
     out = Path(output)
     problems = check_problems(read_rows(inputs["seeds"]))
-    done = prepare_resume(out, problems, config) if out.exists() else []
-    if done:
-        log(f"chain: resuming {out} after step {len(done) // max(1, len(problems) * config.n)}")
-    with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
-            closing(run_chain(problems, config, done=done, progress=progress)) as rows, \
-            RowWriter(out, append=bool(done), in_place=True) as writer:  # the run's marker says when it is done
-        writer.write_many(rows)
+
+    def write(rows: Iterable[dict[str, Any]], append: bool) -> None:
+        with RowWriter(out, append=append, in_place=True) as writer:  # the run's marker says when it is done
+            writer.write_many(rows)
+
+    chain_into(problems, config, write, resume_from=out if out.exists() else None)
     fsync_path(out)
     return chain_counts(read_rows(out))
 
 
 def verify_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from giftgen.verify import VerifyStats, verify_rows
-
     # Only rows that can become selection candidates are verified again: those the chain kept (at most
-    # `kept_per_step` passing codes per step, METHOD.md step 1), or with `select --candidates passed` every row
-    # that passed in the chain. A row that failed there fails here too; verifying it would only cost time.
+    # `kept_per_step` passing codes per step, docs/method.md step 1), or with `select --candidates passed` every
+    # row that passed in the chain. A row that failed there fails here too; verifying it would only cost time.
     column = "chain_passed" if inputs.get("candidates") == "passed" else "kept"
     rows = (row for row in read_rows(inputs["rows"]) if row.get(column) is True)
-    stats = VerifyStats()
-    write_rows_atomic(Path(output), verify_rows(rows, config, stats))
-    if stats.sandbox_errors:  # infrastructure, not wrong code: no marker, so a rerun verifies again
-        raise GiftgenError(f"verify: {stats.sandbox_errors} code(s) ended in sandbox_error after retries",
-                           hint="see the sandbox messages above; rerun the same command to verify again")
+    # sandbox errors raise after the rows are written: no marker, so a rerun verifies again
+    verify_into(rows, config, lambda verified: write_rows_atomic(Path(output), verified))
     return verify_counts(read_rows(output))
 
 
 def score_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from giftgen.progress import Progress
-    from giftgen.score import score_rows
-
     with Progress("score") as progress:
         write_rows_atomic(Path(output), score_rows(read_rows(inputs["rows"]), config, progress=progress))
     return score_counts(read_rows(output))
 
 
 def select_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from giftgen.selection import select_rows
-
     seeds = read_rows(config.seeds) if config.seeds else None
     write_rows_atomic(Path(output), select_rows(read_rows(inputs["rows"]), config, seeds))
     return select_counts(read_rows(output))
 
 
 def finetune_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from dataclasses import asdict, replace
-
-    from giftgen.finetune import finetune
-
     out = Path(output)
     if out.exists() and _rank_zero():  # what a killed attempt left: train again from the start
         shutil.rmtree(out, ignore_errors=True)
@@ -145,16 +136,11 @@ def finetune_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str
 
 
 def eval_stage(config: Any, inputs: dict[str, str], output: str) -> dict[str, Any]:
-    from giftgen.evaluate import evaluate_into, print_summary
-    from giftgen.progress import Progress
-
     with Progress("eval", unit="problems") as progress:
         summary = evaluate_into(read_rows(inputs["seeds"]), config, lambda rows: write_rows_atomic(Path(output), rows),
                                 progress=progress, input=inputs["seeds"])
     print_summary(summary)
-    if summary["incomplete_problems"]:  # as `giftgen eval`: infrastructure failures are not a result
-        raise GiftgenError(f"eval: {summary['incomplete_problems']} problem(s) had sandbox errors",
-                           hint="rerun the same command to evaluate again")
+    check_complete(summary)  # as `giftgen eval`: infrastructure failures are not a result
     return summary
 
 
@@ -166,16 +152,9 @@ STAGES = {"chain": chain_stage, "verify": verify_stage, "score": score_stage, "s
 
 
 def chain_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    problems, solved = set(), set()
-    total = kept = passed = 0
-    for row in rows:
-        total += 1
-        problems.add(row["problem_id"])
-        passed += bool(row.get("chain_passed"))
-        if row.get("kept"):
-            kept += 1
-            solved.add(row["problem_id"])
-    return {"rows": total, "problems": len(problems), "solved": len(solved), "kept": kept, "passed": passed}
+    count = count_chain(rows)
+    return {"rows": count.rows, "problems": len(count.problems), "solved": len(count.kept_problems),
+            "kept": count.marked_kept, "passed": count.passed}
 
 
 def verify_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -216,24 +195,11 @@ def select_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:
     """Run one job: ``{"stage", "config" (the section as a dict), "inputs", "output"}``; return its result."""
-    from giftgen.config import CONFIGS, resolve
-
-    _import_configs()
     stage = job["stage"]
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    config = resolve(CONFIGS[stage], job["config"])
+    config = resolve(STAGE_CONFIGS[stage], job["config"])
     return STAGES[stage](config, dict(job["inputs"]), job["output"])
-
-
-def _import_configs() -> None:
-    # Each stage module registers its config class when imported; all are light at module level.
-    import giftgen.chain  # noqa: F401
-    import giftgen.evaluate  # noqa: F401
-    import giftgen.finetune  # noqa: F401
-    import giftgen.score  # noqa: F401
-    import giftgen.selection  # noqa: F401
-    import giftgen.verify  # noqa: F401
 
 
 def die_with_parent(parent: int | None = None) -> None:
@@ -258,16 +224,16 @@ def _rank_zero() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m giftgen.stages JOB.json``: run the job; write ``{"result": ...}`` or ``{"error": ...}`` to
+    """``python -m giftgen.run.jobs JOB.json``: run the job; write ``{"result": ...}`` or ``{"error": ...}`` to
     the job's ``result`` file. Exit code 0 on success, else the error's."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m giftgen.stages JOB.json", file=sys.stderr)
+        print("usage: python -m giftgen.run.jobs JOB.json", file=sys.stderr)
         return 2
     die_with_parent()
     job = json.loads(Path(args[0]).read_text())
     result_path = Path(job["result"])
-    # stdout is the run's stderr here (see run.py), so library prints cannot reach the run's records
+    # stdout is the run's stderr here (see giftgen.run.rounds), so library prints cannot reach the run's records
     try:
         result = execute(job)
     except GiftgenError as e:

@@ -8,7 +8,7 @@ cosine decay, loss on the completion and its EOS only, the prompt masked). The o
 ``AutoTokenizer`` / ``AutoModelForCausalLM`` and its generation config has pad != EOS, so every stage takes it as
 ``--model DIR``.
 
-Tokenisation is the stages' (``score.encode_pair``): the prompt alone, as at inference, then the completion, then
+Tokenisation is the stages' (``prompts.encode_pair``): the prompt alone, as at inference, then the completion, then
 EOS. The tokenizer's pre-tokenizer isolates newlines, so a prompt that ends with one (every prompt here does)
 tokenises to a prefix of prompt + completion: the joint and separate tokenisations agree.
 
@@ -35,6 +35,8 @@ from typing import Any
 from giftgen.config import command_config, setting, to_dict
 from giftgen.errors import ConfigError, GiftgenError
 from giftgen.progress import Progress, log
+from giftgen.seeds.toy import corpus, load_domain
+from giftgen.versions import __version__
 
 RECORD = "giftgen-pretrain.json"
 EOS, PAD = "<|endoftext|>", "<|pad|>"
@@ -92,8 +94,6 @@ class PretrainResult:
 
 def settings_hash(config: PretrainConfig) -> tuple[str, dict[str, Any]]:
     """The cache key and what it was computed from."""
-    from giftgen import __version__
-    from giftgen.seeds.toy import load_domain
 
     settings = {k: v for k, v in to_dict(config).items() if k not in _NOT_HASHED}
     settings.pop("domain")
@@ -126,7 +126,7 @@ def train_tokenizer(texts: list[str], vocab_size: int) -> Any:
 
 
 def encode(tokenizer: Any, rows: list[dict[str, Any]]) -> list[tuple[list[int], int]]:
-    """(prompt + completion + EOS ids, index of the first completion token) per row, as ``score.encode_pair``."""
+    """(prompt + completion + EOS ids, index of the first completion token) per row, as ``prompts.encode_pair``."""
     prompts = tokenizer([r["prompt"] for r in rows])["input_ids"]
     completions = tokenizer([r["completion"] for r in rows], add_special_tokens=False)["input_ids"]
     eos = tokenizer.eos_token_id
@@ -198,8 +198,6 @@ def build_model(config: PretrainConfig, tokenizer: Any) -> Any:
 def pretrain(config: PretrainConfig) -> PretrainResult:
     """Train (or find cached) the toy base model in ``config.output_dir``; see the module docstring."""
     import torch
-
-    from giftgen.seeds.toy import corpus, load_domain
 
     out = Path(config.output_dir)
     digest, keyed = settings_hash(config)
