@@ -8,13 +8,20 @@ Contract (METHOD.md, "One round" step 1, "Prompts", "Baselines"). Per problem, f
   with an exemplar (another problem's reference and seed description, drawn per problem and step; never the
   problem itself). Descriptions are never filtered. Chosen codes are marked ``kept`` on steps B+m, B+2m, ...
   (burn-in B, thinning m). Every step summarises, the last one too, so a chain can be extended later.
+- gibbs variants (off by default; recorded in ``chain_settings`` when on): ``accept`` keeps a new description
+  only if one of its codes passes, else the next step returns to the last description that had a passing code
+  (``summary_source`` "rejected", no summary that step); ``summary_candidates`` k > 1 samples k summaries and
+  continues from the first whose ``n`` probe codes (verified, then dropped) include a passing one, else the
+  first (``summary_rank`` on the carrier row).
 - ``rft``: codes from d0 only, the same budget (R steps x n codes); every passing code is kept.
 - ``rewrite`` (RFT+RD): each step paraphrases d0 (description sampling settings), then samples n codes from the
-  paraphrase; every passing code is kept.
+  paraphrase; every passing code is kept. With ``rewrite_from: code`` the new description instead summarises a
+  code sampled from d0 (n codes sampled and verified, one passing code chosen at random, else the reference):
+  descriptions from one Gibbs step, the paper's Figure 4.
 
 Rows: one per sampled code, passing or not, step-major (all problems' step 1, then step 2, ...; problems in input
 order, samples in order). Seed columns pass through; added: ``chain_id``, ``step`` (1-based), ``sample`` (0-based),
-``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
+``prompt`` (the exact code prompt the sample was generated from), ``gen_description``, ``raw``, ``code``, ``gen_tokens``, ``finish_reason``, ``chain_status``, ``chain_passed``,
 ``kept``, and, in gibbs mode, on the row whose code was summarised (the first chosen code; the step's first row
 when none passed; null on every other row): ``next_description``, ``summary_source`` (``step``,
 ``last-passing``, ``reference``, or null when there was nothing to summarise and the description stays) and
@@ -36,6 +43,7 @@ code that does not compile is judged ``syntax_error`` here, without a sandbox pr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import warnings
@@ -46,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.backends import BackendSettings
-from giftgen.config import command_config, setting
+from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.records import require
@@ -59,10 +67,12 @@ AST_STOP_STRINGS = ["\nif __name__", "\nassert ", "\nprint(", '\n"""', "\n```", 
 _SETTINGS_COLUMN = ("n", "kept_per_step", "fallback", "burn_in", "thinning", "prompt_style", "extraction",
                     "desc_temperature", "desc_top_p", "desc_top_k", "desc_max_new_tokens", "tests", "max_tests",
                     "timeout")
+# Chain variants, recorded in ``chain_settings`` only when set, so that the paper's chain writes the rows it did.
+_VARIANT_DEFAULTS = {"accept": False, "summary_candidates": 1}
 
 
 @command_config("chain")
-class ChainConfig(BackendSettings):
+class ChainConfig(BackendSettings, SandboxSettings):
     mode: str = setting("gibbs", "gibbs: GiFT's chain; rft: codes from the seed description only; rewrite: RFT+RD.",
                         choices=("gibbs", "rft", "rewrite"))
     steps: int = setting(20, "Chain steps R per problem.", flag="-R")
@@ -78,10 +88,20 @@ class ChainConfig(BackendSettings):
     kept_per_step: int = setting(1, "gibbs: passing codes kept per step, chosen at random (0: all).")
     fallback: str = setting("last-passing", "gibbs: code summarised when none passed: the chain's last passing "
                             "code (else the reference), or always the reference.", choices=FALLBACKS)
+    accept: bool = setting(False, "gibbs variant: keep a new description only if one of its codes passes; "
+                           "otherwise return to the last description that had a passing code (stops drift).")
+    summary_candidates: int = setting(1, "gibbs variant: sample this many summaries per step and continue from "
+                                      "the first whose n probe codes include a passing one (1: the paper's chain).")
+    rewrite_from: str = setting("paraphrase", "rewrite: new descriptions paraphrase d0 (RFT+RD), or summarise a "
+                                "code sampled from d0 (code: one Gibbs step from the seed, the paper's Figure 4).",
+                                choices=("paraphrase", "code"))
     burn_in: int = setting(0, "gibbs: steps whose codes are never marked kept (the chain still runs them).")
     thinning: int = setting(1, "gibbs: after burn-in, mark codes kept every m-th step only.")
-    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings) or chat (chat template).",
-                                choices=("base", "chat"))
+    prompt_style: str = setting("base", "Prompt format: base (plain text, stop strings), chat (chat template) or "
+                                "release (the GiFT release's exact prompt bytes).", choices=("base", "chat", "release"))
+    exemplars: str | None = setting(None, "gibbs: summary exemplars from this pool file (the release's "
+                                    "ict_data*.json: a JSON list of [problem, description]; default: the other seed "
+                                    "problems' own descriptions).")
     extraction: str = setting("stop", "Code extraction: stop (the release's stop strings) or ast (keeps helpers).",
                               choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
@@ -95,6 +115,7 @@ class ChainConfig(BackendSettings):
 
     def validate(self) -> None:
         for name, low in (("steps", 1), ("n", 1), ("kept_per_step", 0), ("burn_in", 0), ("thinning", 1),
+                          ("summary_candidates", 1),
                           ("workers", 0), ("max_tests", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
@@ -104,13 +125,14 @@ class ChainConfig(BackendSettings):
         # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
         self.code_sampling(0, [])
         self.desc_sampling(0)
+        self.validate_sandbox()
 
-    def code_sampling(self, step: int, stop: list[str]) -> Any:
+    def code_sampling(self, step: int, stop: list[str], kind: str = "code") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
 
         return Sampling(n=self.n, temperature=float(self.temperature), top_p=float(self.top_p), top_k=self.top_k,
                         max_new_tokens=self.max_new_tokens, stop=list(stop),
-                        seed=derive_seed(self.seed, "code", step))
+                        seed=derive_seed(self.seed, kind, step))
 
     def desc_sampling(self, step: int, kind: str = "summary") -> Any:
         from giftgen.backends.base import Sampling, derive_seed
@@ -118,7 +140,7 @@ class ChainConfig(BackendSettings):
 
         return Sampling(n=1, temperature=float(self.desc_temperature), top_p=float(self.desc_top_p),
                         top_k=self.desc_top_k, max_new_tokens=self.desc_max_new_tokens,
-                        stop=list(SUMMARY_STOP) if self.prompt_style == "base" else [],
+                        stop=list(SUMMARY_STOP) if self.prompt_style != "chat" else [],
                         seed=derive_seed(self.seed, kind, step))
 
 
@@ -141,6 +163,11 @@ class _Chain:
     plan: Any
     last_passing: str | None = None
     stops: tuple[str, ...] = ()
+    accepted: str | None = None  # accept variant: the last description one of whose codes passed (d0 at first)
+
+    def __post_init__(self) -> None:
+        if self.accepted is None:
+            self.accepted = self.description
 
 
 def check_problems(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -159,6 +186,76 @@ def check_problems(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def exemplar_pool(rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
     """(problem_id, reference, seed description) of every seed row with a reference: the summary exemplars."""
     return [(r["problem_id"], r["reference"], r["description"]) for r in rows if r.get("reference")]
+
+
+# The order of the seed set that the release's integer exemplar ids index (MBPP: its Hub splits concatenated).
+_RELEASE_MBPP_ORDER = ("train", "prompt", "validation", "test")
+
+
+def release_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The seed rows in the order of the release's problem lists: MBPP as train + prompt + validation (each by
+    task id); any other source in the order given (the order of the release's own problem files)."""
+    if rows and all(r.get("source") == "mbpp" and r.get("split") in _RELEASE_MBPP_ORDER for r in rows):
+        def key(r: dict[str, Any]) -> tuple[int, int]:
+            number = str(r["problem_id"]).rsplit("/", 1)[-1]
+            return _RELEASE_MBPP_ORDER.index(r["split"]), int(number) if number.isdigit() else 0
+
+        return sorted(rows, key=key)
+    return list(rows)
+
+
+def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """A summary exemplar pool from a file in the release's format (``ict_data*.json``): a JSON list (or JSONL) of
+    ``[problem, description]``, where ``problem`` is an index into the whole seed set in the release's order
+    (``release_order``) or a problem id; the exemplar's code is that problem's reference, its description the
+    pool's, unchanged. Entries whose problem has no reference are left out."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the exemplar pool {path} ({e})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            data = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}: not JSON or JSONL ({e})") from None
+    if not isinstance(data, list) or not data:
+        raise InputError(f"{path}: an exemplar pool is a non-empty JSON list of [problem, description]")
+    ordered = release_order(rows)
+    by_id = {r["problem_id"]: r for r in rows}
+    pool: list[Exemplar] = []
+    for n, entry in enumerate(data, start=1):
+        if isinstance(entry, str):
+            raise InputError(f"{path}: entry {n} is a bare string, not [problem, description] (the release's "
+                             "introductory pool is malformed so): use another pool, or none (the seeds' own "
+                             "descriptions)")
+        if isinstance(entry, dict):
+            entry = [entry.get("problem_id"), entry.get("description")]
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[1], str):
+            raise InputError(f"{path}: entry {n} is not [problem, description]")
+        key = entry[0]
+        if isinstance(key, int) and not isinstance(key, bool):
+            if not 0 <= key < len(ordered):
+                raise InputError(f"{path}: entry {n} names problem {key}, but the seed set has {len(ordered)} "
+                                 "problems; integer ids index the whole seed set the pool was written for")
+            row = ordered[key]
+        elif isinstance(key, str) and key in by_id:
+            row = by_id[key]
+        else:
+            raise InputError(f"{path}: entry {n} names problem {key!r}, which is not among the seeds")
+        if row.get("reference"):
+            pool.append((row["problem_id"], row["reference"], entry[1]))
+    return pool
+
+
+def summary_exemplars(config: ChainConfig, seeds: Sequence[dict[str, Any]]) -> list[Exemplar]:
+    """The summary exemplars of a run over ``seeds`` (all of them, also when this process runs a shard): the pool
+    file ``config.exemplars`` when the mode summarises, else the seeds' own (reference, description) pairs."""
+    if config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
+        return load_exemplars(config.exemplars, seeds)
+    return exemplar_pool(seeds)
 
 
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
@@ -182,18 +279,25 @@ def marks_kept(config: ChainConfig, step: int) -> bool:
 
 
 def code_stops(row: dict[str, Any], config: ChainConfig) -> tuple[str, ...]:
-    from giftgen.prompts import is_function_problem, stop_strings
+    from giftgen.prompts import is_function_problem, release_head, stop_strings
 
     if config.prompt_style == "chat":
         return ()  # the chat turn ends at EOS; extraction takes the first code block
-    if config.extraction == "ast" and is_function_problem(row):
+    if config.extraction == "ast" and (is_function_problem(row) or
+                                       (config.prompt_style == "release" and release_head(row) is not None)):
         return tuple(AST_STOP_STRINGS)
-    return tuple(stop_strings(row))
+    return tuple(stop_strings(row, config.prompt_style))
 
 
 def run_columns(config: ChainConfig, model: str | None) -> dict[str, Any]:
     """The columns every row of a run shares; resume checks them against the rows already written."""
     settings = {name: getattr(config, name) for name in _SETTINGS_COLUMN}
+    settings.update({name: getattr(config, name) for name, default in _VARIANT_DEFAULTS.items()
+                     if getattr(config, name) != default})
+    if getattr(config, "exemplars", None):
+        settings["exemplars"] = config.exemplars
+    if config.rewrite_from != "paraphrase":
+        settings["rewrite_from"] = config.rewrite_from
     return {"chain_model": model, "chain_model_sha256": fingerprint(model), "mode": config.mode, "temperature": float(config.temperature),
             "top_p": float(config.top_p), "top_k": config.top_k, "max_new_tokens": config.max_new_tokens,
             "seed": config.seed, "chain_settings": json.dumps(settings, sort_keys=True)}
@@ -224,7 +328,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
                           "the served model name with --backend openai)")
     if not problems:
         return
-    pool = exemplar_pool(problems) if exemplars is None else list(exemplars)
+    pool = summary_exemplars(config, problems) if exemplars is None else list(exemplars)
     from giftgen.sandbox.plan import make_plan
 
     # Test plans first: a problem whose tests cannot run is an input error before any model loads.
@@ -237,7 +341,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
     for t in range(1, start):
         _replay(chains, done[(t - 1) * block:t * block], config)
     if progress is not None and start > 1:
-        progress.advance(len(problems) * (start - 1))
+        progress.skip(len(problems) * (start - 1))
     if start > config.steps:
         return
     shared = run_columns(config, model)
@@ -250,7 +354,8 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
         if executor is None:
             from giftgen.sandbox import Executor, Limits
 
-            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout)))
+            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout),
+                                                          allow_import=config.allow_import))
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 
@@ -260,7 +365,10 @@ def _replay(chains: list[_Chain], step_rows: Sequence[dict[str, Any]], config: C
     if config.mode != "gibbs":
         return
     for k, chain in enumerate(chains):
-        for row in step_rows[k * config.n:(k + 1) * config.n]:
+        rows = step_rows[k * config.n:(k + 1) * config.n]
+        if any(row.get("chain_passed") for row in rows):
+            chain.accepted = rows[0].get("gen_description", chain.accepted)
+        for row in rows:
             if row.get("next_description") is not None:
                 chain.description = row["next_description"]
                 if row.get("summary_source") == "step":
@@ -273,7 +381,7 @@ class _Choice:
 
     verdicts: list[Any]
     chosen: list[int]
-    source: str | None  # step | last-passing | reference | None
+    source: str | None  # step | last-passing | reference | rejected (accept variant) | None
     code: str | None
     exemplar: Exemplar | None
 
@@ -325,11 +433,42 @@ class _Run:
             return [c.description for c in self.chains]
         if self.config.mode == "rft":
             return [c.row["description"] for c in self.chains]
+        if self.config.rewrite_from == "code":
+            return self._one_gibbs_step(t)
         prompts = [rewrite_prompt(c.row["description"], self.config.prompt_style) for c in self.chains]
         out = self.backend.generate(prompts, self.config.desc_sampling(t, "rewrite"))
-        return [extract_description(samples[0].text) for samples in out]
+        return [extract_description(samples[0].text, self.config.prompt_style) for samples in out]
 
-    def _codes(self, descriptions: list[str], t: int) -> list[list[Any]]:
+    def _one_gibbs_step(self, t: int) -> list[str]:
+        """``rewrite_from: code``: each problem's new description summarises a code sampled from d0 (a passing
+        one chosen at random, else the reference; with neither, d0 stays): one Gibbs step from the seed."""
+        from giftgen.backends.base import derive_seed
+        from giftgen.prompts import extract_description, summary_prompt
+
+        config = self.config
+        completions = self._codes([c.row["description"] for c in self.chains], t, kind="one-step-code")
+        codes, futures = self._verify(completions)
+        out = [c.row["description"] for c in self.chains]
+        todo, prompts = [], []
+        for i, chain in enumerate(self.chains):
+            pid = chain.row["problem_id"]
+            passing = [j for j, f in enumerate(futures[i]) if _verdict(f, chain, t).passed]
+            if passing:
+                code = codes[i][random.Random(derive_seed(config.seed, "one-step", pid, t)).choice(passing)]
+            else:
+                code = chain.row.get("reference")
+            if not code:
+                continue
+            exemplar = draw_exemplar(self.pool, pid, config.seed, t)
+            todo.append(i)
+            prompts.append(summary_prompt(code, exemplar[1:] if exemplar else None, config.prompt_style))
+        if prompts:
+            summaries = self.backend.generate(prompts, config.desc_sampling(t, "one-step"))
+            for i, samples in zip(todo, summaries, strict=True):
+                out[i] = extract_description(samples[0].text, config.prompt_style)
+        return out
+
+    def _codes(self, descriptions: list[str], t: int, kind: str = "code") -> list[list[Any]]:
         """One generate call per distinct stop list (usually one), all problems in it."""
         from giftgen.prompts import code_prompt
 
@@ -339,7 +478,7 @@ class _Run:
         out: list[list[Any]] = [[] for _ in self.chains]
         for stops, members in groups.items():
             prompts = [code_prompt(self.chains[i].row, descriptions[i], self.config.prompt_style) for i in members]
-            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops)))
+            results = self.backend.generate(prompts, self.config.code_sampling(t, list(stops), kind))
             for i, samples in zip(members, results, strict=True):
                 out[i] = samples
         return out
@@ -372,22 +511,59 @@ class _Run:
         todo = [i for i, c in enumerate(choices) if c.code is not None]
         prompts = [summary_prompt(choices[i].code, choices[i].exemplar[1:] if choices[i].exemplar else None,
                                   config.prompt_style) for i in todo]
-        summaries = self.backend.generate(prompts, config.desc_sampling(t)) if prompts else []
-        next_descriptions = {i: extract_description(s[0].text) for i, s in zip(todo, summaries, strict=True)}
+        sampling = config.desc_sampling(t)
+        if config.summary_candidates > 1:
+            sampling = dataclasses.replace(sampling, n=config.summary_candidates)
+        summaries = self.backend.generate(prompts, sampling) if prompts else []
+        candidates = {i: [extract_description(c.text, config.prompt_style) for c in s]
+                      for i, s in zip(todo, summaries, strict=True)}
+        picked = self._best_of(candidates, t) if config.summary_candidates > 1 else {i: 0 for i in candidates}
         mark = marks_kept(config, t)
         for i, chain in enumerate(self.chains):
             choice = choices[i]
-            new = next_descriptions.get(i, chain.description)
+            if choice.source == "rejected":
+                new = chain.accepted
+            else:
+                new = candidates[i][picked[i]] if i in candidates else chain.description
+            lineage_extra = {"summary_rank": picked.get(i)} if config.summary_candidates > 1 else {}
             for j, completion in enumerate(completions[i]):
                 here = j == choice.carrier
                 yield self._row(chain, t, j, descriptions[i], completion, codes[i][j], choice.verdicts[j],
                                 kept=mark and j in choice.chosen,
                                 next_description=new if here else None,
                                 summary_source=choice.source if here else None,
-                                exemplar_id=choice.exemplar[0] if here and choice.exemplar else None)
+                                exemplar_id=choice.exemplar[0] if here and choice.exemplar else None,
+                                **{k: v if here else None for k, v in lineage_extra.items()})
+            if choice.chosen:
+                chain.accepted = descriptions[i]
             chain.description = new
             if choice.source == "step":
                 chain.last_passing = choice.code
+
+    def _best_of(self, candidates: dict[int, list[str]], t: int) -> dict[int, int]:
+        """Best-of-k summaries: per problem, the first candidate description whose ``n`` probe codes include a
+        passing one (the first candidate when none does). The probe codes are sampled in one call per stop list
+        with their own seeds; they are verified, then dropped (the next step samples its own codes)."""
+        from giftgen.prompts import code_prompt, extract_code
+
+        order = [(i, r) for i in sorted(candidates) for r in range(len(candidates[i]))]
+        groups: dict[tuple[str, ...], list[tuple[int, int]]] = {}
+        for i, r in order:
+            groups.setdefault(self.chains[i].stops, []).append((i, r))
+        futures: dict[tuple[int, int], list[Future]] = {}
+        for stops, members in groups.items():
+            prompts = [code_prompt(self.chains[i].row, candidates[i][r], self.config.prompt_style)
+                       for i, r in members]
+            sampling = self.config.code_sampling(t, list(stops), "probe")
+            for (i, r), samples in zip(members, self.backend.generate(prompts, sampling), strict=True):
+                row = self.chains[i].row
+                futures[(i, r)] = [self._submit(i, extract_code(row, s.text, self.config.extraction,
+                                                                self.config.prompt_style)) for s in samples]
+        picked = {}
+        for i in sorted(candidates):
+            picked[i] = next((r for r in range(len(candidates[i]))
+                              if any(_verdict(f, self.chains[i], t).passed for f in futures[(i, r)])), 0)
+        return picked
 
     def _choose(self, chain: _Chain, t: int, codes: list[str], verdicts: list[Any]) -> _Choice:
         """Which passing codes this step keeps, and which code (and exemplar) its summary describes."""
@@ -400,6 +576,8 @@ class _Run:
         chosen = random.Random(derive_seed(config.seed, "keep", pid, t)).sample(passing, k)
         if chosen:
             source, code = "step", codes[chosen[0]]
+        elif config.accept and t > 1 and chain.description != chain.accepted:
+            source, code = "rejected", None  # back to the last description that had a passing code
         elif config.fallback == "last-passing" and chain.last_passing is not None:
             source, code = "last-passing", chain.last_passing
         elif chain.row.get("reference"):
@@ -422,9 +600,12 @@ class _Run:
 
     def _row(self, chain: _Chain, t: int, j: int, description: str, completion: Any, code: str, verdict: Any,
              **lineage: Any) -> dict[str, Any]:
+        from giftgen.prompts import code_prompt
+
         row = dict(chain.row)
         row.update({
             "chain_id": chain_id(self.config, chain.row["problem_id"]), "step": t, "sample": j,
+            "prompt": code_prompt(chain.row, description, self.config.prompt_style),
             "gen_description": description, "raw": completion.text, "code": code,
             "gen_tokens": completion.tokens, "finish_reason": completion.finish_reason,
             "chain_status": verdict.status, "chain_passed": bool(verdict.passed),

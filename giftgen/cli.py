@@ -225,7 +225,7 @@ def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str 
     from giftgen.progress import Progress
     from giftgen.seeds import load_seeds
 
-    rows = load_seeds(source, config.path, config.split)
+    rows = load_seeds(source, config.path, config.split, config.stdio_compare)
     if config.limit is not None:
         rows = islice(rows, config.limit)
     with Progress("seeds", quiet=True) as progress:
@@ -288,7 +288,7 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     config = resolve_config(ctx, ChainConfig, params)
     from contextlib import closing
 
-    from giftgen.chain import check_problems, exemplar_pool, prepare_resume, run_chain
+    from giftgen.chain import check_problems, prepare_resume, run_chain, summary_exemplars
     from giftgen.errors import ConfigError
     from giftgen.progress import Progress, log
     from giftgen.records import shard_filter
@@ -315,7 +315,7 @@ def chain(ctx: click.Context, input: str, output: str | None, push_to_hub: str |
     if done:
         log(f"chain: resuming {output} after step {len(done) // (len(problems) * config.n)}")
     with Progress("chain", total=len(problems) * config.steps, unit="problem-steps") as progress, \
-            closing(run_chain(problems, config, backend=backend, exemplars=exemplar_pool(seeds), done=done,
+            closing(run_chain(problems, config, backend=backend, exemplars=summary_exemplars(config, seeds), done=done,
                               progress=progress)) as rows:
         try:
             if resumable:

@@ -52,6 +52,31 @@ def command_config(name: str) -> Callable[[type], type]:
     return register
 
 
+@dataclass
+class SandboxSettings:
+    """Sandbox settings shared by the commands that run programs (verify, chain, eval)."""
+
+    allow_import: list[str] = setting(["numpy", "pandas"], "Packages outside the standard library that programs and tests "
+                                      "may import (with the packages they require). Evaluation packages and "
+                                      "dataset or model caches are refused.")
+
+    def validate_sandbox(self) -> tuple[str, ...]:
+        """The packages to mount; ``ConfigError`` for a name that cannot be allowed (or too many workers)."""
+        from giftgen.sandbox.packages import allowed_packages
+
+        check_workers(getattr(self, "workers", 0))
+        return allowed_packages(tuple(self.allow_import))
+
+
+def check_workers(workers: int) -> None:
+    """Sandbox workers: each is two interpreters; more than a few per core only thrash."""
+    import os
+
+    most = max(64, 4 * (os.cpu_count() or 1))
+    if workers > most:
+        raise ConfigError(f"workers must be at most {most} (64, or 4 per CPU core), got {workers}")
+
+
 # --------------------------------------------------------------------------------------------------- types
 
 
@@ -112,23 +137,45 @@ def _coerce_scalar(base: type, f: dataclasses.Field, value: Any, where: str) -> 
 
 
 def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a recipe and check every section and key strictly. Returns {command: {key: value}}."""
+    """Read a recipe and check every section and key strictly. Returns {command: {key: value}}.
+
+    A recipe may start from others: ``include: FILE`` or ``include: [FILE, ...]`` (paths relative to the recipe)
+    reads those first, in order, each checked the same way; the recipe's own keys then override theirs key by key.
+    """
+    return _load_recipe(Path(path), ())
+
+
+def _load_recipe(path: Path, chain: tuple[Path, ...]) -> dict[str, dict[str, Any]]:
     import yaml
 
-    path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"no such recipe: {path}")
+        raise ConfigError(f"no such recipe: {path}" + (f" (included by {chain[-1]})" if chain else ""))
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML ({e})") from None
+    except yaml.YAMLError as e:  # one line: where, then what (PyYAML's own text spans several lines)
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or (str(e).splitlines() or ["unreadable"])[0]
+        raise ConfigError(f"{path}: invalid YAML{at}: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a recipe is a mapping of command sections (chain:, verify:, ...)")
     recipe: dict[str, dict[str, Any]] = {}
+    includes = data.pop("include", None)
+    if includes is not None:
+        if isinstance(includes, str):
+            includes = [includes]
+        if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+            raise ConfigError(f"{path}: include must be a file name or a list of them")
+        for name in includes:
+            target = (path.parent / name).resolve()
+            if target in chain or target == path.resolve():
+                raise ConfigError(f"{path}: include {name} includes itself (a cycle)")
+            for section, values in _load_recipe(target, (*chain, path.resolve())).items():
+                recipe.setdefault(section, {}).update(values)
     for section, values in data.items():
         if section not in CONFIGS:
             raise ConfigError(
-                f"{path}: unknown section {section!r}; valid sections: {', '.join(sorted(CONFIGS))}"
+                f"{path}: unknown section {section!r}; valid sections: include, {', '.join(sorted(CONFIGS))}"
             )
         if values is None:
             values = {}
@@ -141,7 +188,9 @@ def load_recipe(path: str | Path) -> dict[str, dict[str, Any]]:
                 raise ConfigError(
                     f"{path}: unknown key {key!r} in section {section!r}; valid keys: {', '.join(sorted(valid))}"
                 )
-        recipe[section] = {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
+        recipe.setdefault(section, {}).update(
+            {k: coerce(cls, k, v, f"{path} [{section}]") for k, v in values.items()}
+        )
     return recipe
 
 

@@ -7,7 +7,8 @@ chain``. It writes ``n`` samples per problem; each extracted program runs agains
 sandbox executor (the one ``verify`` uses). Greedy pass@1 is ``n = 1``, temperature 0; sampled pass@k uses
 the unbiased estimator of Chen et al. (2021), ``1 - C(n - c, k) / C(n, k)`` for ``c`` correct samples of ``n``.
 
-Output: one row per problem, in input order, with every input column passed through plus ``samples`` (per sample:
+Output: one row per problem, in input order, with every input column passed through plus ``prompt`` (the exact
+prompt every sample was generated from), ``samples`` (per sample:
 the raw completion, the extracted ``code``, the finish reason and token count, and the executor's verdict
 columns), ``n_samples``, ``n_correct``, ``pass@k`` for each requested k, and ``eval_model``. ``Tally`` turns
 result rows into the summary (pass@k means, counts by verdict, by source, model, settings).
@@ -34,7 +35,7 @@ from itertools import islice
 from typing import IO, TYPE_CHECKING, Any
 
 from giftgen.backends import BackendSettings
-from giftgen.config import command_config, setting, to_dict
+from giftgen.config import SandboxSettings, command_config, setting, to_dict
 from giftgen.errors import ConfigError, InputError
 from giftgen.models import fingerprint
 from giftgen.records import require
@@ -53,7 +54,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 @command_config("eval")
-class EvalConfig(BackendSettings):
+class EvalConfig(BackendSettings, SandboxSettings):
     n: int = setting(1, "Samples per problem (1 and temperature 0: greedy pass@1).", flag="-n")
     temperature: float = setting(0.0, "Sampling temperature (0: greedy).")
     top_p: float = setting(0.95, "Top-p when sampling (1.0: off; Chen et al. 2021 sampled with 0.95).")
@@ -61,8 +62,9 @@ class EvalConfig(BackendSettings):
     max_new_tokens: int = setting(512, "New tokens per sample.")
     seed: int = setting(0, "Sampling seed.")
     k: list[str] = setting([], "k for pass@k, as a list (--k 1,10 or --k 1 --k 10); default: 1 and n.")
-    prompt_style: str = setting("base", "Prompt format: base (plain text) or chat (the tokenizer's chat template); "
-                                        "use the one the model was trained with.", choices=("base", "chat"))
+    prompt_style: str = setting("base", "Prompt format: base (plain text), chat (the tokenizer's chat template) or "
+                                        "release (the GiFT release's prompt bytes); use the one the model was "
+                                        "trained with.", choices=("base", "chat", "release"))
     extraction: str = setting("stop", "Code extraction: stop (cut at the release's stop strings) or ast (longest "
                                       "parsable prefix, helpers kept).", choices=("stop", "ast"))
     workers: int = setting(0, "Sandbox worker processes (0: one per CPU core).")
@@ -83,6 +85,7 @@ class EvalConfig(BackendSettings):
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
         self.sampling(())  # checks the sampling ranges before a model loads
+        self.validate_sandbox()
         if self.n > 1 and self.temperature == 0:
             raise ConfigError(f"n = {self.n} with temperature 0 would score {self.n} copies of the greedy answer",
                               hint="give --temperature (e.g. 0.8) for pass@k, or -n 1 for greedy pass@1")
@@ -252,7 +255,8 @@ class _Pending:
     """A generated window whose programs are in the executor: rows, samples (verdicts to come), futures."""
 
     def __init__(self, rows: list[dict[str, Any]], samples: list[list[dict[str, Any]]], futures: list[Any],
-                 model: str | None):
+                 model: str | None, prompts: list[Any] | None = None):
+        self.prompts = prompts or [None] * len(rows)
         self.rows = rows
         self.samples = samples
         self.futures = futures
@@ -262,11 +266,13 @@ class _Pending:
 def _submit(rows: list[dict[str, Any]], completions: Sequence[Sequence[Any]], config: EvalConfig, ex: Any,
             model: str | None) -> _Pending:
     """Extract every sample's code and queue it in the executor (each problem's test plan is built once)."""
-    from giftgen.prompts import extract_code
+    from giftgen.prompts import code_prompt, extract_code
 
     samples: list[list[dict[str, Any]]] = []
     futures: list[Any] = []
+    prompts: list[Any] = []
     for row, generated in zip(rows, completions, strict=True):
+        prompts.append(code_prompt(row, style=config.prompt_style))
         plan = ex.plan(row)
         mine = []
         for completion in generated:
@@ -275,28 +281,29 @@ def _submit(rows: list[dict[str, Any]], completions: Sequence[Sequence[Any]], co
                          "tokens": completion.tokens})
             futures.append(ex.submit(code, plan))
         samples.append(mine)
-    return _Pending(rows, samples, futures, model)
+    return _Pending(rows, samples, futures, model, prompts)
 
 
 def _finish(pending: _Pending, ks: Sequence[int], progress: Any, timings: dict[str, float]) -> Iterator[dict[str, Any]]:
     """Wait for a window's verdicts and yield its result rows."""
     futures = iter(pending.futures)
-    for row, samples in zip(pending.rows, pending.samples, strict=True):
+    for row, samples, prompt in zip(pending.rows, pending.samples, pending.prompts, strict=True):
         start = time.perf_counter()
         for sample in samples:
             sample.update(next(futures).result().to_columns())
         timings["verify_wait_s"] += time.perf_counter() - start
-        yield _result_row(row, samples, ks, pending.model)
+        yield _result_row(row, samples, ks, pending.model, prompt)
         if progress is not None:
             progress.advance()
 
 
 def _result_row(row: Mapping[str, Any], samples: list[dict[str, Any]], ks: Sequence[int],
-                model: str | None) -> dict[str, Any]:
+                model: str | None, prompt: Any = None) -> dict[str, Any]:
     n = len(samples)
     correct = sum(1 for s in samples if s.get("passed") is True)
     broken = any(s.get("status") == "sandbox_error" for s in samples)
     out = dict(row)
+    out["prompt"] = prompt  # the exact prompt every sample was generated from
     out["samples"] = samples
     out["n_samples"] = n
     out["n_correct"] = correct
@@ -330,7 +337,7 @@ def make_executor(config: EvalConfig) -> Any:
     from giftgen.sandbox import Executor, Limits
 
     return Executor(workers=config.workers, limits=Limits(timeout=config.timeout), tests=config.tests,
-                    max_tests=config.max_tests)
+                    max_tests=config.max_tests, allow_import=config.allow_import)
 
 
 # --------------------------------------------------------------------------------------------------- summary

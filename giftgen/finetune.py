@@ -62,7 +62,15 @@ class FinetuneConfig:
     overlong: str = setting("drop", "Examples longer than max_length: drop them (keeps every EOS) or truncate them.",
                             choices=("drop", "truncate"))
     weight_decay: float = setting(0.05, "AdamW weight decay.")
-    warmup_steps: int = setting(30, "Linear warm-up steps, then linear decay to 0.")
+    decay_all_parameters: bool = setting(False, "Apply weight decay to every parameter, norms and biases included "
+                                                "(the release); by default norms and biases are not decayed.")
+    adam_epsilon: float = setting(1e-8, "AdamW epsilon (the release: 1e-6).")
+    warmup_steps: int = setting(30, "Linear warm-up steps, then linear decay to min_learning_rate.")
+    min_learning_rate: float = setting(0.0, "Where the warm-up starts and the decay ends (the release's DeepSpeed "
+                                            "WarmupDecayLR: 5e-6).")
+    loss_average: str = setting("token", "Loss of a batch: the mean over its completion tokens, or the mean over "
+                                         "its examples of each example's token mean (the release: micro-batch 1).",
+                                choices=("token", "example"))
     max_grad_norm: float = setting(1.0, "Gradient clipping norm.")
     precision: str = setting("auto", "Mixed precision: auto (bf16 where the GPU supports it, else fp32).",
                              choices=("auto", "bf16", "fp16", "fp32"))
@@ -90,6 +98,11 @@ class FinetuneConfig:
             raise ConfigError(f"max_steps must be >= 1, got {self.max_steps}")
         if self.merge_lora and not self.lora:
             raise ConfigError("--merge-lora needs --lora")
+        if not 0.0 <= self.min_learning_rate <= self.learning_rate:
+            raise ConfigError(f"min_learning_rate must be between 0 and learning_rate ({self.learning_rate}), got "
+                              f"{self.min_learning_rate}")
+        if self.adam_epsilon <= 0:
+            raise ConfigError(f"adam_epsilon must be positive, got {self.adam_epsilon}")
         if not 0.0 <= self.replay_share < 1.0:
             raise ConfigError(f"replay_share must be at least 0 and below 1, got {self.replay_share}")
 
@@ -229,6 +242,7 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
         per_device_train_batch_size=config.per_device_batch_size,
         gradient_accumulation_steps=accumulation,
         weight_decay=config.weight_decay,
+        adam_epsilon=config.adam_epsilon,
         warmup_steps=config.warmup_steps,
         lr_scheduler_type="linear",
         max_grad_norm=config.max_grad_norm,
@@ -259,9 +273,76 @@ def build_trainer(config: FinetuneConfig, rows: list[dict[str, Any]]) -> tuple[A
         )
     examples, dropped = tokenize_rows(tokenizer, rows, config.max_length if config.overlong == "drop" else None)
     with contextlib.redirect_stdout(sys.stderr):
-        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
-                             processing_class=tokenizer, peft_config=peft_config)
+        trainer = trainer_class(config, SFTTrainer)(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                                                    processing_class=tokenizer, peft_config=peft_config)
+    if config.loss_average == "example":
+        trainer.loss_is_scaled_for_ga = False  # each micro-batch's mean is divided by the accumulation steps
     return trainer, dropped
+
+
+def warmup_decay(step: int, *, learning_rate: float, min_learning_rate: float, warmup_steps: int,
+                 total_steps: int) -> float:
+    """The learning rate at optimizer step ``step`` (0-based): linear from min to max over the warm-up, then
+    linear back to min at ``total_steps`` (DeepSpeed's WarmupDecayLR with linear warm-up; with min 0 it is
+    transformers' linear schedule)."""
+    if warmup_steps > 0 and step < warmup_steps:
+        gamma = step / warmup_steps
+    else:
+        gamma = max(0.0, (total_steps - step) / max(1.0, total_steps - warmup_steps))
+    return min_learning_rate + (learning_rate - min_learning_rate) * gamma
+
+
+def per_example_loss(logits: Any, labels: Any) -> Any:
+    """The mean over examples of each example's mean next-token loss on its labelled (non -100) tokens."""
+    import torch
+
+    targets = labels[:, 1:]
+    losses = torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2).float(), targets,
+                                               ignore_index=-100, reduction="none")
+    mask = (targets != -100).to(losses.dtype)
+    counts = mask.sum(dim=1)
+    per_example = (losses * mask).sum(dim=1) / counts.clamp(min=1)
+    return per_example[counts > 0].mean() if bool((counts > 0).any()) else losses.sum() * 0.0
+
+
+def trainer_class(config: FinetuneConfig, base: type) -> type:
+    """``base`` (TRL's SFTTrainer), changed only where ``config`` asks for the release's optimizer settings:
+    weight decay on every parameter, the warm-up/decay floor, the per-example loss average."""
+    if not config.decay_all_parameters and config.min_learning_rate == 0 and config.loss_average == "token":
+        return base
+
+    class ReleaseTrainer(base):  # type: ignore[misc, valid-type]
+        def get_decay_parameter_names(self, model: Any) -> list[str]:
+            if config.decay_all_parameters:
+                return [name for name, _ in model.named_parameters()]
+            return super().get_decay_parameter_names(model)
+
+        def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+            if config.min_learning_rate == 0 or self.lr_scheduler is not None:
+                return super().create_scheduler(num_training_steps, optimizer)
+            import functools
+
+            from torch.optim.lr_scheduler import LambdaLR
+
+            lr = self.args.learning_rate
+            rate = functools.partial(warmup_decay, learning_rate=lr, min_learning_rate=config.min_learning_rate,
+                                     warmup_steps=self.args.get_warmup_steps(num_training_steps),
+                                     total_steps=num_training_steps)
+            self.lr_scheduler = LambdaLR(optimizer if optimizer is not None else self.optimizer,
+                                         lambda step: rate(step) / lr)
+            return self.lr_scheduler
+
+        def compute_loss(self, model: Any, inputs: Any, return_outputs: bool = False,
+                         num_items_in_batch: Any = None) -> Any:
+            if config.loss_average != "example" or "labels" not in inputs:
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            labels = inputs["labels"]
+            forward = {k: v for k, v in inputs.items() if k not in ("labels", "completion_mask")}
+            outputs = model(**forward, use_cache=False)
+            loss = per_example_loss(outputs.logits, labels)
+            return (loss, outputs) if return_outputs else loss
+
+    return ReleaseTrainer
 
 
 def tokenize_rows(tokenizer: Any, rows: list[dict[str, Any]], max_length: int | None) -> tuple[list[dict], int]:

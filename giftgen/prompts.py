@@ -12,6 +12,12 @@ module docstring and the model writes a program. The summary prompt is the relea
 
 Chat style: the same requests as user messages; the model answers with a ```python block.
 
+Release style (``release``): the GiFT release's exact prompt bytes (section "release style" below): the code prompt
+of its ``extract_code_head`` (MBPP, APPS+, CodeInsight), its summary prompt and cut (descriptions are not
+stripped), its MBPP extraction (``release_keep_functions``); a program is the release head, a newline and the body.
+Only the exemplar's reference differs from the release's bytes in its trailing whitespace (seed references are
+normalised to end with one newline).
+
 Invariants other stages rely on:
 - base style: ``extract_code`` returns ``prompt_head`` + the body, so the program starts with ``prompt_head``;
 - ``training_pair(row, program)["prompt"] + ...["completion"]`` is ``code_prompt(row)`` followed by exactly the
@@ -33,7 +39,7 @@ from giftgen.seeds.common import parse as _parse
 
 Prompt = str | list[dict[str, str]]
 
-STYLES = ("base", "chat")
+STYLES = ("base", "chat", "release")
 EXTRACTION_METHODS = ("stop", "ast")
 
 # The release's module-level stop strings for code: a new top-level statement ends the function.
@@ -47,6 +53,14 @@ CODE_HEADER = "###Code:\n"
 DESCRIPTION_HEADER = "###Description of the given code:\n"
 
 
+# The release's stop strings for MBPP codes (MBPP/seq_gibbs_sample.py): no "\ndef", see release_keep_functions.
+RELEASE_MBPP_STOPS = ["\nclass", "\nif", "\n#", "\nprint", "\nassert"]
+# The release's cut of a generated description (gen_sum in seq_gibbs_sample.py): the first of these, no strip.
+RELEASE_SUMMARY_STOPS = ["\n###Code:", "\n###"]
+# The docstrings the release removes from a code before summarising or training on it.
+_RELEASE_DOCSTRING = re.compile('(    """.*?"""\n)', re.DOTALL | re.IGNORECASE)
+
+
 def _check_style(style: str) -> None:
     if style not in STYLES:
         raise ValueError(f"unknown prompt style {style!r}; valid styles: {', '.join(STYLES)}")
@@ -57,8 +71,12 @@ def is_function_problem(row: Mapping[str, Any]) -> bool:
     return bool(row.get("entry_point"))
 
 
-def stop_strings(row: Mapping[str, Any]) -> list[str]:
-    """The stop strings for sampling code for ``row`` in base style."""
+def stop_strings(row: Mapping[str, Any], style: str = "base") -> list[str]:
+    """The stop strings for sampling code for ``row`` in base (or release) style."""
+    if style == "release" and release_head(row) is not None:
+        # the release writes every problem as a function, stdin ones included; on MBPP it keeps later functions
+        # up to the one the tests call (``release_keep_functions``), so "\ndef" does not stop it there
+        return list(RELEASE_MBPP_STOPS if row.get("doctest") else STOP_STRINGS)
     return list(STOP_STRINGS if is_function_problem(row) else STDIO_STOP_STRINGS)
 
 
@@ -73,6 +91,10 @@ def escape_docstring(text: str) -> str:
 def code_prompt(row: Mapping[str, Any], description: str | None = None, style: str = "base") -> Prompt:
     """The prompt for sampling code for ``row`` from ``description`` (default: the row's seed description)."""
     _check_style(style)
+    if style == "release" and release_head(row) is not None:
+        return release_code_prompt(row, row["description"] if description is None else description)
+    if style == "release":
+        style = "base"  # a whole-program stdin problem: the release has no prompt of its own for it
     description = (row["description"] if description is None else description).strip()
     head = row.get("prompt_head") or ""
     doctest = row.get("doctest") or None
@@ -137,12 +159,131 @@ def _reference_indent(reference: str, entry_point: str) -> str | None:
     return indent or None
 
 
+# --------------------------------------------------------------------------------------------------- release style
+#
+# The GiFT release's prompt bytes (METHOD.md, "Exact prompt bytes of the release"; MBPP/_utils.py, APPS/_utils.py
+# and CodeInsight/_utils.py of the release): the head is the reference's lines up to and including the first line
+# holding "def " (tabs as 4 spaces, no "\r"); the docstring is always indented by 4 spaces and the description is
+# inserted as it is. Rows with a doctest (MBPP, MBPP+) show their first test split at "==", as the release does.
+
+
+def _release_code(code: str) -> str:
+    return code.replace("\t", "    ").replace("\r", "")
+
+
+def release_head(row: Mapping[str, Any]) -> str | None:
+    """The release's head for ``row`` (no final newline), or None when the row has no head in the release's sense:
+    a stdin/stdout problem whose reference is a whole program rather than a function the release calls, or a
+    reference without a ``def`` line. Rows without an entry point whose tests are not stdin/stdout (CodeInsight's
+    unit-test files) get the head of their reference's first function, as the release writes them."""
+    reference = row.get("reference")
+    if not reference:
+        head = (row.get("prompt_head") or "").rstrip("\n")
+        return head or None
+    stdin = not is_function_problem(row) and '"stdio"' in str(row.get("tests") or "")
+    if stdin and release_wrapped_name(reference) is None:
+        return None
+    lines = []
+    for line in _release_code(reference).split("\n"):
+        lines.append(line)
+        if "def " in line:
+            return "\n".join(lines)
+    return None  # no def line: the head would be the whole reference
+
+
+def release_wrapped_name(reference: str) -> str | None:
+    """``fn`` when ``reference`` is the release's function-wrapped stdin program: ``def fn():`` ... then ``fn()``."""
+    lines = [line for line in reference.strip().splitlines() if line.strip()]
+    found = re.fullmatch(r"(\w+)\(\)", lines[-1].strip()) if lines else None
+    if found is None or not re.search(rf"^def {re.escape(found.group(1))}\(\s*\):", reference, re.MULTILINE):
+        return None
+    return found.group(1)
+
+
+def release_first_test(row: Mapping[str, Any]) -> str | None:
+    """The row's first test as the release reads it: the raw first assert (MBPP), else rebuilt from the doctest."""
+    from giftgen.seeds.common import parse_tests
+
+    tests = row.get("tests")
+    if isinstance(tests, str) and '"assert"' in tests:
+        try:
+            spec = parse_tests(tests)
+        except Exception:  # noqa: BLE001 (a row verification will reject anyway; the prompt falls back)
+            spec = {}
+        asserts = spec.get("asserts") or []
+        if spec.get("kind") == "assert" and asserts and asserts[0].lstrip().startswith("assert"):
+            return asserts[0]
+    doctest = row.get("doctest")
+    if not doctest:
+        return None
+    call, _, expected = doctest.removeprefix(">>> ").partition("\n")
+    return f"assert {call} == {expected}" if expected != "True" else f"assert {call}"
+
+
+def release_doctest(test: str) -> str:
+    """The release's doctest lines for one assert: split at ``==``; without one, the expression and ``True``."""
+    parts = test.split("==")
+    if len(parts) > 1:
+        return f"    >>> {parts[0].split('assert')[-1].strip()}\n    {parts[1].strip()}"
+    return f"    >>> {test.split('assert')[-1].strip()}\n    True"
+
+
+def release_code_prompt(row: Mapping[str, Any], description: str) -> str:
+    """The release's code prompt: MBPP form when the row has a first test, else the APPS+/CodeInsight form."""
+    head = release_head(row)
+    if head is None:
+        raise ValueError(f"{row.get('problem_id')}: no release head (a whole-program stdin problem)")
+    test = release_first_test(row) if row.get("doctest") else None
+    if test is not None:
+        return f'{head}\n    """ {description}\n{release_doctest(test)}\n    """\n'
+    return f'{head}\n    """ {description}"""\n'
+
+
+def release_strip_docstrings(code: str) -> str:
+    """``code`` without the 4-space-indented docstrings the release removes (its regex), tabs as 4 spaces."""
+    for doc in _RELEASE_DOCSTRING.findall(code):
+        code = code.replace(doc, "")
+    return _release_code(code)
+
+
+def release_summary_prompt(code: str, exemplar: tuple[str, str] | None) -> str:
+    """The release's one-shot summary prompt; ``exemplar`` is (reference code, pool description), both as they are."""
+    text = ""
+    if exemplar is not None:
+        text += f"{CODE_HEADER}{_release_code(exemplar[0])}\n{DESCRIPTION_HEADER}{exemplar[1]}\n\n"
+    return text + f"{CODE_HEADER}{release_strip_docstrings(code)}\n{DESCRIPTION_HEADER}"
+
+
+def release_keep_functions(code: str, name: str) -> str:
+    """The release's ``truncate_noisy_funcs`` (MBPP): the top-level functions up to the one named ``name`` when
+    it is there (joined by blank lines), else the code up to the first new ``def``."""
+    if f"def {name}(" in code:
+        parts = code.split("\ndef ")
+        funcs = [parts[0]] + ["def " + part for part in parts[1:]]
+        i = next(i for i, func in enumerate(funcs) if f"def {name}(" in func)
+        return "\n\n".join(funcs[: i + 1])
+    cut = code.find("\ndef ")
+    return code if cut < 0 else code[:cut]
+
+
+def release_cut(text: str, stops: Sequence[str]) -> str:
+    """The release's ``truncate_code_at_stopwords``: ``text`` up to the first stop string found in it."""
+    cut = len(text)
+    for stop in stops:
+        index = text.find(stop)
+        if 0 <= index < cut:
+            cut = index
+    return text[:cut]
+
+
 # --------------------------------------------------------------------------------------------------- summaries
 
 
 def summary_prompt(code: str, exemplar: tuple[str, str] | None, style: str = "base") -> Prompt:
     """One-shot prompt to describe ``code``; ``exemplar`` is (code, description) of another problem, or None."""
     _check_style(style)
+    if style == "release":
+        return release_summary_prompt(code, exemplar)
     target = strip_docstrings(code).strip("\n").rstrip()
     if style == "chat":
         messages: list[dict[str, str]] = []
@@ -169,6 +310,7 @@ def _chat_summary_request(code: str) -> str:
 def rewrite_prompt(description: str, style: str = "base") -> Prompt:
     """A prompt to paraphrase a seed description (the RFT+RD baseline); cut the output with ``SUMMARY_STOP``."""
     _check_style(style)
+    style = "base" if style == "release" else style  # the release's RFT+RD prompt is not part of its code
     instruction = (
         "Rewrite the following description of a programming task in different words, keeping its meaning and "
         "every detail."
@@ -179,8 +321,11 @@ def rewrite_prompt(description: str, style: str = "base") -> Prompt:
     return f"{instruction}\n\n###Description:\n{description.strip()}\n###Rewritten description:\n"
 
 
-def extract_description(completion: str) -> str:
-    """A generated description: the text before the next ``###`` block, stripped."""
+def extract_description(completion: str, style: str = "base") -> str:
+    """A generated description: the text before the next ``###`` block, stripped (release style: not stripped,
+    as the release inserts it into the next prompt)."""
+    if style == "release":
+        return release_cut(completion, RELEASE_SUMMARY_STOPS)
     cut = completion.find("\n###")
     text = completion if cut < 0 else completion[:cut]
     return text.strip()
@@ -224,6 +369,11 @@ def extract_code(row: Mapping[str, Any], completion: str, method: str = "stop", 
     _check_style(style)
     if method not in EXTRACTION_METHODS:
         raise ValueError(f"unknown extraction method {method!r}; valid methods: {', '.join(EXTRACTION_METHODS)}")
+    if style == "release":
+        release = release_head(row)
+        if release is not None:
+            return _release_program(row, release, completion, method)
+        style = "base"
     head = row.get("prompt_head") or ""
     function = is_function_problem(row)
     if style == "chat":
@@ -241,6 +391,24 @@ def extract_code(row: Mapping[str, Any], completion: str, method: str = "stop", 
     if not function:
         return _finish(prefix)
     return _finish(_clean_module(prefix, keep_from_line=head.count("\n")))
+
+
+def _release_program(row: Mapping[str, Any], head: str, completion: str, method: str) -> str:
+    """Release style: the head, then the body (cut at the stop strings, or the ``ast`` way); a function-wrapped
+    stdin program gets the call of its function at the end, so that it is a whole program."""
+    mbpp = bool(row.get("doctest"))
+    body = release_cut(completion, RELEASE_MBPP_STOPS if mbpp else STOP_STRINGS)
+    if mbpp and row.get("entry_point"):
+        body = release_keep_functions(body, row["entry_point"])
+    program = head + "\n" + body
+    if method == "ast":
+        prefix = _longest_parsable_prefix(head + "\n", completion)
+        if prefix is not None:
+            program = _clean_module(prefix, keep_from_line=head.count("\n") + 1)
+    name = None if is_function_problem(row) else release_wrapped_name(row.get("reference") or "")
+    if name is not None:
+        program = program.rstrip() + f"\n\n\n{name}()\n"
+    return _finish(program)
 
 
 def _finish(program: str) -> str:
@@ -355,6 +523,8 @@ def training_pair(row: Mapping[str, Any], program: str, style: str = "base") -> 
     """
     _check_style(style)
     prompt = code_prompt(row, style=style)
+    if style == "release":
+        return {"prompt": prompt, "completion": release_body(row, program)}
     if style == "chat":
         code = program.strip("\n").rstrip()
         content = f"```python\n{code}\n```"
@@ -386,6 +556,23 @@ def program_body(row: Mapping[str, Any], program: str) -> str:
         if doc is not None and _is_string_statement(doc) and _on_own_lines(lines, doc):
             del body[doc.lineno - 1 - start : doc.end_lineno - start]  # type: ignore[operator]
     return "".join(body)
+
+
+def release_body(row: Mapping[str, Any], program: str) -> str:
+    """What the model writes after the release-style code prompt to produce ``program``: the program after the
+    release head, its 4-space docstrings removed and tabs as 4 spaces (the release's training target, without the
+    newline it wrongly starts with); a function-wrapped stdin program loses its final call."""
+    head = release_head(row)
+    if head is None:
+        return program_body(row, program)
+    code = release_strip_docstrings(_finish(program))
+    if not code.startswith(head + "\n"):
+        return program_body(row, program)
+    body = code[len(head) + 1 :]
+    name = None if is_function_problem(row) else release_wrapped_name(row.get("reference") or "")
+    if name is not None:
+        body = re.sub(rf"\n*{re.escape(name)}\(\)\s*$", "\n", body)
+    return _finish(body) if body.strip() else ""
 
 
 def _first_statement_after(tree: ast.Module, line: int, entry_point: str) -> ast.stmt | None:

@@ -57,7 +57,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting
 from giftgen.errors import ConfigError, GiftgenError
-from giftgen.seeds import SOURCES
+from giftgen.seeds import SOURCES, STDIO_COMPARE_HELP
 
 STAGE_ORDER = ("chain", "verify", "score", "select", "finetune", "eval")
 # Keys the run sets per round; a recipe that sets them would be silently overridden, so it is an error.
@@ -79,9 +79,14 @@ class RunConfig:
     rounds: int = setting(1, "Self-training rounds (0: evaluate the base student only).", flag="-R")
     policy: str = setting("from-base", "What each round fine-tunes: the base student (from-base) or the "
                                        "previous round's model (continue).", choices=("from-base", "continue"))
-    score_model: str = setting("student", "Whose perplexity weights the selection: the student being trained, or "
-                                          "the model that sampled the codes.", choices=("student", "sampler"))
+    score_model: str = setting("student", "Whose perplexity weights the selection: the student being trained, "
+                                          "the model that sampled the codes, or release: the sampler in "
+                                          "self-training, the student in distillation.",
+                               choices=("student", "sampler", "release"))
     run_dir: str = setting("giftgen-run", "Run directory: every stage's output, resumable.", flag="-d")
+    verify_tests: str = setting("chain", "Tests the verify stage runs: the chain's (chain.tests and chain.max_tests: "
+                                         "kept codes are judged as the chain judged them, e.g. APPS's first 10), "
+                                         "or the verify section's own.", choices=("chain", "own"))
     train_source: str = setting("mbpp", "Seed source of the problems the chain runs on.", choices=tuple(SOURCES))
     train_path: str | None = setting(None, "Local file of the train seeds (default: the Hub).")
     train_split: str | None = setting(None, "Split of the train seeds (default: the source's seed split).")
@@ -91,6 +96,8 @@ class RunConfig:
     eval_path: str | None = setting(None, "Local file of the eval seeds (default: the Hub).")
     eval_split: str | None = setting(None, "Split of the eval seeds (default: the source's default split).")
     eval_limit: int | None = setting(None, "Keep only the first N eval problems.")
+    stdio_compare: str | None = setting(None, "Train and eval seeds: " + STDIO_COMPARE_HELP[0].lower() +
+                                        STDIO_COMPARE_HELP[1:], choices=("tokens", "release"))
     base_eval: bool = setting(True, "Evaluate the base student before round 1 (round 0).")
     isolate: bool = setting(True, "Run each stage that loads a model in its own process (frees its memory, GPU "
                                   "included, when it ends).")
@@ -245,10 +252,15 @@ def check_plan(plan: RunRecipe) -> None:
         raise ConfigError(f"eval.backend {stages['eval'].backend} cannot load each round's model",
                           hint="use eval.backend transformers or vllm")
     score_fixed = (run.score_model == "student" and run.policy == "from-base") or \
-        (run.score_model == "sampler" and run.teacher is not None)
+        (run.score_model == "sampler" and run.teacher is not None) or \
+        (run.score_model == "release" and run.teacher is not None and run.policy == "from-base")
     if stages["score"].backend in fixed and not score_fixed:
         raise ConfigError(f"score.backend {stages['score'].backend} cannot load each round's model",
                           hint="use score.backend transformers or vllm")
+    verify, chain = stages["verify"], stages["chain"]
+    if run.verify_tests == "chain" and verify.max_tests is not None and verify.max_tests != chain.max_tests:
+        raise ConfigError(f"verify.max_tests ({verify.max_tests}) differs from chain.max_tests ({chain.max_tests}), "
+                          "but the run verifies with the chain's tests", hint="set run.verify_tests: own to keep it")
     finetune = stages["finetune"]
     if finetune.lora and not finetune.merge_lora and run.rounds > 0:
         raise ConfigError("finetune.lora without finetune.merge_lora: the next stages load each round's model "
@@ -268,13 +280,21 @@ def round_configs(plan: RunRecipe, r: int, run_dir: Path, train_seeds: Path,
     student = base if run.policy == "from-base" else previous
     return {
         "chain": replace(t["chain"], model=sampler, seed=t["chain"].seed + r - 1, resume=True),
-        "verify": t["verify"],
-        "score": replace(t["score"], model=student if run.score_model == "student" else sampler),
+        "verify": replace(t["verify"], tests=t["chain"].tests, max_tests=t["chain"].max_tests)
+        if run.verify_tests == "chain" else t["verify"],
+        "score": replace(t["score"], model=scorer(run, student, sampler)),
         "select": replace(t["select"], seeds=str(train_seeds), seed=t["select"].seed + r - 1),
         "finetune": replace(t["finetune"], model=student, output_dir=str(run_dir / f"round-{r}" / "model"),
                             **({"replay": str(replay)} if replay is not None else {})),
         "eval": replace(t["eval"], model=str(run_dir / f"round-{r}" / "model")),
     }
+
+
+def scorer(run: RunConfig, student: str | None, sampler: str | None) -> str | None:
+    """The model whose perplexity weights a round's selection (``run.score_model``)."""
+    if run.score_model == "student" or (run.score_model == "release" and run.teacher is not None):
+        return student
+    return sampler
 
 
 class Runner:
@@ -379,7 +399,7 @@ class Runner:
         marker = out.with_suffix(".json")
         if marker.exists():
             return out
-        rows = load_seeds(source, path, split)
+        rows = load_seeds(source, path, split, self.plan.run.stdio_compare)
         if limit is not None:
             rows = islice(rows, limit)
         write_rows_atomic(out, rows)

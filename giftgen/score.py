@@ -43,7 +43,7 @@ class ScoreConfig(BackendSettings):
                              choices=("generating", "seed"))
     all: bool = setting(False, "Score every row; by default only passed rows the chain kept (others get null).")
     prompt_style: str = setting("base", "Prompt format: base (plain text) or chat (the tokenizer's chat template).",
-                                choices=("base", "chat"))
+                                choices=("base", "chat", "release"))
     batch_size: int = setting(16, "transformers: codes scored per forward pass (rows are sorted by length within "
                                   "--window first, so a batch pads little).")
     window: int = setting(4096, "transformers: rows read ahead and sorted by length before batching (bounds memory).")

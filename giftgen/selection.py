@@ -7,7 +7,8 @@ Contract (METHOD.md, step 3 and the training set of step 4):
   ``--candidates passed`` ignores the mark); each has a ``ppl`` from ``giftgen score`` (not needed when T = 0,
   the uniform RFT baseline). Weights are w_j = softmax(T * p_j), or softmax(T * log p_j) with
   ``--log-ppl``; K codes are drawn by these weights, with replacement by default (a problem with one distinct code
-  then contributes K copies of it), or without (then at most K distinct rows). ``--dedup`` first keeps one row per
+  then contributes K copies of it), or without (then at most K distinct rows). ``--uniform-distinct`` makes a
+  uniform draw (T = 0) the release's: K distinct rows when a problem has at least K, else K with replacement. ``--dedup`` first keeps one row per
   normalised code (the first one seen, with its ppl).
 - Every selected code is paired with the problem's *seed* description d0 through ``prompts.training_pair``: the
   same prompt the chain and eval use, in base or chat style. With ``--include-reference`` (default), each problem
@@ -52,12 +53,14 @@ class SelectConfig:
     candidates: str = setting("kept", "Rows to draw from: passed rows the chain marked kept (its one code per step), "
                                       "or every passed row.", choices=("kept", "passed"))
     replacement: bool = setting(True, "Draw with replacement (the release) or without (at most K distinct rows).")
+    uniform_distinct: bool = setting(False, "Uniform draws (T = 0): K distinct codes when a problem has at least K "
+                                            "candidates, else K with replacement (the release's uniform mode).")
     dedup: bool = setting(False, "Keep one candidate per normalised code (comments and layout ignored) before drawing.")
     log_ppl: bool = setting(False, "Weight by softmax(T * log PPL) instead of softmax(T * PPL).")
     include_reference: bool = setting(True, "Also write each problem's seed pair (d0, reference solution).")
     seeds: str | None = setting(None, "Seed rows whose reference pairs to include (default: the problems in INPUT).")
     prompt_style: str = setting("base", "Prompt format of the pairs: base (plain text) or chat (messages).",
-                                choices=("base", "chat"))
+                                choices=("base", "chat", "release"))
 
     def validate(self) -> None:
         if self.k < 0:
@@ -203,7 +206,10 @@ def select_rows(rows: Iterable[dict[str, Any]], config: SelectConfig,
         ppls = None if config.temperature == 0 else [c.ppl for c in candidates]
         weights = selection_weights(ppls, config.temperature, log_ppl=config.log_ppl, n=len(candidates))
         rng = problem_rng(config.seed, pid)
-        for j in draw(weights, config.k, rng, replacement=config.replacement):
+        replacement = config.replacement
+        if config.temperature == 0 and config.uniform_distinct:
+            replacement = len(candidates) < config.k
+        for j in draw(weights, config.k, rng, replacement=replacement):
             c = candidates[j]
             pair = training_pair(problem.seed, c.code, style=config.prompt_style)
             yield {**pair, "problem_id": pid, "origin": "self", "weight": weights[j], "ppl": c.ppl, **c.provenance}

@@ -17,12 +17,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from giftgen.config import command_config, setting
+from giftgen.config import SandboxSettings, command_config, setting
 from giftgen.errors import ConfigError, InputError
 
 
 @command_config("verify")
-class VerifyConfig:
+class VerifyConfig(SandboxSettings):
     workers: int = setting(0, "Parallel sandbox workers (0: one per CPU core).")
     keep: str = setting("all", "Rows to write: all, or only those that passed.", choices=("all", "passed"))
     tests: str = setting("all", "Tests to run: base (the problem's own), plus (only extra inputs such as MBPP+'s), "
@@ -43,9 +43,10 @@ class VerifyConfig:
             raise ConfigError("workers must be 0 (one per CPU core) or more")
         if self.max_tests is not None and self.max_tests < 1:
             raise ConfigError("max_tests must be at least 1")
-        if self.retries < 0:
-            raise ConfigError("retries must be 0 or more")
+        if not 0 <= self.retries <= 100:
+            raise ConfigError(f"retries must be from 0 to 100, got {self.retries}")
         self.limits().validate()
+        self.validate_sandbox()
 
     def limits(self) -> Any:
         from giftgen.sandbox import Limits
@@ -89,7 +90,8 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
     owned = executor is None
     if owned:
         executor = Executor(workers=config.workers, limits=config.limits(), tests=config.tests,
-                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries)
+                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries,
+                            allow_import=config.allow_import)
     try:
         waiting: deque[dict[str, Any]] = deque()  # rows submitted, in order, whose verdicts are not yet out
 

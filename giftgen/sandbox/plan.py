@@ -38,6 +38,7 @@ from giftgen.errors import InputError
 from giftgen.sandbox.codec import clip, to_wire
 
 SELECTIONS = ("base", "plus", "all")
+STDIO_COMPARE = ("tokens", "release")  # how stdio outputs are judged (judge.stdio_match, judge.release_stdio_match)
 FROM_REFERENCE = object()  # expected output still to be computed by running the reference
 
 
@@ -71,6 +72,7 @@ class Plan:
     reference: str | None = None
     reference_key: str = ""
     labels: tuple[str, ...] = field(default=())
+    compare: str = "tokens"  # stdio: judge.stdio_match (tokens) or judge.release_stdio_match (release)
 
     @property
     def needs_reference(self) -> bool:
@@ -352,6 +354,8 @@ def _check_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str 
         module = ast.parse(code)
     except SyntaxError as e:
         raise InputError(f"problem {_pid(problem)}: the check code does not parse ({e.msg})") from None
+    if not any(isinstance(node, ast.FunctionDef) and node.name == "check" for node in module.body):
+        raise InputError(f"problem {_pid(problem)}: the check code defines no `check(candidate)` function")
     calls = _read_check(module, entry)
     if calls:
         return Plan("calls", calls=tuple(calls), labels=tuple(c.label for c in calls))
@@ -527,4 +531,7 @@ def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str,
     if max_tests is not None:
         pairs = pairs[:max_tests]
     labels = tuple(f"stdin #{i + 1}" for i in range(len(pairs)))
-    return Plan("stdio", stdio=tuple(pairs), setup=_setup(problem, spec), labels=labels)
+    compare = spec.get("compare") or "tokens"
+    if compare not in STDIO_COMPARE:
+        raise InputError(f"problem {_pid(problem)}: stdio `compare` must be one of {', '.join(STDIO_COMPARE)}")
+    return Plan("stdio", stdio=tuple(pairs), setup=_setup(problem, spec), labels=labels, compare=compare)

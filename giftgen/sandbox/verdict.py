@@ -48,6 +48,12 @@ class Limits:
             raise ConfigError("output_mb, disk_mb, stack_mb, max_threads and max_files must be at least 1")
         if self.max_files < 16:
             raise ConfigError("max_files must be at least 16")
+        # The parent holds a program's reply (up to output_mb) and its output in memory: a bound, not a formality.
+        for name, value, most in (("memory_mb", self.memory_mb, 1 << 20), ("output_mb", self.output_mb, 1024),
+                                  ("disk_mb", self.disk_mb, 1 << 16), ("stack_mb", self.stack_mb, 1 << 16),
+                                  ("max_threads", self.max_threads, 1 << 16), ("max_files", self.max_files, 1 << 16)):
+            if value > most:
+                raise ConfigError(f"{name} must be at most {most}, got {value}")
 
 
 @dataclass

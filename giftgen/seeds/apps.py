@@ -179,9 +179,12 @@ def to_row(item: Mapping[str, Any], split: str, where: str) -> dict[str, Any] | 
         return _apps_row(item, split, where)
     if "canonical_solution" in item and "inputs" in item and "outputs" in item:
         return _apps_plus_row(item, split, where)
+    if "query" in item and "code" in item and isinstance(item.get("test"), Mapping):
+        return _release_row(item, split, where)
     raise InputError(
-        f"{where}: neither an APPS row (question, solutions, input_output) nor an APPS+ row "
-        f"(prompt, canonical_solution, fn_name, inputs, outputs)"
+        f"{where}: neither an APPS row (question, solutions, input_output), an APPS+ row "
+        f"(prompt, canonical_solution, fn_name, inputs, outputs) nor a GiFT release row (id, query, code, test, "
+        f"std_based)"
     )
 
 
@@ -217,18 +220,41 @@ def _apps_plus_row(item: Mapping[str, Any], split: str, where: str) -> dict[str,
     if "question" in item:
         description = str(item["question"]).strip()
     else:
-        found = re.search(r'"""(.*?)"""', str(item.get("prompt") or ""), re.DOTALL)
-        description = (found.group(1) if found else str(item.get("prompt") or "")).strip()
-    fn_name = item.get("fn_name") or None
-    solution = str(item["canonical_solution"]).replace("\r\n", "\n")
-    if fn_name and _is_stdio(item.get("input_type")):
+        # the release's reading (APPS/utils.py): the docstring's text as it is, whitespace kept (base-style prompts
+        # strip it; the release-style prompt inserts it unchanged)
+        prompt = str(item.get("prompt") or "")
+        found = re.search(r'    """(.*?)"""\n', prompt, re.DOTALL) or re.search(r'"""(.*?)"""', prompt, re.DOTALL)
+        description = found.group(1) if found and found.group(1).strip() else prompt.strip()
+    return _plus_row(item, split, where, description, str(item["canonical_solution"]), item.get("fn_name") or None,
+                     item.get("input_type"), item.get("inputs") or [], item.get("outputs") or [])
+
+
+def _release_row(item: Mapping[str, Any], split: str, where: str) -> dict[str, Any] | None:
+    """A row of the GiFT release's APPS+ seed files (``apps+valid-*.json``): ``id``, ``query`` (the description,
+    kept as it is), ``code``, ``test`` {``fn_name``, ``inputs``, ``outputs``} and ``std_based`` (stdin problems,
+    whose code is a function ``fn_name()`` the release calls with stdin patched)."""
+    test = item["test"]
+    inputs, outputs = test.get("inputs") or [], test.get("outputs") or []
+    if not inputs or len(inputs) != len(outputs):
+        return None
+    query = str(item["query"])
+    if not query.strip():
+        raise InputError(f"{where}: the problem has no description")
+    return _plus_row({"problem_id": item.get("id"), **item}, split, where, query, str(item["code"]),
+                     test.get("fn_name") or None, item.get("std_based"), inputs, outputs)
+
+
+def _plus_row(item: Mapping[str, Any], split: str, where: str, description: str, solution: str,
+              fn_name: str | None, input_type: Any, inputs: list[Any], outputs: list[Any]) -> dict[str, Any] | None:
+    solution = solution.replace("\r\n", "\n")
+    if fn_name and _is_stdio(input_type):
         # APPS+ wraps stdin programs in a function that the checker calls with stdin patched; as a stdio seed
         # the reference must be a complete program, so it calls that function itself.
         solution = solution.rstrip() + f"\n\n\n{fn_name}()\n"
         fn_name = None
     starter = str(item.get("starter_code") or "")
     return _row(
-        problem_id=item.get("problem_id", item.get("id", item.get("task_id"))),
+        problem_id=next((item[k] for k in ("problem_id", "id", "task_id") if item.get(k) is not None), None),
         split=split,
         description=description,
         solutions=[solution],

@@ -54,7 +54,7 @@ OPTIONAL_TEST_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "output_not_none": (bool,),
         "wrapped_outputs": (bool,),
     },
-    "stdio": {"setup": (str,)},
+    "stdio": {"setup": (str,), "compare": (str,)},
     "script": {"names": (list,)},
 }
 

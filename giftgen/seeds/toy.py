@@ -70,12 +70,17 @@ class ToyDomain:
     one_op_share: float = 0.05  # share of the corpus on 1-op intents
     three_op_share: float = 0.2  # share of the corpus on the pretraining 3-op intents (the rest: 2-op)
     nested_share: float = 0.3  # share of codes in the styles that nest operations (nested, mixed), not sequential
+    # Knobs of the laboratory (README "The miniature as a laboratory"); 0 keeps the calibrated domain's rows.
+    style_coupling: float = 0.0  # (a) chance that a code's style is the one its description's sentence shape implies
+    register_gap: float = 0.0  # (b) share of seed and test3 descriptions in registers absent from pretraining
+    summary_noise: float = 0.0  # (c) share of code -> description pretraining pairs describing a corrupted intent
 
     def __post_init__(self) -> None:
         for name in ("pretrain_three_op", "n_seed", "n_test3", "n_test2", "corpus_size"):
             if getattr(self, name) < 0:
                 raise InputError(f"toy domain: {name} must be >= 0, got {getattr(self, name)}")
-        for name in ("two_op_holdout", "code_share", "one_op_share", "three_op_share", "nested_share"):
+        for name in ("two_op_holdout", "code_share", "one_op_share", "three_op_share", "nested_share",
+                     "style_coupling", "register_gap", "summary_noise"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InputError(f"toy domain: {name} must be between 0 and 1, got {getattr(self, name)}")
         if self.one_op_share + self.three_op_share > 1.0:
@@ -232,7 +237,56 @@ def phrase(op: Op, rng: random.Random) -> str:
 
 def describe(intent: Intent, rng: random.Random) -> str:
     """One English description of ``intent``: a random sentence shape, a random paraphrase per operation."""
-    return rng.choice(SHAPES)([phrase(op, rng) for op in intent])
+    return describe_shaped(intent, rng)[0]
+
+
+def describe_shaped(intent: Intent, rng: random.Random) -> tuple[str, int]:
+    """``describe``, with the index of its sentence shape in ``SHAPES`` (the same draws from ``rng``)."""
+    shape = rng.choice(SHAPES)
+    return shape([phrase(op, rng) for op in intent]), SHAPES.index(shape)
+
+
+# Registers the pretraining corpus never uses: the operations listed last to first. A base model implements them
+# less reliably than the registers of its own summaries (knob b, ``register_gap``).
+def _shape_backwards(ps: list[str]) -> str:
+    if len(ps) == 1:
+        return f"Return x once you {ps[0]}."
+    return f"Return what you get if you {'; before that, '.join(reversed(ps))}; starting from x."
+
+
+def _shape_last_first(ps: list[str]) -> str:
+    order = ["the last step is to", "the step before is to", "the first step is to"][: len(ps)]
+    if len(ps) > 1:
+        order[-1] = "the first step is to"
+    return "Working back from the result: " + "; ".join(f"{w} {p}" for w, p in zip(order, reversed(ps), strict=True)) \
+        + ". Apply them to x."
+
+
+GAP_SHAPES: tuple[Callable[[list[str]], str], ...] = (_shape_backwards, _shape_last_first)
+
+
+def describe_in_gap_register(intent: Intent, rng: random.Random) -> str:
+    return rng.choice(GAP_SHAPES)([phrase(op, rng) for op in intent])
+
+
+def coupled_style(shape: int) -> str:
+    """The code style a description's sentence shape implies under ``style_coupling`` (knob a)."""
+    return CODE_STYLES[shape % len(CODE_STYLES)]
+
+
+def corrupt(intent: Intent, rng: random.Random) -> Intent:
+    """``intent`` with one operation dropped, two adjacent ones swapped, or one replaced (knob c)."""
+    kind = rng.choice(["drop", "swap", "replace"] if len(intent) > 1 else ["replace"])
+    ops = list(intent)
+    i = rng.randrange(len(ops))
+    if kind == "drop":
+        del ops[i]
+    elif kind == "swap":
+        i = min(i, len(ops) - 2)
+        ops[i], ops[i + 1] = ops[i + 1], ops[i]
+    else:
+        ops[i] = rng.choice([op for op in OPS if op != ops[i]])
+    return tuple(ops)
 
 
 # --------------------------------------------------------------------------------------------------- code
@@ -342,6 +396,28 @@ def write_code(intent: Intent, rng: random.Random, style: str | None = None, nes
     return PROMPT_HEAD + "".join(f"    {line}\n" for line in lines)
 
 
+def code_style(code: str) -> str | None:
+    """The style (``CODE_STYLES``) a multi-operation toy program is written in, read from its statements; None
+    for a program that is not a toy ``def f(x):`` body. The laboratory compares the styles of kept codes with
+    those of all correct codes. Exact on three-operation programs (the seed and test3 problems); shorter ones are
+    ambiguous (one operation: every style writes one line, read as nested; two: fresh with a direct return reads
+    as mixed)."""
+    lines = code.splitlines()
+    if not lines or not lines[0].startswith("def f("):
+        return None
+    body = [line.strip() for line in lines[1:] if line.strip() and not line.strip().startswith("#")]
+    if not body:
+        return None
+    if len(body) == 1:
+        return "nested"
+    statements = [line for line in body if not line.startswith(("if ", "return"))]
+    targets = {line.split()[0] for line in statements if line.split() and not line.startswith(" ")}
+    if len(body) == 2 and len(targets) == 1 and targets != {"x"}:
+        return "mixed"
+    fresh = targets - {"x", "result", "value"}
+    return "fresh" if fresh else "inplace"
+
+
 # --------------------------------------------------------------------------------------------------- splits
 
 
@@ -438,11 +514,28 @@ def problem_row(intent: Intent, split: str, description: str, reference: str) ->
 
 
 def seed_rows(domain: ToyDomain, split: str) -> Iterator[dict[str, Any]]:
-    """The seed rows of one of ``SEED_SPLITS``: one description and one reference per problem, fixed by the seed."""
+    """The seed rows of one of ``SEED_SPLITS``: one description and one reference per problem, fixed by the seed.
+
+    The knobs draw from streams of their own, so at 0 they leave every row as it was."""
     intents = getattr(make_splits(domain), split)
     for intent in intents:
         rng = random.Random(f"giftgen-toy-row-{domain.seed}-{intent_id(intent)}")
-        yield problem_row(intent, split, describe(intent, rng), write_code(intent, rng, nested_share=domain.nested_share))
+        description, shape = describe_shaped(intent, rng)
+        code = write_code(intent, rng, style=_style(domain, shape, f"row-{intent_id(intent)}"),
+                          nested_share=domain.nested_share)
+        if domain.register_gap and split in ("seed", "test3"):
+            gap = random.Random(f"giftgen-toy-register-{domain.seed}-{intent_id(intent)}")
+            if gap.random() < domain.register_gap:
+                description = describe_in_gap_register(intent, gap)
+        yield problem_row(intent, split, description, code)
+
+
+def _style(domain: ToyDomain, shape: int, key: str, draw: random.Random | None = None) -> str | None:
+    """The coupled style with probability ``style_coupling`` (from its own stream), else None (a free draw)."""
+    if not domain.style_coupling:
+        return None
+    draw = draw or random.Random(f"giftgen-toy-coupling-{domain.seed}-{key}")
+    return coupled_style(shape) if draw.random() < domain.style_coupling else None
 
 
 def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
@@ -455,14 +548,19 @@ def corpus(domain: ToyDomain) -> Iterator[dict[str, Any]]:
     pools = [(p, w) for p, w in pools if p and w > 0]
     everything = splits.pretrain
     rng = random.Random(f"giftgen-toy-corpus-{domain.seed}")
+    coupling = random.Random(f"giftgen-toy-corpus-coupling-{domain.seed}")
+    noise = random.Random(f"giftgen-toy-corpus-noise-{domain.seed}")
     for _ in range(domain.corpus_size):
         pool = rng.choices([p for p, _ in pools], weights=[w for _, w in pools])[0]
         intent = rng.choice(pool)
-        description, code = describe(intent, rng), write_code(intent, rng, nested_share=domain.nested_share)
+        description, shape = describe_shaped(intent, rng)
+        code = write_code(intent, rng, style=_style(domain, shape, "", coupling), nested_share=domain.nested_share)
         row = problem_row(intent, "pretrain", description, code)
         if rng.random() < domain.code_share:
             direction, prompt, completion = "code", code_prompt(row), program_body(row, code)
         else:
+            if domain.summary_noise and noise.random() < domain.summary_noise:
+                description = describe(corrupt(intent, noise), noise)  # an unfaithful summary of ``code``
             other = rng.choice(everything)
             while other == intent:
                 other = rng.choice(everything)

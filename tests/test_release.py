@@ -1,0 +1,547 @@
+"""The release-exact profile: the GiFT release's prompt bytes, its exemplar pools, and the `prompt` column.
+
+The reference functions below re-implement the release's prompt code as METHOD.md ("Exact prompt bytes of the
+release") gives it (MBPP/_utils.py ``extract_code_head`` and ``construct_sum_prompt``), over the raw MBPP file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+
+from giftgen.backends.fake import FakeBackend
+from giftgen.chain import ChainConfig, load_exemplars, release_order, run_chain
+from giftgen.config import resolve
+from giftgen.errors import InputError
+from giftgen.prompts import code_prompt, extract_code, extract_description, summary_prompt, training_pair
+
+_REPO = Path(__file__).resolve().parents[1]
+# ../shared of the checkout (a worktree one level deeper finds the same folder one level up)
+RELEASE_DATA = next(
+    (
+        p
+        for p in (
+            _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
+            _REPO.parent.parent / "shared" / "data" / "gift-release-data.tar.gz",
+        )
+        if p.exists()
+    ),
+    _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
+)
+SEED_IDS = set(range(1, 11)) | set(range(511, 975))
+
+
+# --------------------------------------------------------------------------------------------------- the release
+
+
+def release_code_prompt(code: str, query: str, tests: list[str]) -> str:
+    """MBPP/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    code = code.replace("\t", "    ").replace("\r", "")
+    head = []
+    for item in code.split("\n"):
+        head.append(item)
+        if "def " in item:
+            break
+    import_and_head = "\n".join(head)
+    try:
+        pairs = [(t.split("==")[0].split("assert")[-1].strip(), t.split("==")[1].strip()) for t in tests[:1]]
+        test_string = "\n".join(f"    >>> {a}\n    {b}" for a, b in pairs)
+    except IndexError:
+        test_string = "\n".join(f"    >>> {a}\n    True" for a in [tests[0].split("assert")[-1].strip()])
+    return f'{import_and_head}\n    """ {query}\n{test_string}\n    """\n'
+
+
+def release_summary_prompt(exemplar_code: str, exemplar_desc: str, code: str) -> str:
+    """MBPP/_utils.py ``construct_sum_prompt`` with one exemplar; ``code`` after the release's docstring regex."""
+    for doc in re.findall('(    """.*?"""\n)', code, re.DOTALL | re.IGNORECASE):
+        code = code.replace(doc, "")
+    ex = exemplar_code.replace("\t", "    ").replace("\r", "")
+    code = code.replace("\t", "    ").replace("\r", "")
+    return (
+        f"###Code:\n{ex}\n###Description of the given code:\n{exemplar_desc}\n\n"
+        f"###Code:\n{code}\n###Description of the given code:\n"
+    )
+
+
+# --------------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def raw(data_dir) -> dict[str, dict]:
+    items = json.loads((data_dir / "mbpp-sanitized.json").read_text())
+    return {f"mbpp/{x['task_id']}": x for x in items if x["task_id"] in SEED_IDS}
+
+
+@pytest.fixture(scope="module")
+def seeds(data_dir) -> list[dict]:
+    from giftgen.seeds import load_seeds
+
+    return list(load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), None))
+
+
+@pytest.fixture(scope="module")
+def rows(seeds) -> dict[str, dict]:
+    return {r["problem_id"]: r for r in seeds}
+
+
+class FailingExecutor:
+    """Judges every program wrong without running it: these tests are about prompts, not verdicts."""
+
+    def submit(self, code: str, plan: object) -> Future:
+        from giftgen.sandbox import Verdict
+
+        future: Future = Future()
+        future.set_result(Verdict("failed", False))
+        return future
+
+
+def release_pool(tmp_path: Path, member: str) -> Path:
+    if not RELEASE_DATA.exists():
+        pytest.skip(f"the release's data is not at {RELEASE_DATA}")
+    with tarfile.open(RELEASE_DATA) as tar:
+        data = tar.extractfile(member)
+        assert data is not None
+        out = tmp_path / Path(member).name
+        out.write_bytes(data.read())
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- literals
+
+
+def test_literal_release_prompts_of_awkward_mbpp_rows(rows):
+    # two-space reference: the release always writes 4 spaces
+    assert code_prompt(rows["mbpp/2"], style="release") == (
+        "def similar_elements(test_tup1, test_tup2):\n"
+        '    """ Write a function to find the shared elements from the given two lists.\n'
+        "    >>> set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10)))\n"
+        "    set((4, 5))\n"
+        '    """\n'
+    )
+    # a helper before the entry point: the head stops at the first def line
+    assert code_prompt(rows["mbpp/6"], style="release") == (
+        "def is_Power_Of_Two (x): \n"
+        '    """ Write a python function to check whether the two numbers differ at one bit position only or not.\n'
+        "    >>> differ_At_One_Bit_Pos(13,9)\n"
+        "    True\n"
+        '    """\n'
+    )
+    # tab-indented reference
+    assert code_prompt(rows["mbpp/603"], style="release") == (
+        "def get_ludic(n):\n"
+        '    """ Write a function to get all lucid numbers smaller than or equal to a given integer.\n'
+        "    >>> get_ludic(10)\n"
+        "    [1, 2, 3, 5, 7]\n"
+        '    """\n'
+    )
+    # an assert without `==` (and a tab-indented body, imports and a constant before the def)
+    assert code_prompt(rows["mbpp/737"], style="release") == (
+        "import re \nregex = '^[aeiouAEIOU][A-Za-z0-9_]*'\ndef check_str(string): \n"
+        '    """ Write a function to check whether the given string is starting with a vowel or not using regex.\n'
+        '    >>> check_str("annie")\n'
+        "    True\n"
+        '    """\n'
+    )
+    # giftgen's own prompt stays the default and differs where the release's does
+    assert code_prompt(rows["mbpp/2"]).startswith('def similar_elements(test_tup1, test_tup2):\n  """ ')
+
+
+def test_release_prompt_of_every_seed_row_matches_the_release(rows, raw):
+    assert len(rows) == 170
+    for pid, row in rows.items():
+        item = raw[pid]
+        assert code_prompt(row, style="release") == release_code_prompt(
+            item["code"], item["prompt"], item["test_list"]
+        ), pid
+
+
+def test_release_chain_prompt_column_is_the_release_s_on_all_170_seeds(seeds, raw):
+    """Two Gibbs steps in the release profile: step 1 from d0, step 2 from summaries kept as the model wrote
+    them (cut at the next ###, whitespace kept); the `prompt` column is the release's prompt, byte for byte."""
+    summary = "  Checks it, twice.  \n\n###Code:\nwhatever"
+    backend = FakeBackend(
+        [
+            {"match": "###Description of the given code:", "reply": summary},
+            {"match": '    """ ', "reply": "    return None\n"},
+        ]
+    )
+    config = resolve(
+        ChainConfig,
+        None,
+        {"model": "fake", "backend": "fake", "steps": 2, "n": 1, "prompt_style": "release", "desc_top_k": 50},
+    )
+    out = list(run_chain(seeds, config, backend=backend, executor=FailingExecutor()))
+    assert len(out) == 2 * 170
+    for row in out:
+        item = raw[row["problem_id"]]
+        query = item["prompt"] if row["step"] == 1 else "  Checks it, twice.  \n"
+        assert row["gen_description"] == query
+        assert row["prompt"] == release_code_prompt(item["code"], query, item["test_list"]), row["problem_id"]
+    assert backend.calls[1][1].top_k == 50  # the summaries sampled with the release's top-k
+
+
+def test_release_summary_prompt_and_cut(rows):
+    row = rows["mbpp/2"]
+    program = extract_code(row, "  return set(test_tup1) & set(test_tup2)\n\nprint(1)", style="release")
+    assert (
+        program == "def similar_elements(test_tup1, test_tup2):\n  return set(test_tup1) & set(test_tup2)\n"
+    )
+    exemplar = rows["mbpp/603"]["reference"], "#This code is a function that returns ludic numbers."
+    written = code_prompt(row, style="release") + "  return set(test_tup1) & set(test_tup2)\n"
+    assert summary_prompt(program, exemplar, style="release") == release_summary_prompt(*exemplar, written)
+    assert extract_description("\n#It returns x. \n\n###Code:", style="release") == "\n#It returns x. \n"
+    assert extract_description("\n#It returns x. \n\n###Code:") == "#It returns x."
+
+
+def test_release_extraction_keeps_functions_up_to_the_entry_point(rows):
+    row = rows["mbpp/6"]  # the head is the helper's def; the tests call the function after it
+    body = (
+        "    return x and not (x & (x - 1))\ndef differ_At_One_Bit_Pos(a, b):\n    return is_Power_Of_Two(a ^ b)\n"
+        "def unused():\n    pass\n"
+    )
+    assert extract_code(row, body, style="release") == (
+        "def is_Power_Of_Two (x): \n    return x and not (x & (x - 1))\n\n"
+        "def differ_At_One_Bit_Pos(a, b):\n    return is_Power_Of_Two(a ^ b)\n"
+    )
+
+
+def test_release_training_pair_is_the_prompt_then_the_body(rows):
+    row = rows["mbpp/603"]
+    pair = training_pair(row, row["reference"], style="release")
+    assert pair["prompt"] == code_prompt(row, style="release")
+    assert pair["completion"].startswith(
+        "    ludics = []\n    for i in range(1, n + 1):\n        ludics.append(i)"
+    )
+    assert "\t" not in pair["completion"]
+
+
+def test_apps_and_codeinsight_form_and_wrapped_stdin():
+    call = {
+        "problem_id": "apps/valid/1",
+        "description": "Add them.",
+        "entry_point": "add",
+        "doctest": None,
+        "reference": "import math\ndef add(a, b):\n    return a + b\n",
+        "prompt_head": "def add(a, b):\n",
+    }
+    assert code_prompt(call, style="release") == 'import math\ndef add(a, b):\n    """ Add them."""\n'
+    stdin = {
+        "problem_id": "apps/valid/2",
+        "description": "Echo.",
+        "entry_point": None,
+        "doctest": None,
+        "reference": "def code():\n    print(input())\n\n\ncode()\n",
+        "prompt_head": "",
+    }
+    assert code_prompt(stdin, style="release") == 'def code():\n    """ Echo."""\n'
+    assert extract_code(stdin, "    print(input())\nif x:\n    pass", style="release") == (
+        "def code():\n    print(input())\n\n\ncode()\n"
+    )
+    assert training_pair(stdin, stdin["reference"], style="release")["completion"] == "    print(input())\n"
+    stdin["tests"] = '{"kind": "stdio", "inputs": ["1"], "outputs": ["1"]}'
+    whole = {**stdin, "reference": "def helper():\n    pass\nprint(input())\n"}  # a whole program: no prompt
+    assert code_prompt(whole, style="release") == code_prompt(whole)  # of the release's for it
+    unit = {
+        **call,
+        "problem_id": "codeinsight/train/3",
+        "entry_point": None,
+        "tests": '{"kind": "unittest"}',
+        "reference": "import pandas as pd\ndef test(df):\n    return df.sum()\n",
+    }
+    assert code_prompt(unit, style="release") == 'import pandas as pd\ndef test(df):\n    """ Add them."""\n'
+
+
+# --------------------------------------------------------------------------------------------------- exemplars
+
+
+def test_release_exemplar_pool_maps_the_release_s_indices(tmp_path, seeds, rows):
+    pool = load_exemplars(release_pool(tmp_path, "MBPP/data/ict_data.json"), seeds)
+    assert len(pool) == 147
+    first = pool[0]  # [1, "#This code is a function that returns a list of all the ludic numbers ..."]
+    assert first[0] == "mbpp/603" and first[1] == rows["mbpp/603"]["reference"]
+    assert first[2].startswith("#This code is a function that returns a list of all the ludic numbers")
+    assert [r["problem_id"] for r in release_order(seeds)][:2] == ["mbpp/602", "mbpp/603"]
+
+
+def test_release_exemplars_reach_the_summary_prompt(tmp_path, seeds, rows):
+    path = release_pool(tmp_path, "MBPP/data/ict_data.json")
+    pool = {pid: desc for pid, _, desc in load_exemplars(path, seeds)}
+    backend = FakeBackend(
+        [
+            {"match": "###Description of the given code:", "reply": "Desc."},
+            {"match": '    """ ', "reply": "    return None\n"},
+        ]
+    )
+    config = resolve(
+        ChainConfig,
+        None,
+        {
+            "model": "fake",
+            "backend": "fake",
+            "steps": 1,
+            "n": 1,
+            "prompt_style": "release",
+            "exemplars": str(path),
+        },
+    )
+    out = list(run_chain(seeds, config, backend=backend, executor=FailingExecutor()))
+    summaries = [p for prompts, _ in backend.calls[1:] for p in prompts]
+    assert len(summaries) == 170
+    for row, prompt in zip([r for r in out if r.get("exemplar_id")], summaries, strict=True):
+        ex = row["exemplar_id"]
+        assert ex != row["problem_id"] and ex in pool
+        ref = rows[ex]["reference"].replace("\t", "    ")
+        assert prompt.startswith(
+            f"###Code:\n{ref}\n###Description of the given code:\n{pool[ex]}\n\n###Code:\n"
+        )
+
+
+def test_malformed_pool_gets_one_clear_line(tmp_path, seeds):
+    bad = tmp_path / "ict.json"
+    bad.write_text(json.dumps(["The code is a solution ...", "Another ..."]))
+    with pytest.raises(InputError, match="entry 1 is a bare string"):
+        load_exemplars(bad, seeds)
+    out = tmp_path / "far.json"
+    out.write_text(json.dumps([[999, "x"]]))
+    with pytest.raises(InputError, match="seed set has 170 problems"):
+        load_exemplars(out, seeds)
+
+
+def test_release_introductory_pool_is_refused(tmp_path, seeds):
+    path = release_pool(tmp_path, "APPS/data/ict_data_introductory.json")
+    with pytest.raises(InputError) as e:
+        load_exemplars(path, seeds)
+    assert "\n" not in str(e.value) and "bare string" in str(e.value)
+
+
+def test_eval_rows_record_their_prompt(rows):
+    from giftgen.evaluate import EvalConfig, evaluate_rows
+
+    backend = FakeBackend([{"match": '"""', "reply": "    return None\n"}])
+    config = resolve(EvalConfig, None, {"model": "fake", "backend": "fake", "prompt_style": "release"})
+    some = [dict(rows["mbpp/2"], extra_column=1), rows["mbpp/6"]]
+    out = list(evaluate_rows(some, config, backend=backend, executor=_PlanningExecutor()))
+    assert [r["prompt"] for r in out] == [code_prompt(r, style="release") for r in some]
+    assert out[0]["extra_column"] == 1
+
+
+class _PlanningExecutor(FailingExecutor):
+    def plan(self, row: dict) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------------------------------- APPS+
+
+
+def release_apps_prompt(code: str, query: str) -> str:
+    """APPS/_utils.py ``extract_code_head``, as METHOD.md gives it."""
+    code = code.replace("\t", "    ").replace("\r", "")
+    head = []
+    for item in code.split("\n"):
+        head.append(item)
+        if "def " in item:
+            break
+    return "\n".join(head) + f'\n    """ {query}"""\n'
+
+
+RELEASE_APPS = [
+    {
+        "id": 0,
+        "query": "\nGiven n, print n squared.\n\n-----Input-----\nOne integer n.\n",
+        "code": "import sys\ndef code():\n\tn = int(input())\n\tprint(n * n)\n",
+        "test": {"fn_name": "code", "inputs": ["3\n", "4\n"], "outputs": ["9\n", "16\n"]},
+        "std_based": True,
+    },
+    {
+        "id": 1,
+        "query": " Return the sum of a list.",
+        "code": "class Solution:\n    def total(self, xs):\n        return sum(xs)\n",
+        "test": {"fn_name": "total", "inputs": [[[1, 2]], [[5]]], "outputs": [[3], [5]]},
+        "std_based": False,
+    },
+]
+
+
+def test_apps_reader_takes_the_release_layout(tmp_path):
+    from giftgen.seeds import load_seeds
+    from giftgen.seeds.common import parse_tests
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    stdin, call = load_seeds("apps", str(path), None)
+    assert stdin["problem_id"] == "apps/valid/0" and call["problem_id"] == "apps/valid/1"
+    assert stdin["description"] == RELEASE_APPS[0]["query"]  # as the release reads it: whitespace kept
+    assert stdin["entry_point"] is None and parse_tests(stdin["tests"])["kind"] == "stdio"
+    assert stdin["reference"].endswith("\n\n\ncode()\n")  # the wrapped program calls its function
+    assert call["entry_point"] == "total" and parse_tests(call["tests"])["outputs"] == [3, 5]
+    for row, item in zip((stdin, call), RELEASE_APPS, strict=True):
+        assert code_prompt(row, style="release") == release_apps_prompt(item["code"], item["query"])
+    # giftgen's own (whole-program) prompt for the stdin problem stays the default
+    assert code_prompt(stdin).startswith('"""\nGiven n, print n squared.')
+
+
+def test_wrapped_stdin_reference_passes_in_the_sandbox(tmp_path):
+    from giftgen.sandbox import Executor, Limits
+    from giftgen.sandbox.plan import make_plan
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    stdin, call = load_seeds("apps", str(path), None)
+    program = extract_code(stdin, "    n = int(input())\n    print(n * n)\n", style="release")
+    wrong = extract_code(stdin, "    n = int(input())\n    print(n + n)\n", style="release")
+    with Executor(workers=1, limits=Limits()) as ex:
+        verdicts = [
+            ex.submit(code, make_plan(row)).result()
+            for code, row in (
+                (stdin["reference"], stdin),
+                (program, stdin),
+                (wrong, stdin),
+                (call["reference"], call),
+            )
+        ]
+    assert [v.passed for v in verdicts] == [True, True, False, True]
+
+
+def test_cli_refuses_a_malformed_pool_in_one_line(tmp_path, seeds):
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+
+    seed_file = tmp_path / "seeds.jsonl"
+    seed_file.write_text("".join(json.dumps(r) + "\n" for r in seeds))
+
+    bad = tmp_path / "ict_data_introductory.json"
+    bad.write_text(json.dumps(["\nThe code is a solution to a problem ..."]))
+    script = tmp_path / "fake.json"
+    script.write_text(json.dumps([{"match": '"""', "reply": "    return None\n"}]))
+    result = CliRunner().invoke(
+        main,
+        [
+            "chain",
+            str(seed_file),
+            "--model",
+            str(script),
+            "--backend",
+            "fake",
+            "--exemplars",
+            str(bad),
+            "-o",
+            str(tmp_path / "c.jsonl"),
+        ],
+    )
+    assert result.exit_code == 2
+    assert "entry 1 is a bare string" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "c.jsonl").exists()
+
+
+def test_a_run_in_the_release_profile_end_to_end(tiny_model, data_dir, tmp_path):
+    """The quickstart with recipes/common/release.yaml included, the tiny model, local files: every stage runs in
+    the release profile, and the chain, select and eval rows hold the release's prompts."""
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+    from giftgen.records import read_rows
+
+    repo = Path(__file__).resolve().parents[1]
+    recipe = tmp_path / "release-quickstart.yaml"
+    recipe.write_text(
+        f"include: [{repo / 'recipes' / 'quickstart.yaml'}, {repo / 'recipes/common/release.yaml'}]\n"
+    )
+    run_dir = tmp_path / "run"
+    sets = {
+        "run.train_path": data_dir / "mbpp-sanitized.json",
+        "run.train_limit": 3,
+        "run.base_eval": "false",
+        "run.eval_path": data_dir / "mbppplus-v0.1.0.jsonl",
+        "run.eval_limit": 2,
+        "chain.steps": 2,
+        "chain.max_new_tokens": 16,
+        "chain.desc_max_new_tokens": 8,
+        "chain.device": "cpu",
+        "score.device": "cpu",
+        "finetune.device": "cpu",
+        "finetune.max_steps": 1,
+        "eval.max_new_tokens": 16,
+        "eval.device": "cpu",
+    }
+    args = ["run", str(recipe), "--model", str(tiny_model), "--run-dir", str(run_dir), "--no-isolate"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    seeds = {r["problem_id"]: r for r in read_rows(run_dir / "seeds" / "train.jsonl")}
+    chain = list(read_rows(run_dir / "round-1" / "chain.jsonl"))
+    assert len(chain) == 3 * 2 * 2
+    for row in chain:
+        assert row["prompt"] == code_prompt(seeds[row["problem_id"]], row["gen_description"], style="release")
+        assert '\n    """ ' in row["prompt"] and row["prompt"].endswith('    """\n')
+    gold = [r for r in read_rows(run_dir / "round-1" / "select.jsonl") if r["origin"] == "gold"]
+    assert {r["prompt"] for r in gold} == {code_prompt(s, style="release") for s in seeds.values()}
+    evaluated = list(read_rows(run_dir / "round-1" / "eval.jsonl"))
+    assert [r["prompt"] for r in evaluated] == [code_prompt(r, style="release") for r in evaluated]
+    finetune = json.loads((run_dir / "round-1" / "finetune.json").read_text())["config"]
+    assert (finetune["adam_epsilon"], finetune["min_learning_rate"], finetune["loss_average"]) == (
+        1e-6,
+        5e-6,
+        "example",
+    )
+
+
+# --------------------------------------------------------------------------------------------------- stdin judging
+
+
+def test_release_stdio_comparison_fallbacks():
+    from giftgen.sandbox.judge import release_stdio_match, stdio_match
+
+    cases = [  # (output, expected, giftgen's tokens, the release)
+        ("1 2\n3\n", "1 2\n3", True, True),
+        ("3\n1 2\n", "1 2\n3\n", False, True),  # lines in another order: the release's last fallback
+        ("2 1\n", "1 2\n", False, True),  # tokens in another order
+        ("1\n\n2\n", "1\n2\n", False, True),  # a blank line in the middle
+        ("0.3333333\n", "0.33333334\n", True, True),
+        ("0.3334\n", "0.3333\n", False, True),  # numbers rounded to 3 decimals: the release's last resort
+        ("0.3344\n", "0.3333\n", False, False),
+        ("1\n", "1\n2\n", False, False),  # a missing line always fails
+        ("YES\n", "NO\n", False, False),
+        ("", "1\n", False, False),
+    ]
+    for output, expected, tokens, release in cases:
+        assert stdio_match(output, expected)[0] is tokens, (output, expected)
+        assert release_stdio_match(output, expected)[0] is release, (output, expected)
+
+
+def test_stdio_compare_setting_reaches_the_sandbox(tmp_path):
+    from giftgen.errors import InputError
+    from giftgen.sandbox import Executor, Limits
+    from giftgen.sandbox.plan import make_plan
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    plain = list(load_seeds("apps", str(path), None))
+    release = list(load_seeds("apps", str(path), None, stdio_compare="release"))
+    assert json.loads(release[0]["tests"])["compare"] == "release" and "compare" not in json.loads(
+        plain[0]["tests"]
+    )
+    assert release[1] == plain[1]  # call-based tests are left alone
+    reversed_lines = "def code():\n    n = int(input())\n    print(n * n)\n    print('done')\n\n\ncode()\n"
+    out_of_order = "def code():\n    n = int(input())\n    print('done')\n    print(n * n)\n\n\ncode()\n"
+    for row in (plain[0], release[0]):
+        tests = json.loads(row["tests"])
+        row["tests"] = json.dumps({**tests, "outputs": [o + "done\n" for o in tests["outputs"]]})
+    with Executor(workers=1, limits=Limits()) as ex:
+        verdicts = [
+            ex.submit(code, make_plan(row)).result()
+            for row in (plain[0], release[0])
+            for code in (reversed_lines, out_of_order)
+        ]
+    assert [v.passed for v in verdicts] == [True, False, True, True]
+    bad = {**plain[0], "tests": json.dumps({**json.loads(plain[0]["tests"]), "compare": "loose"})}
+    with pytest.raises(InputError, match="compare"):
+        make_plan(bad)
