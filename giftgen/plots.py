@@ -86,7 +86,9 @@ def bars_png(groups: Sequence[str], series: Mapping[str, Sequence[tuple[float | 
         ax.bar(xs, means, width=width, yerr=errs, capsize=3, label=label)
     ax.set_xticks(list(range(len(groups))))
     ax.set_xticklabels(list(groups))
-    ax.legend(fontsize="small")
+    # below the axes, so that no legend covers a bar
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(len(series), 4),
+              frameon=False)
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title(title)
     ax.set_ylabel(ylabel)

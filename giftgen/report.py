@@ -276,13 +276,14 @@ def draw_plots(runs: list[RunData], out_dir: Path, bins: int = 30) -> set[str]:
 
     pass1 = {r.label: [(x, None if y is None else 100 * y) for x, y in pts(r, lambda x: x.pass_at_1)] for r in runs}
     if any(y is not None for s in pass1.values() for _, y in s):
-        save("pass_at_1.png", lines_png(pass1, title="pass@1 per round", xlabel="round", ylabel="pass@1 (%)"))
+        save("pass_at_1.png", lines_png(pass1, title="pass@1 per round", xlabel="round", ylabel="pass@1 (%)",
+                                               ylim=(0.0, 100.0)))
     steps = {f"{r.label} r{x.round}": [(s["step"], None if s["pass_rate"] is None else 100 * s["pass_rate"])
                                        for s in x.chain["per_step"]]
              for r in runs for x in r.rounds if x.chain and x.chain["per_step"]}
     if steps:
         save("chain_pass_rate.png", lines_png(steps, title="Pass rate per chain step", xlabel="chain step",
-                                              ylabel="passing codes (%)"))
+                                              ylabel="passing codes (%)", ylim=(0.0, 100.0)))
     ppls = {f"{r.label} r{x.round}": x.kept_ppls for r in runs for x in r.rounds if x.kept_ppls}
     if ppls:
         save("ppl_kept.png", histogram_png(ppls, title="Perplexity of the kept codes", xlabel="perplexity (PPL)",

@@ -194,7 +194,7 @@ def test_grid_end_to_end_small(tmp_path):
             "--set", f"pretrain.domain={domain}", "--set", "pretrain.steps=4", "--set", "pretrain.batch_size=8",
             "--set", "pretrain.warmup_steps=1", "--set", "pretrain.vocab_size=320",
             "--set", f"run.train_path={domain}", "--set", f"run.eval_path={domain}",
-            "--set", "grid.arms=[gift,control]", "--set", "grid.random_seeds=[0,1]", "--set", "run.eval_samples=2",
+            "--set", "grid.arms=[gift,gift-accept,control]", "--set", "grid.random_seeds=[0,1]", "--set", "run.eval_samples=2",
             "--set", "chain.steps=2", "--set", "chain.n=2", "--set", "chain.max_new_tokens=8",
             "--set", "chain.desc_max_new_tokens=8", "--set", "eval.max_new_tokens=8",
             "--set", "finetune.max_steps=2", "--set", "finetune.global_batch_size=4",
@@ -202,7 +202,15 @@ def test_grid_end_to_end_small(tmp_path):
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert set(summary["arms"]) == {"gift", "control"}
+    assert set(summary["arms"]) == {"gift", "gift-accept", "control"}
+    assert "grid: cell 1 of 6: GiFT, seed 0\n" in result.stderr
+    assert "grid: cell 6 of 6: control, seed 1; 5 cell(s) run, about " in result.stderr  # the one estimate
+    assert summary["eval_names"] == ["test3", "test2"]
+    accept = json.loads((run_dir / "gift-accept" / "seed-0" / "round-1" / "chain.json").read_text())["config"]
+    assert accept["mode"] == "gibbs" and accept["accept"] is True
+    cell = summary["arms"]["gift"]["cells"]["seed-0"]["1"] if "1" in summary["arms"]["gift"]["cells"]["seed-0"] \
+        else summary["arms"]["gift"]["cells"]["seed-0"][1]
+    assert set(cell) >= {"kept_ppl", "kept_styles", "correct_styles"}
     assert (model / "giftgen-pretrain.json").exists() and (run_dir / "pretrain.json").exists()
     for label in ("eval", "eval-sampled", "eval2"):
         marker = json.loads((run_dir / "base" / "round-0" / f"{label}.json").read_text())
@@ -233,8 +241,9 @@ def test_grid_end_to_end_small(tmp_path):
 
     assert is_grid(run_dir) and not is_grid(run_dir / "gift" / "seed-0")
     markdown, plots = write_grid_report(run_dir, run_dir / "report")
-    assert "| GiFT | 2 |" in markdown and "| control | 2 |" in markdown
-    assert {p.name for p in plots} == {"grid_pass_at_1.png", "grid_diagnostics.png"}
+    assert "| GiFT | 2 |" in markdown and "| control | 2 |" in markdown and "| GiFT+accept | 2 |" in markdown
+    assert "test3 greedy" in markdown
+    assert {p.name for p in plots} == {"grid_pass_at_1.png", "grid_diagnostics.png", "grid_distinct.png"}
     shown = CliRunner().invoke(main, ["report", str(run_dir)])  # the CLI picks the grid's report
     assert shown.exit_code == 0 and shown.stdout == markdown
 

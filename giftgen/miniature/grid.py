@@ -33,7 +33,7 @@ from giftgen.config import command_config, resolve, setting
 from giftgen.errors import ConfigError
 from giftgen.miniature.numbers import ARMS, LABELS, grid_summary, print_grid
 from giftgen.miniature.pretrain import PretrainConfig, pretrain
-from giftgen.progress import log
+from giftgen.progress import format_duration, log
 from giftgen.run import EXECUTION_ONLY, Runner, RunRecipe, locked, resolve_run_recipe, write_atomic
 
 GRID_SECTIONS = ("grid", "pretrain")
@@ -88,8 +88,8 @@ def cell_plan(plan: RunRecipe, arm: str, seed: int, run_dir: Path, replay: Path 
     spec = ARMS[arm]
     chain, select = t["chain"], t["select"]
     if spec is not None:
-        mode, temperature = spec
-        chain = replace(chain, mode=mode)
+        mode, temperature, settings = spec
+        chain = replace(chain, mode=mode, **settings)
         select = replace(select, temperature=select.temperature if temperature is None else temperature)
     stages = {
         "chain": replace(chain, seed=chain.seed + seed),
@@ -121,11 +121,20 @@ def run_grid(plan: RunRecipe) -> dict[str, Any]:
                            push_models_to=None)
             Runner(RunRecipe(base, plan.stages))()
         arms = grid.arms or ["gift"]
-        for arm in arms:
-            for seed in grid.random_seeds:
-                log(f"grid: {LABELS[arm]}, seed {seed}")
-                Runner(cell_plan(plan, arm, seed, root / arm / f"seed-{seed}", replay), codes=ARMS[arm] is not None)()
+        cells = [(arm, seed) for arm in arms for seed in grid.random_seeds]
+        started, ran = time.perf_counter(), 0
+        for k, (arm, seed) in enumerate(cells, start=1):
+            cell_dir = root / arm / f"seed-{seed}"
+            fresh = not (cell_dir / "summary.json").exists()
+            left = ""
+            if ran:  # the one estimate: the mean wall time of the cells this process ran
+                per_cell = (time.perf_counter() - started) / ran
+                left = f"; {ran} cell(s) run, about {format_duration(per_cell * (len(cells) - k + 1))} left"
+            log(f"grid: cell {k} of {len(cells)}: {LABELS[arm]}, seed {seed}{left}")
+            Runner(cell_plan(plan, arm, seed, cell_dir, replay), codes=ARMS[arm] is not None)()
+            ran += fresh
         summary = grid_summary(root, arms, grid.random_seeds)
+        summary["eval_names"] = [plan.run.eval_split or plan.run.eval_source or "eval", plan.run.eval2_split or "eval2"]
         write_atomic(root / "summary.json", json.dumps(summary, indent=2) + "\n")
     print_grid(summary)
     return summary

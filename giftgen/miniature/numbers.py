@@ -18,18 +18,23 @@ from typing import Any
 
 from giftgen.diversity import normalise
 from giftgen.records import read_rows
+from giftgen.seeds import toy
+from giftgen.seeds.toy import code_style
 from giftgen.stats import count_chain
 from giftgen.tables import print_table, table_lines
 from giftgen.versions import library_versions
 
-# arm -> (chain mode, selection temperature; None: the recipe's), or None for the control (no chain)
-ARMS: dict[str, tuple[str, float | None] | None] = {
-    "gift": ("gibbs", None),
-    "rft": ("rft", 0.0),
-    "rftrd": ("rewrite", 0.0),
+# arm -> (chain mode, selection temperature (None: the recipe's), other chain settings), or None for the control
+# (no chain). gift-accept is GiFT's chain with the acceptance step (chain.accept), the laboratory's variant.
+ARMS: dict[str, tuple[str, float | None, dict[str, Any]] | None] = {
+    "gift": ("gibbs", None, {}),
+    "gift-accept": ("gibbs", None, {"accept": True}),
+    "rft": ("rft", 0.0, {}),
+    "rftrd": ("rewrite", 0.0, {}),
     "control": None,
 }
-LABELS = {"gift": "GiFT", "rft": "RFT", "rftrd": "RFT+RD", "control": "control", "base": "base"}
+LABELS = {"gift": "GiFT", "gift-accept": "GiFT+accept", "rft": "RFT", "rftrd": "RFT+RD", "control": "control",
+          "base": "base"}
 TIMED = ("chain", "verify", "score", "select", "finetune", "eval", "eval-sampled", "eval2")
 
 
@@ -47,10 +52,14 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
     - ``covered``: problems with at least one passing code (of the problems the chain ran on);
     - ``distinct_per_solved``: distinct verified candidate codes (normalised AST) per problem that has one;
     - ``drift``: share of chain steps (problem x step) none of whose codes pass the original tests, i.e. how
-      often the step's description no longer leads to a correct code (for RFT: how often d0 itself fails).
+      often the step's description no longer leads to a correct code (for RFT: how often d0 itself fails);
+    - ``kept_ppl``: mean perplexity (under the scoring model) of the self-generated codes selection kept;
+    - ``kept_styles`` / ``correct_styles`` (toy domain only): the code styles (``toy.code_style``) of the kept
+      codes and of every distinct verified correct code, as shares: does selection keep the long tail?
     """
     out: dict[str, Any] = {"sample_pass_rate": None, "step_pass_rate": None, "covered": None, "problems": None,
-                           "distinct_per_solved": None, "drift": None}
+                           "distinct_per_solved": None, "drift": None, "kept_ppl": None, "kept_styles": None,
+                           "correct_styles": None}
     chain = rd / "chain.jsonl"
     if chain.exists():
         count = count_chain(read_rows(chain))
@@ -64,11 +73,32 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
     verify = rd / "verify.jsonl"
     if verify.exists():
         codes: dict[str, set[str]] = defaultdict(set)
+        correct: dict[str, set[str]] = defaultdict(set)
         for row in read_rows(verify):
             if row.get("passed") is True:
                 codes[row["problem_id"]].add(normalise(row["code"]))
+                if str(row["problem_id"]).startswith("toy/"):
+                    correct[row["problem_id"]].add(row["code"])
         out["distinct_per_solved"] = (sum(len(c) for c in codes.values()) / len(codes)) if codes else None
+        out["correct_styles"] = _shares(code_style(c) for cs in correct.values() for c in cs)
+    select = rd / "select.jsonl"
+    if select.exists():
+        kept = [row for row in read_rows(select) if row.get("origin") == "self"]
+        ppls = [row["ppl"] for row in kept if isinstance(row.get("ppl"), (int, float))]
+        out["kept_ppl"] = statistics.fmean(ppls) if ppls else None
+        out["kept_styles"] = _shares(code_style(toy.PROMPT_HEAD + str(row.get("completion", ""))) for row in kept
+                                     if str(row.get("problem_id", "")).startswith("toy/"))
     return out
+
+
+def _shares(styles: Any) -> dict[str, float] | None:
+    """The share of each code style among ``styles`` (None when there are none)."""
+    counts: dict[str, int] = defaultdict(int)
+    for style in styles:
+        if style is not None:
+            counts[style] += 1
+    total = sum(counts.values())
+    return {s: counts[s] / total for s in toy.CODE_STYLES if counts[s]} if total else None
 
 
 def round_numbers(rd: Path) -> dict[str, Any]:
@@ -93,7 +123,8 @@ def spread(values: Sequence[float | None]) -> dict[str, Any]:
             "min": min(xs), "max": max(xs), "n": len(xs)}
 
 
-METRICS = ("greedy", "sampled", "test2", "sample_pass_rate", "covered", "distinct_per_solved", "drift", "train_loss")
+METRICS = ("greedy", "sampled", "test2", "sample_pass_rate", "covered", "distinct_per_solved", "drift", "train_loss",
+           "kept_ppl")
 
 
 def grid_summary(root: Path, arms: Sequence[str] | None = None, seeds: Sequence[int] | None = None) -> dict[str, Any]:
@@ -103,6 +134,9 @@ def grid_summary(root: Path, arms: Sequence[str] | None = None, seeds: Sequence[
         arms = [a for a in ARMS if (root / a).is_dir()]
     out: dict[str, Any] = {"run_dir": str(root), "versions": library_versions(), "base": None, "arms": {},
                            "pretrain_s": None}
+    written = _marker(root, "summary")  # the names of the evaluations, which only the recipe knows
+    if written is not None and written.get("eval_names"):
+        out["eval_names"] = written["eval_names"]
     pretrain = _marker(root, "pretrain")
     if pretrain is not None:
         out["pretrain_s"] = pretrain["elapsed_s"]
@@ -142,10 +176,17 @@ def _fmt(s: Mapping[str, Any] | None, pct: bool = True, digits: int = 1) -> str:
     return text
 
 
+def eval_names(summary: Mapping[str, Any]) -> tuple[str, str]:
+    """What the grid's two evaluations are called (the eval split, else its source; the second split)."""
+    names = summary.get("eval_names") or ["eval", "eval2"]
+    return str(names[0]), str(names[1])
+
+
 def table_rows(summary: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """The grid's table: one line per arm (base first); pass@1 in %, mean ± sd over seeds."""
-    header = ["arm", "seeds", "test3 greedy", "test3 sampled", "test2 greedy", "sample pass rate", "covered",
-              "distinct / solved", "drift"]
+    first, second = eval_names(summary)
+    header = ["arm", "seeds", f"{first} greedy", f"{first} sampled", f"{second} greedy", "sample pass rate",
+              "covered", "distinct / solved", "drift"]
     lines = []
     base = summary.get("base")
     if base:

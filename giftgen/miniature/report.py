@@ -3,7 +3,7 @@
 Contract. ``is_grid(dir)`` says whether a directory holds a grid (``giftgen.miniature.grid``'s layout) rather than a
 single run; ``write_grid_report(dir, out_dir)`` writes ``report.md`` with pass@1 (test3 greedy and sampled, test2)
 and the chain diagnostics per arm as mean ± sd over seeds, wall time per stage, ``grid_pass_at_1.png`` and
-``grid_diagnostics.png``.
+``grid_diagnostics.png`` (percentages) and ``grid_distinct.png`` (distinct codes per solved problem).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from giftgen.miniature.numbers import ARMS, grid_summary, markdown_table, timing_rows
+from giftgen.miniature.numbers import ARMS, eval_names, grid_summary, markdown_table, timing_rows
 from giftgen.plots import bars_png
 from giftgen.tables import table_lines
 
-GRID_PLOTS = ("grid_pass_at_1.png", "grid_diagnostics.png")
+GRID_PLOTS = ("grid_pass_at_1.png", "grid_diagnostics.png", "grid_distinct.png")
 
 
 def is_grid(run_dir: str | Path) -> bool:
@@ -45,17 +45,21 @@ def draw_grid_plots(summary: Mapping[str, Any], out_dir: Path) -> set[str]:
             out.append((None if s["mean"] is None else scale * s["mean"], None if s["sd"] is None else scale * s["sd"]))
         return out
 
-    pass1 = {"test3 greedy": series("greedy"), "test3 sampled (T = 1)": series("sampled"),
-             "test2 greedy": series("test2")}
+    first, second = eval_names(summary)
+    pass1 = {f"{first} greedy": series("greedy"), f"{first} sampled (T = 1)": series("sampled"),
+             f"{second} greedy": series("test2")}
     (out_dir / GRID_PLOTS[0]).write_bytes(bars_png(groups, pass1, title="pass@1 per arm (mean ± sd over seeds)",
                                                    ylabel="pass@1 (%)"))
     written.add(GRID_PLOTS[0])
-    diag = {"sample pass rate (%)": series("sample_pass_rate", base=False),
-            "drift: failing steps (%)": series("drift", base=False),
-            "distinct codes / solved problem (x10)": series("distinct_per_solved", 10.0, base=False)}
-    (out_dir / GRID_PLOTS[1]).write_bytes(bars_png(groups, diag, title="chain diagnostics per arm",
-                                                   ylabel="value"))
+    diag = {"sample pass rate": series("sample_pass_rate", base=False),
+            "drift: failing steps": series("drift", base=False)}
+    (out_dir / GRID_PLOTS[1]).write_bytes(bars_png(groups, diag, title="chain diagnostics per arm (mean ± sd)",
+                                                   ylabel="% of codes / of chain steps"))
     written.add(GRID_PLOTS[1])
+    distinct = {"distinct verified codes per solved problem": series("distinct_per_solved", 1.0, base=False)}
+    (out_dir / GRID_PLOTS[2]).write_bytes(bars_png(groups, distinct, title="diversity per arm (mean ± sd)",
+                                                   ylabel="distinct codes (normalised AST)"))
+    written.add(GRID_PLOTS[2])
     return written
 
 
