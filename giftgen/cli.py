@@ -36,6 +36,7 @@ from giftgen.miniature import (
     run_grid,
     train_base_model,
     write_grid_report,
+    write_lab_report,
 )
 from giftgen.progress import Progress, log
 from giftgen.publish import command_card, push_model
@@ -596,7 +597,12 @@ def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None
         giftgen report runs/a runs/b --label "GiFT T=2" --label "GiFT T=0"
     """
     config = resolve_config(ctx, ReportConfig, params)
-    if len(run_dirs) == 1 and not config.label and is_grid(run_dirs[0]):
+    if len(run_dirs) > 1 and not config.label and all(is_grid(d) for d in run_dirs):
+        # the laboratory: one grid per domain setting, compared on GiFT's margin over RFT
+        out_dir = report_dir(list(run_dirs), config)
+        markdown, plots = write_lab_report(run_dirs, out_dir), []
+        path = out_dir / "lab.md"
+    elif len(run_dirs) == 1 and not config.label and is_grid(run_dirs[0]):
         # the miniature's arms x seeds: one table and bar charts over seeds
         out_dir = report_dir(list(run_dirs), config)
         markdown, plots = write_grid_report(run_dirs[0], out_dir)

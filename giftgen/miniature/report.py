@@ -8,7 +8,7 @@ and the chain diagnostics per arm as mean ± sd over seeds, wall time per stage,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +91,81 @@ def write_grid_report(run_dir: str | Path, out_dir: Path) -> tuple[str, list[Pat
     markdown = grid_markdown(summary, plots)
     (out_dir / "report.md").write_text(markdown)
     return markdown, [out_dir / name for name in GRID_PLOTS if name in plots]
+
+
+# --------------------------------------------------------------------------------------------------- the laboratory
+
+LAB_ARMS = ("gift", "gift-accept")
+
+
+def lab_rows(summaries: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """One line per setting (a grid) and GiFT variant: its margin over RFT in sampled and greedy pass@1 (points,
+    mean over seeds), the larger of the two arms' seed sd, whether the margin exceeds it, and the diagnostics."""
+    header = ["setting", "arm", "sampled - RFT", "greedy - RFT", "larger sd", "beats RFT", "drift",
+              "RFT drift", "covered", "RFT covered", "distinct / solved", "RFT distinct", "kept PPL",
+              "kept styles", "correct styles"]
+    rows = []
+    for name, summary in summaries.items():
+        arms = summary["arms"]
+        rft = arms.get("rft", {}).get("last_round")
+        for arm in LAB_ARMS:
+            if arm not in arms or rft is None:
+                continue
+            m = arms[arm]["last_round"]
+            margin = {k: _diff(m[k], rft[k]) for k in ("sampled", "greedy")}
+            sd = max((s["sd"] or 0.0) for s in (m["sampled"], rft["sampled"]) if s["mean"] is not None) \
+                if m["sampled"]["mean"] is not None and rft["sampled"]["mean"] is not None else None
+            beats = "-" if margin["sampled"] is None or sd is None else ("yes" if margin["sampled"] > sd else "no")
+            rows.append([name, arms[arm]["label"], _pts(margin["sampled"]), _pts(margin["greedy"]), _pts(sd), beats,
+                         _pct(m["drift"]), _pct(rft["drift"]), _num(m["covered"]), _num(rft["covered"]),
+                         _num(m["distinct_per_solved"], 2), _num(rft["distinct_per_solved"], 2),
+                         _num(m["kept_ppl"], 3), _styles(arms[arm], "kept_styles"),
+                         _styles(arms[arm], "correct_styles")])
+    return header, rows
+
+
+def _diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
+    return None if a["mean"] is None or b["mean"] is None else a["mean"] - b["mean"]
+
+
+def _pts(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:+.1f}"
+
+
+def _pct(s: Mapping[str, Any]) -> str:
+    return "-" if s["mean"] is None else f"{100 * s['mean']:.1f}"
+
+
+def _num(s: Mapping[str, Any], digits: int = 1) -> str:
+    return "-" if s["mean"] is None else f"{s['mean']:.{digits}f}"
+
+
+def _styles(arm: Mapping[str, Any], key: str) -> str:
+    """The code-style shares of the arm's last rounds, pooled over seeds (mean of the seeds' shares)."""
+    shares: dict[str, list[float]] = {}
+    cells = [c[max(c, key=int)] for c in arm["cells"].values() if c]
+    for numbers in cells:
+        for style, share in (numbers.get(key) or {}).items():
+            shares.setdefault(style, []).append(share)
+    if not shares:
+        return "-"
+    return " ".join(f"{style[:2]} {100 * sum(v) / len(cells):.0f}" for style, v in sorted(shares.items()))
+
+
+def write_lab_report(run_dirs: Sequence[str | Path], out_dir: Path) -> str:
+    """The laboratory's report over several grids (one per domain setting): ``lab.md`` in ``out_dir``."""
+    summaries = {Path(d).name: grid_summary(Path(d).resolve()) for d in run_dirs}
+    header, rows = lab_rows(summaries)
+    lines = ["# giftgen laboratory", "",
+             "Per setting (one grid each) and GiFT variant: the margin over RFT of sampled and greedy pass@1 "
+             "(points, mean over seeds), the larger of the two arms' seed sd, and whether the sampled margin "
+             "exceeds it; then the diagnostics of the last round (drift and coverage against RFT's, distinct "
+             "verified codes per solved problem, the mean perplexity of the kept codes, and the code styles of the "
+             "kept codes against those of all correct codes: in, fr, ne, mi = inplace, fresh, nested, mixed, %).",
+             "", *table_lines(header, rows)[:-1], ""]
+    for name, summary in summaries.items():
+        lines += [f"## {name}", "", markdown_table(summary), ""]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = "\n".join(lines)
+    (out_dir / "lab.md").write_text(markdown)
+    return markdown
