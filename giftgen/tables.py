@@ -14,18 +14,36 @@ from typing import Any
 
 
 def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]], *, file: Any = None,
-                left: int = 1, bold_last: bool = False, notes: Sequence[str] = ()) -> None:
-    """Draw a table (and ``notes`` under it, rich markup allowed) on stderr, or on ``file``."""
+                left: int = 1, bold_last: bool = False, notes: Sequence[str] = (), width: int | None = None) -> None:
+    """Draw a table (and ``notes`` under it, rich markup allowed) on stderr, or on ``file``.
+
+    Never cut: off a terminal (a log) the table is drawn at its full width; on a terminal narrower than the
+    table, each row is printed as a block of ``column: value`` lines instead, so no cell is cut or wrapped.
+    ``width`` stands for the terminal's (tests)."""
     from rich.console import Console
+    from rich.measure import Measurement
     from rich.table import Table
 
     table = Table(title=title)
     for i, column in enumerate(header):
-        table.add_column(column, justify="left" if i < left else "right")
+        table.add_column(column, justify="left" if i < left else "right", no_wrap=True)
     for i, row in enumerate(rows):
         table.add_row(*row, style="bold" if bold_last and i == len(rows) - 1 else None)
-    console = Console(file=file if file is not None else sys.stderr)
-    console.print(table)
+    out = file if file is not None else sys.stderr
+    console = Console(file=out, width=width) if width is not None else Console(file=out)
+    natural = Measurement.get(console, console.options.update(width=10_000), table).maximum
+    terminal = console.is_terminal or width is not None
+    if natural > console.width and terminal:
+        console.print(f"[bold]{title}[/bold]" if title else "")
+        for i, row in enumerate(rows):
+            style = "bold" if bold_last and i == len(rows) - 1 else None
+            console.print(" ".join(row[:left]), style=style or "bold")
+            for column, value in list(zip(header, row, strict=False))[left:]:
+                console.print(f"  {column}: {value}", style=style, soft_wrap=True)
+    else:
+        if natural > console.width:
+            console = Console(file=out, width=natural)
+        console.print(table)
     for note in notes:
         console.print(note)
 

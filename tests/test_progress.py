@@ -71,3 +71,50 @@ def test_durations_read_as_clock_times():
     assert format_duration(0) == "0:00:00"
     assert format_duration(3725.4) == "1:02:05"
     assert format_duration(float("inf")) == "-:--:--"
+
+
+# --------------------------------------------------------------------------------------------------- tables
+
+HEADER = ["arm", "seeds", "test3 greedy", "test3 sampled", "test2 greedy", "sample pass rate", "covered",
+          "distinct / solved", "drift"]
+ROWS = [["base", "-", "51.0", "39.8", "99.0", "-", "-", "-", "-"],
+        ["control (same steps, seed pairs only)", "3", "66.3 ± 5.0", "41.9 ± 0.9", "95.7 ± 2.1", "-", "-", "-", "-"],
+        ["GiFT", "3", "70.3 ± 6.1", "47.9 ± 3.2", "93.7 ± 2.5", "13.3 ± 1.1", "89.3 ± 4.0", "1.37 ± 0.07",
+         "75.3 ± 1.8"]]
+
+
+def test_a_wide_table_in_a_log_is_drawn_whole():
+    import io
+
+    from giftgen.tables import print_table
+
+    out = io.StringIO()
+    print_table("grid", HEADER, ROWS, file=out)
+    text = out.getvalue()
+    assert "…" not in text
+    for cell in [*HEADER, *(c for row in ROWS for c in row)]:
+        assert cell in text  # every cell whole, on one line
+    assert max(len(line) for line in text.splitlines()) > 80
+
+
+def test_a_wide_table_on_a_narrow_terminal_becomes_blocks():
+    import io
+
+    from giftgen.tables import print_table
+
+    out = io.StringIO()
+    print_table("grid", HEADER, ROWS, file=out, width=60)
+    lines = out.getvalue().splitlines()
+    assert "…" not in out.getvalue()
+    assert "control (same steps, seed pairs only)" in lines
+    assert "  test3 sampled: 47.9 ± 3.2" in lines and "  distinct / solved: 1.37 ± 0.07" in lines
+
+
+def test_a_table_that_fits_stays_a_table():
+    import io
+
+    from giftgen.tables import print_table
+
+    out = io.StringIO()
+    print_table("t", ["a", "b"], [["x", "1"]], file=out, width=60)
+    assert "┃ a" in out.getvalue() or "│ x" in out.getvalue()
