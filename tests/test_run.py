@@ -437,3 +437,12 @@ def test_finetune_under_a_launcher(recipe_file, tiny_model, tmp_path):
     assert finetune["result"]["steps"] == 2 and (run_dir / "round-1" / "model" / "model.safetensors").exists()
     assert not (run_dir / "round-1" / "eval.json").exists()
     assert json.loads(result.stdout)["rounds"][0]["pass@1"] is None
+
+
+def test_a_missing_seed_file_names_the_run_s_own_keys(recipe_file, tmp_path):
+    """Inside `giftgen run`, a seed source's hint names run.train_path, not `giftgen seeds`' --path."""
+    result = CliRunner().invoke(main, ["run", str(recipe_file), "--run-dir", str(tmp_path / "run"),
+                                       "--train-path", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2, result.output
+    assert "missing.json" in result.output and "run.train_path (--train-path)" in result.output
+    assert "--path FILE" not in result.output

@@ -65,7 +65,7 @@ import yaml
 
 from giftgen.card import CardInfo
 from giftgen.config import to_dict
-from giftgen.errors import ConfigError, GiftgenError
+from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.progress import log
 from giftgen.publish import publish_run
 from giftgen.run.jobs import MODEL_STAGES, die_with_parent, execute, write_atomic, write_rows_atomic
@@ -197,10 +197,15 @@ class Runner:
         marker = out.with_suffix(".json")
         if marker.exists():
             return out
-        rows = load_seeds(source, path, split, self.plan.run.stdio_compare)
-        if limit is not None:
-            rows = islice(rows, limit)
-        write_rows_atomic(out, rows)
+        try:
+            rows = load_seeds(source, path, split, self.plan.run.stdio_compare)
+            write_rows_atomic(out, rows if limit is None else islice(rows, limit))
+        except InputError as e:  # the seed sources speak of `giftgen seeds` flags; a run has keys of its own
+            prefix = "train" if which in ("train", "replay") else "eval"
+            hint = e.hint.replace("--path", f"run.{prefix}_path (--{prefix}-path)") if e.hint else e.hint
+            if hint is not None:
+                hint = hint.replace("--split", f"run.{prefix}_split (--{prefix}-split)")
+            raise InputError(str(e.args[0]) if e.args else str(e), hint=hint) from None
         count = sum(1 for _ in _lines(out))
         if count == 0:
             raise ConfigError(f"the {which} seed set ({source}, split {split or 'default'}) has no problems")
