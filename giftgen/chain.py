@@ -118,7 +118,8 @@ class ChainConfig(BackendSettings, SandboxSettings):
     tests: str = setting("base", "Tests the in-loop verification runs: the problem's own (base), its extra inputs "
                          "(plus) or all. The paper's chain uses the base tests.", choices=("base", "plus", "all"))
     max_tests: int | None = setting(None, "Run only the first N tests of each problem (the release: 10 for APPS).")
-    timeout: float = setting(4.0, "Seconds per test in the sandbox.")
+    timeout: float = setting(4.0, "Seconds per test in the sandbox (verify allows 6: it judges the kept codes, "
+                                  "on every test, once).")
     resume: bool = setting(True, "With -o FILE.jsonl: continue the rows already in FILE (a killed run); "
                            "--no-resume starts over.")
 

@@ -74,7 +74,8 @@ class EvalConfig(BackendSettings, SandboxSettings):
     tests: str = setting("all", "Tests each sample runs: the problem's own (base), its extra inputs (plus: MBPP+) "
                          "or all.", choices=("base", "plus", "all"))
     max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as the paper).")
-    timeout: float = setting(4.0, "Seconds per test in the sandbox.")
+    timeout: float = setting(4.0, "Seconds per test in the sandbox (as chain's; verify allows 6: it judges the "
+                                  "kept codes, on every test, once).")
     window: int = setting(1024, "Problems per round of generation then verification (all their prompts go to "
                                 "the backend in one call).")
 

@@ -33,7 +33,8 @@ class VerifyConfig(SandboxSettings):
     max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as in the "
                                           "paper). Default: all.")
     timeout: float = setting(6.0, "Wall-clock seconds per test (one call, assert, check function or stdin case) "
-                                  "and for loading the program.")
+                                  "and for loading the program; more than chain's and eval's 4: verify judges the "
+                                  "codes kept for training, on every test, once.")
     program_timeout: float = setting(30.0, "Wall-clock seconds per program, all tests together (at least three "
                                            "times what the reference solution took, when outputs come from it).")
     memory_mb: int = setting(1024, "Address-space limit of each sandboxed process, in MiB.")
