@@ -33,6 +33,11 @@ _LOCAL_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
 _NEXT = "give a folder saved with save_pretrained (e.g. by `giftgen finetune` or `giftgen pretrain`) or a Hub id"
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether ``name`` reads as a Hub repository id rather than a local path (a path that exists is local)."""
+    return not Path(name).expanduser().exists() and not name.startswith(_LOCAL_PREFIXES) and bool(_HUB_ID.match(name))
+
+
 def check_model(name: str, *, what: str = "model") -> None:
     """Raise a ``ConfigError`` that says what is wrong with ``name`` (see the module docstring), else return."""
     path = Path(name).expanduser()

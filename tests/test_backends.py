@@ -374,3 +374,14 @@ def test_vllm_not_installed_is_a_config_error(monkeypatch):
     monkeypatch.setattr(giftgen.records, "_records_stream", __import__("io").BytesIO())
     with pytest.raises(ConfigError, match="vLLM is not installed"):
         _vllm()
+
+
+def test_vllm_says_what_is_wrong_with_a_local_model_before_starting(standin, tmp_path):
+    from giftgen.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        _vllm(model=str(tmp_path / "no-such-model"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no model"):
+        _vllm(model=str(tmp_path / "empty"))
+    assert not [name for name, _ in standin.CALLS if name == "LLM"]  # the engine never started

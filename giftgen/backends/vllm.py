@@ -35,6 +35,7 @@ from giftgen.backends.base import (
     prompt_key,
 )
 from giftgen.errors import ConfigError, GiftgenError
+from giftgen.model_check import check_model, is_hub_id
 from giftgen.records import records_stream
 
 
@@ -56,6 +57,8 @@ class VLLMBackend:
     def __init__(self, model: str, *, dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None, seed: int = 0):
         os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
+        if not is_hub_id(model):  # a local folder or GGUF file: say what is wrong before vLLM starts its workers
+            check_model(model)
 
         records_stream()  # fd 1 -> stderr, before vLLM starts worker processes that inherit it
         try:
