@@ -125,6 +125,8 @@ def main() -> None:
             for name in (list(loops) if r % 2 == 0 else list(loops)[::-1]):
                 seconds, tokens = timed(loops[name])
                 rates[name].append(tokens / seconds)
+                print(f"batch {batch} round {r + 1} {name}: {tokens} tokens in {seconds:.1f} s, "
+                      f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
         med = {name: statistics.median(v) for name, v in rates.items()}
         cpp_rate = f"{med['llamacpp']:.1f}" if cpp is not None else "-"
         cpp_ratio = f"{med['llamacpp'] / med['transformers']:.2f}x" if cpp is not None else "-"
