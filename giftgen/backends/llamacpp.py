@@ -14,19 +14,26 @@ cached by pip afterwards). ``--model`` is the GGUF file.
   draw: the order of the transformers and vllm backends; no other sampler (no min-p, no repeat penalty).
   Temperature 0 is greedy, decoded once per prompt and copied ``n`` times.
 - **Seeds.** Each sample draws from its own generator, seeded from (seed, prompt, occurrence of the prompt in the
-  call, sample index). What a sequence computes does not depend on the others in the batch either: each has its
-  own KV stream filled in order, attention skips what is not its own (flash attention), and llama.cpp's CPU matrix
-  products compute each row alone. So a prompt's samples are the same whatever else is in the call, whatever
-  ``parallel`` is (tested on real GGUFs), and a seeded run is repeatable on one machine and llama.cpp build.
+  call, sample index), and has its own KV-cache stream, filled in order, which flash attention reads alone. So
+  what decides a sample is its prompt and seed, not the other prompts nor ``n``'s neighbours, as far as llama.cpp
+  computes a row of a batch the same whatever else is in it. That holds exactly for SmolLM2's Q4_1 GGUF at any
+  ``parallel`` (tested); it does not for Qwen2.5-Coder's Q4_K_M file (measured: samples differ between
+  ``parallel`` 16 and 2, with or without llama.cpp's repacked weights; the likely cause is a matrix kernel whose
+  rounding depends on the batch's size, not traced further): there a prompt's samples can change with what
+  shares its batch, as with vLLM. ``parallel`` 1 (one sequence at a time) is exact
+  for every GGUF (tested on both). A seeded run is repeatable on one machine and llama.cpp build.
 - **Stops and counts.** Decoding stops at an end-of-generation token, at a stop string (the text is cut before
   it) or after ``max_new_tokens``; ``tokens`` counts the generated tokens, the EOS and a stop string's tokens
   included; ``finish_reason`` is ``stop`` or ``length``. A prompt plus ``max_new_tokens`` longer than the context
   (``max_model_len``, default 4096 tokens a sequence) is cut at the context's end (``length``).
-- **Threads.** ``threads`` (0: every core) work on each batch together.
+- **Threads.** ``threads`` (0: every core) work on each batch together. llama.cpp's threads wait at OpenMP
+  barriers: on a machine shared with other jobs set ``OMP_WAIT_POLICY=PASSIVE`` (measured 4-5x faster at 2
+  threads under a load average of 8 on 2 cores).
 
-Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, 2 threads): see the README's backends
-section; multi-sequence decoding is what makes llama.cpp faster than the transformers backend at the chain's batch
-size, not only at batch 1.
+Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, 16 MBPP chat prompts, 2 threads, a shared
+2-core machine): at the chain's batch size (16) decoding 16 sequences together gives 1.29x the transformers
+backend's tokens/s (median of 3 rounds at 64 new tokens; prompt reading, which llama.cpp does slower than
+transformers' float GEMMs for Q4_1, is most of the time); figures and conditions in the README.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
