@@ -410,3 +410,11 @@ def test_llamacpp_sequence_step_finds_stops_across_tokens_counts_eos_and_cuts_at
     assert run([1, 2, EOS, 3], ["zz"]) == (Completion("retur", 3, "stop"), 3)  # EOS counted, not written
     assert run([1, 2, 3, 4], [], limit=3) == (Completion("return x", 3, "length"), 3)
     assert run([1, 2, 3], ["return x"], limit=3) == (Completion("", 3, "stop"), 3)  # a stop at the limit is a stop
+
+
+@pytest.mark.parametrize("parallel", [0, 257])
+def test_llamacpp_refuses_a_parallel_llama_cpp_cannot_hold(tmp_path, parallel):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="parallel must be between 1 and 256"):
+        load_backend(BackendSettings(backend="llamacpp", model=str(model), parallel=parallel))

@@ -67,6 +67,7 @@ from giftgen.models import gguf_path, is_gguf
 
 DEFAULT_CONTEXT = 4096  # tokens a sequence may hold (prompt + completion) unless max_model_len says otherwise
 BATCH_TOKENS = 512  # tokens per llama_decode call: every decoding sequence's next one, then prompt chunks
+MAX_PARALLEL = 256  # llama.cpp's limit on sequences in one context (below BATCH_TOKENS)
 
 
 def load(settings: BackendSettings) -> LlamaCppBackend:
@@ -110,8 +111,8 @@ class LlamaCppBackend:
             raise ConfigError(f"GGUF file {model!r} does not exist")
         if threads < 0:
             raise ConfigError(f"threads must be >= 0 (0: every core), got {threads}")
-        if parallel < 1:
-            raise ConfigError(f"parallel must be >= 1, got {parallel}")
+        if not 1 <= parallel <= MAX_PARALLEL:
+            raise ConfigError(f"parallel must be between 1 and {MAX_PARALLEL}, got {parallel}")
         if n_ctx is not None and n_ctx < 2:
             raise ConfigError(f"max_model_len must be at least 2, got {n_ctx}")
         try:
