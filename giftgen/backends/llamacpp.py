@@ -30,10 +30,11 @@ cached by pip afterwards). ``--model`` is the GGUF file.
   barriers: on a machine shared with other jobs set ``OMP_WAIT_POLICY=PASSIVE`` (measured 4-5x faster at 2
   threads under a load average of 8 on 2 cores).
 
-Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, 16 MBPP chat prompts, 2 threads, a shared
-2-core machine): at the chain's batch size (16) decoding 16 sequences together gives 1.29x the transformers
-backend's tokens/s (median of 3 rounds at 64 new tokens; prompt reading, which llama.cpp does slower than
-transformers' float GEMMs for Q4_1, is most of the time); figures and conditions in the README.
+Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP chat prompts, 64 new tokens,
+2 threads, ``OMP_WAIT_POLICY=PASSIVE``, medians of 3 rounds on a 2-core machine shared with other jobs): 2.67x the
+transformers backend's tokens/s at batch 1 (31.3 vs 11.7), 1.19x at the chain's batch of 16 (63.1 vs 52.9; 1.29x
+in a run under heavier load): reading the prompts (~2,600 tokens for ~930 generated), which llama.cpp does slower
+than transformers' float GEMMs for Q4_1, is most of the time at batch 16.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
