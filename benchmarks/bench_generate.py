@@ -10,11 +10,14 @@ to float32, llama.cpp runs it as it is. The prompts are giftgen's own code promp
 
 - **plain**: ``model.generate(do_sample=True)`` on left-padded batches, transformers' own sampler;
 - **transformers**: giftgen's transformers backend (batch-independent seeding, stop strings) at that batch size;
-- **llamacpp**: giftgen's llamacpp backend (one stream, every thread), if llama-cpp-python is installed.
+- **llamacpp**: giftgen's llamacpp backend with ``parallel`` = the batch size (that many sequences decoded
+  together, every thread on each batch), if llama-cpp-python is installed.
 
 Prints generated tokens/s of each and the ratios transformers/plain (goal: at least 0.9) and llamacpp/transformers
 (goal: at least 2), each the median of ``--rounds`` rounds that alternate the loops' order. Machines are noisy:
-compare the ratios of one run, not absolute figures across runs, and run it alone.
+compare the ratios of one run, not absolute figures across runs, and run it alone. The load average before and
+after and ``OMP_WAIT_POLICY`` (both engines wait at OpenMP barriers: on a machine shared with other jobs,
+``PASSIVE`` avoids threads spinning for a core that another job holds) are printed with the table.
 """
 
 from __future__ import annotations
@@ -104,7 +107,8 @@ def main() -> None:
         return sum(c.tokens for cs in cpp.generate(prompts, sampling(1)) for c in cs)
 
     print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts, max {args.max_new_tokens} "
-          f"new tokens, {args.threads} threads")
+          f"new tokens, {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
+          f"load average {os.getloadavg()[0]:.1f}")
     print("| batch | plain generate tok/s | transformers backend tok/s | llamacpp tok/s | transformers / plain "
           "| llamacpp / transformers |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -113,17 +117,22 @@ def main() -> None:
         loops["llamacpp"] = native
     for batch in (int(b) for b in args.batch.split(",")):
         hf.batch_size = batch
+        if cpp is not None:
+            cpp.parallel = batch
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for r in range(args.rounds):
             # alternate the order so that a warm-up or a burst of load does not favour one loop
             for name in (list(loops) if r % 2 == 0 else list(loops)[::-1]):
                 seconds, tokens = timed(loops[name])
                 rates[name].append(tokens / seconds)
+                print(f"batch {batch} round {r + 1} {name}: {tokens} tokens in {seconds:.1f} s, "
+                      f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
         med = {name: statistics.median(v) for name, v in rates.items()}
         cpp_rate = f"{med['llamacpp']:.1f}" if cpp is not None else "-"
         cpp_ratio = f"{med['llamacpp'] / med['transformers']:.2f}x" if cpp is not None else "-"
         print(f"| {batch} | {med['plain']:.1f} | {med['transformers']:.1f} | {cpp_rate} "
               f"| {med['transformers'] / med['plain']:.2f}x | {cpp_ratio} |", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     hf.close()
     if cpp is not None:
         cpp.close()

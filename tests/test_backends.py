@@ -385,3 +385,47 @@ def test_vllm_says_what_is_wrong_with_a_local_model_before_starting(standin, tmp
     with pytest.raises(ConfigError, match="holds no model"):
         _vllm(model=str(tmp_path / "empty"))
     assert not [name for name, _ in standin.CALLS if name == "LLM"]  # the engine never started
+
+
+# ------------------------------------------------------------------------------------------------ llamacpp
+
+
+def test_llamacpp_sequence_step_finds_stops_across_tokens_counts_eos_and_cuts_at_length():
+    """The per-token bookkeeping of llamacpp's multi-sequence decoding, without llama.cpp: a stop string that
+    spans several tokens, one split inside a UTF-8 character, EOS counted but not written, the length limit.
+    (The decoding itself runs on real GGUFs in tests/test_real_models.py, marker ``real``.)"""
+    from giftgen.backends.llamacpp import LlamaCppBackend, _Job, _Seq
+
+    pieces = {1: b"ret", 2: b"ur", 3: b"n x", 4: b"\n", 5: "é".encode()[:1], 6: "é".encode()[1:] + b"!"}
+    EOS = 9
+
+    class Cpp:
+        @staticmethod
+        def llama_vocab_is_eog(vocab, token):
+            return token == EOS
+
+    backend = LlamaCppBackend.__new__(LlamaCppBackend)
+    backend._cpp, backend._vocab, backend._piece = Cpp, None, pieces.__getitem__
+
+    def run(tokens, stops, limit=10):
+        seq = _Seq(_Job((0, 0), [0], 0, limit), sampler=None)
+        for n, t in enumerate(tokens, 1):
+            done = backend._step(seq, t, stops)
+            if done is not None:
+                return done, n
+        return None, len(tokens)
+
+    assert run([4, 1, 2, 3, 4], ["return"]) == (Completion("\n", 4, "stop"), 4)  # "ret"+"ur"+"n x": found at 4
+    assert run([4, 1, 2, 3], ["n x\n", "ur"]) == (Completion("\nret", 3, "stop"), 3)
+    assert run([5, 6, 4], ["é!"]) == (Completion("", 2, "stop"), 2)  # the split character, then its stop
+    assert run([1, 2, EOS, 3], ["zz"]) == (Completion("retur", 3, "stop"), 3)  # EOS counted, not written
+    assert run([1, 2, 3, 4], [], limit=3) == (Completion("return x", 3, "length"), 3)
+    assert run([1, 2, 3], ["return x"], limit=3) == (Completion("", 3, "stop"), 3)  # a stop at the limit is a stop
+
+
+@pytest.mark.parametrize("parallel", [0, 257])
+def test_llamacpp_refuses_a_parallel_llama_cpp_cannot_hold(tmp_path, parallel):
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    with pytest.raises(ConfigError, match="parallel must be between 1 and 256"):
+        load_backend(BackendSettings(backend="llamacpp", model=str(model), parallel=parallel))

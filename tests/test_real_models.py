@@ -85,6 +85,71 @@ def test_llamacpp_backend_samples_seeds_stops_and_chat_template(real_models):
         backend.close()
 
 
+MIXED = [  # prompts of different kinds and lengths, so that sequences start and finish at different steps
+    [{"role": "user", "content": "Write a Python function add(a, b) that returns their sum."}],
+    "def fib(n):\n",
+    [{"role": "user", "content": "Write a function to find the shared elements from the given two lists."}],
+    "import os\n# list the files of a folder\n",
+    "def fib(n):\n",  # the same prompt again: its own samples, by occurrence
+]
+
+
+@pytest.mark.parametrize(("model", "parallel"), [("smol", 16), ("qwen", 1)])
+def test_llamacpp_multi_sequence_decoding_is_batch_independent(real_models, model, parallel):
+    """Many sequences decoded together give exactly what each prompt gives alone: each sequence has its own KV
+    stream, sampler and seed, whatever else is in the batch and however slots refill. SmolLM2 (Q4_1) holds this at
+    any ``parallel``; Qwen's Q4_K_M file has tensors that llama.cpp multiplies with batch-size-dependent kernels,
+    so for it only ``parallel`` 1 is exact (documented in the backend)."""
+    pytest.importorskip("llama_cpp")
+    from giftgen.backends.base import Sampling
+    from giftgen.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(str(real_models[model]), threads=1, parallel=parallel)
+    try:
+        for sampling in (Sampling(n=3, temperature=1.0, top_p=0.95, max_new_tokens=48, seed=11),
+                         Sampling(n=2, temperature=0, max_new_tokens=48)):
+            together = backend.generate(MIXED, sampling)  # 15 (or 5 greedy) sequences in one call
+            assert [len(c) for c in together] == [sampling.n] * len(MIXED)
+            assert all(0 < c.tokens <= 48 and c.finish_reason in ("stop", "length") for cs in together for c in cs)
+            if not sampling.greedy:
+                assert len({c.text for c in together[0]}) > 1 and together[1] != together[4]
+            if parallel > 1:
+                backend.parallel = 2  # two slots: sequences wait, then start while others decode
+                assert backend.generate(MIXED, sampling) == together
+                backend.parallel = 1  # one sequence at a time
+                assert backend.generate(MIXED[:4], sampling) == together[:4]
+                backend.parallel = parallel
+            assert backend.generate([MIXED[2]], sampling) == [together[2]]
+            assert backend.generate(MIXED[1:3], sampling) == together[1:3]
+    finally:
+        backend.close()
+
+
+def test_llamacpp_stop_strings_on_many_sequences(real_models):
+    """A stop string ends its own sequence only, with the text cut before it; the others go on: with the same seeds
+    each stopped sample is the free sample cut at its first stop string, found across token boundaries."""
+    pytest.importorskip("llama_cpp")
+    from giftgen.backends.base import Sampling, cut_at_stop
+    from giftgen.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(str(real_models["smol"]), threads=1, parallel=8)
+    try:
+        free = backend.generate(MIXED, Sampling(n=2, temperature=1.0, max_new_tokens=64, seed=4))
+        stops = ["\n\n", "return"]
+        stopped = backend.generate(MIXED, Sampling(n=2, temperature=1.0, max_new_tokens=64, seed=4, stop=stops))
+        cut_somewhere = 0
+        for frees, stops_ in zip(free, stopped, strict=True):
+            for f, s in zip(frees, stops_, strict=True):
+                text, cut = cut_at_stop(f.text, stops)
+                if cut and s.finish_reason == "stop" and s.tokens < f.tokens:
+                    cut_somewhere += 1
+                assert s.text == text and not any(x in s.text for x in stops)
+                assert s.tokens <= f.tokens and (s.finish_reason == "stop" or s.tokens == f.tokens)
+        assert cut_somewhere >= 3
+    finally:
+        backend.close()
+
+
 def test_transformers_backend_loads_a_gguf_with_its_chat_template(real_models):
     from giftgen.backends.base import Sampling
     from giftgen.backends.hf import TransformersBackend

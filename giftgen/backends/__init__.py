@@ -39,6 +39,7 @@ class BackendSettings:
     gpu_memory_utilization: float = setting(0.9, "vllm: share of GPU memory to reserve.")
     max_model_len: int | None = setting(None, "vllm/llamacpp: context length (default: the model's; llamacpp 4096).")
     threads: int = setting(0, "llamacpp: CPU threads (0: every core).")
+    parallel: int = setting(16, "llamacpp: sequences (samples) decoded together, one token each per step.")
     base_url: list[str] = setting([], "openai: server URL(s), e.g. http://127.0.0.1:8000/v1; several spread load.",
                                   envvar="GIFTGEN_BASE_URL")
     api_key_env: str = setting("OPENAI_API_KEY", "openai: name of the environment variable holding the API key.")
