@@ -551,6 +551,34 @@ def test_a_program_cannot_create_ipc_objects_or_shared_memory(env, kind):
     assert_contained(env, code, CALL, ("runtime_error",))
 
 
+# Channels between programs that run at the same moment on other workers: a lock on a read-only file every root
+# holds, or a watch on one. Nothing persists after a program ends, but a pair of programs could signal each other.
+CONCURRENT_CHANNEL = {
+    "flock": "def attack():\n    import fcntl\n    fd = os.open('/etc/ld.so.cache', os.O_RDONLY)\n"
+             "    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n",
+    "posix_lock": "def attack():\n    import fcntl\n    fd = os.open('/etc/ld.so.cache', os.O_RDONLY)\n"
+                  "    fcntl.lockf(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)\n",
+    "ofd_lock": "def attack():\n    import fcntl, struct\n    fd = os.open('/etc/ld.so.cache', os.O_RDONLY)\n"
+                "    fcntl.fcntl(fd, 37, struct.pack('hhqqi', fcntl.F_RDLCK, 0, 0, 0, 0))  # F_OFD_SETLK\n",
+    "inotify": "def attack():\n    fd = libc.inotify_init1(0)\n    assert fd != -1, ctypes.get_errno()\n"
+               "    assert libc.inotify_add_watch(fd, b'/etc/ld.so.cache', 1) != -1, ctypes.get_errno()\n",
+}
+
+
+@pytest.mark.parametrize("kind", list(CONCURRENT_CHANNEL))
+def test_a_program_cannot_open_a_channel_to_programs_running_beside_it(env, kind):
+    code = LIBC + CONCURRENT_CHANNEL[kind] + "def f(x):\n    attack()\n    return 2 * x\n"
+    assert_contained(env, code, CALL, ("runtime_error",))
+
+
+def test_fcntl_calls_that_are_not_locks_still_work(env):
+    code = ("import fcntl, os\ndef f(x):\n    fd = os.open('/etc/ld.so.cache', os.O_RDONLY)\n"
+            "    flags = fcntl.fcntl(fd, fcntl.F_GETFL)\n    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)\n"
+            "    os.dup(fd)\n    return 2 * x\n")
+    verdict = env["ex"].check(code, CALL)
+    assert verdict.passed, verdict
+
+
 def test_memory_a_program_holds_outside_its_address_space_is_refused(env):
     # 1.5 GiB written into a memfd under a 1 GiB limit once stayed resident, uncharged (RLIMIT_AS counts mappings).
     code = ("import os\ndef f(x):\n    fd = os.memfd_create('big')\n    block = bytes(1 << 24)\n"

@@ -55,7 +55,7 @@ AF_UNIX = 1
 # Syscall numbers per architecture: the generic ones first, then the deny list for seccomp.
 _X86_64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "pidfd_open": 434, "kill": 62,
+    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "pidfd_open": 434, "kill": 62, "fcntl": 72,
     "fatal": {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322},
     "deny": {
         "ptrace": 101, "process_vm_readv": 310,
@@ -75,11 +75,13 @@ _X86_64 = {
         "semget": 64, "semop": 65, "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70,
         "msgctl": 71, "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
         "mq_notify": 244, "mq_getsetattr": 245,
+        # channels to programs running at the same moment: locks and watches on the files every root holds
+        "flock": 73, "inotify_init": 253, "inotify_init1": 294, "inotify_add_watch": 254, "fanotify_init": 300,
     },
 }
 _AARCH64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "pidfd_open": 434, "kill": 129,
+    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "pidfd_open": 434, "kill": 129, "fcntl": 25,
     "fatal": {"execve": 221, "execveat": 281},
     "deny": {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
@@ -97,6 +99,7 @@ _AARCH64 = {
         "semget": 190, "semctl": 191, "semtimedop": 192, "semop": 193, "msgget": 186, "msgctl": 187,
         "msgrcv": 188, "msgsnd": 189, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182,
         "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
+        "flock": 32, "inotify_init1": 26, "inotify_add_watch": 27, "fanotify_init": 262,
     },
 }
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -286,6 +289,11 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
+# fcntl commands that lock (F_GETLK, F_SETLK, F_SETLKW and their OFD forms), lease (F_SETLEASE) or watch a
+# directory (F_NOTIFY): a channel to programs running at the same moment on other workers.
+_FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1026)
+
+
 def seccomp_program() -> bytes:
     """The BPF filter. Fatal (the process dies of SIGSYS, so a program cannot shrug the attempt off and still
     pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, and kill()
@@ -294,7 +302,9 @@ def seccomp_program() -> bytes:
     ENOSYS so that libc creates threads with clone. Memory a program could hold outside its address space (and so
     outside RLIMIT_AS) or leave behind for the next program is refused with EPERM too: memfd_create, System V
     shared memory, semaphores and message queues, POSIX message queues (POSIX shared memory needs /dev/shm,
-    which the root does not have). Everything else is allowed: Landlock, the namespaces and the unprivileged
+    which the root does not have). So are channels to programs running at the same moment: flock, fcntl record
+    locks, leases and directory notifications (other fcntl commands are allowed), inotify and fanotify.
+    Everything else is allowed: Landlock, the namespaces and the unprivileged
     uid carry the rest."""
     if ARCH is None:
         raise OSError(95, f"seccomp filter: unsupported architecture {_machine}")
@@ -328,6 +338,14 @@ def seccomp_program() -> bytes:
         _ins(_BPF_JSET, 0x80000000, 1, 0),
         allow,
         kill,
+    ]
+    lock = len(_FCNTL_LOCKS)
+    prog += [  # fcntl(fd, cmd, ...): record locks, leases and directory notifications are EPERM, the rest allowed
+        _ins(_BPF_JEQ, NR["fcntl"], 0, lock + 3),
+        _ins(_BPF_LD_W_ABS, 24),  # args[1], low 32 bits
+        *[_ins(_BPF_JEQ, cmd, lock - k, 0) for k, cmd in enumerate(_FCNTL_LOCKS)],
+        allow,
+        _ins(_BPF_RET, _RET_ERRNO | EPERM),
     ]
     prog += [  # socket(domain, ...): unix sockets only
         _ins(_BPF_JEQ, NR["socket"], 0, 4),
