@@ -1,6 +1,8 @@
 """The versions of the libraries a run used, recorded in every run's summary, stage marker and card, so that a
-result that differs elsewhere can be traced to its torch, transformers, trl or datasets. Reads package metadata
-only (nothing is imported), so it costs milliseconds. ``__version__`` is giftgen's own (``giftgen.__version__``)."""
+result that differs elsewhere can be traced to its torch, transformers, tokenizers, trl or datasets, or to the
+processor (float results of the same code differ between CPU models whose kernels round differently; the thread
+count and the machine's load do not change the miniature's pretraining, checked bit for bit). Reads package
+metadata and /proc/cpuinfo only (nothing is imported), so it costs milliseconds. ``__version__`` is giftgen's own (``giftgen.__version__``)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import platform
 from importlib import metadata
 
 __version__ = "0.1.0"
-LIBRARIES = ("giftgen", "torch", "transformers", "trl", "datasets", "peft", "accelerate")
+LIBRARIES = ("giftgen", "torch", "transformers", "tokenizers", "trl", "datasets", "peft", "accelerate")
 
 
 def library_versions() -> dict[str, str | None]:
@@ -20,7 +22,22 @@ def library_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     versions["python"] = platform.python_version()
+    versions["cpu"] = cpu_model()
     return versions
+
+
+def cpu_model() -> str:
+    """The processor's model name and architecture (``AMD EPYC, x86_64``), from /proc/cpuinfo where it exists."""
+    name = platform.processor() or ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return ", ".join(part for part in (name, platform.machine()) if part)
 
 
 def versions_line(versions: dict[str, str | None] | None) -> str:
