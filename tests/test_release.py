@@ -39,15 +39,20 @@ SEED_IDS = set(range(1, 11)) | set(range(511, 975))
 # --------------------------------------------------------------------------------------------------- the release
 
 
-def release_code_prompt(code: str, query: str, tests: list[str]) -> str:
-    """MBPP/_utils.py ``extract_code_head``, as docs/method.md gives it."""
+def _release_head(code: str) -> str:
+    """The lines of ``code`` up to its first ``def`` line, tabs as 4 spaces: both release utilities' first step."""
     code = code.replace("\t", "    ").replace("\r", "")
     head = []
     for item in code.split("\n"):
         head.append(item)
         if "def " in item:
             break
-    import_and_head = "\n".join(head)
+    return "\n".join(head)
+
+
+def release_code_prompt(code: str, query: str, tests: list[str]) -> str:
+    """MBPP/_utils.py ``extract_code_head``, as docs/method.md gives it."""
+    import_and_head = _release_head(code)
     try:
         pairs = [(t.split("==")[0].split("assert")[-1].strip(), t.split("==")[1].strip()) for t in tests[:1]]
         test_string = "\n".join(f"    >>> {a}\n    {b}" for a, b in pairs)
@@ -340,13 +345,7 @@ class _PlanningExecutor(FailingExecutor):
 
 def release_apps_prompt(code: str, query: str) -> str:
     """APPS/_utils.py ``extract_code_head``, as docs/method.md gives it."""
-    code = code.replace("\t", "    ").replace("\r", "")
-    head = []
-    for item in code.split("\n"):
-        head.append(item)
-        if "def " in item:
-            break
-    return "\n".join(head) + f'\n    """ {query}"""\n'
+    return _release_head(code) + f'\n    """ {query}"""\n'
 
 
 RELEASE_APPS = [

@@ -19,7 +19,6 @@ from typing import Any
 from giftgen.diversity import normalise
 from giftgen.records import read_rows
 from giftgen.seeds import toy
-from giftgen.seeds.toy import code_style
 from giftgen.stats import count_chain
 from giftgen.tables import print_table, table_lines
 from giftgen.versions import library_versions
@@ -80,13 +79,13 @@ def cell_diagnostics(rd: Path) -> dict[str, Any]:
                 if str(row["problem_id"]).startswith("toy/"):
                     correct[row["problem_id"]].add(row["code"])
         out["distinct_per_solved"] = (sum(len(c) for c in codes.values()) / len(codes)) if codes else None
-        out["correct_styles"] = _shares(code_style(c) for cs in correct.values() for c in cs)
+        out["correct_styles"] = _shares(toy.code_style(c) for cs in correct.values() for c in cs)
     select = rd / "select.jsonl"
     if select.exists():
         kept = [row for row in read_rows(select) if row.get("origin") == "self"]
         ppls = [row["ppl"] for row in kept if isinstance(row.get("ppl"), (int, float))]
         out["kept_ppl"] = statistics.fmean(ppls) if ppls else None
-        out["kept_styles"] = _shares(code_style(toy.PROMPT_HEAD + str(row.get("completion", ""))) for row in kept
+        out["kept_styles"] = _shares(toy.code_style(toy.PROMPT_HEAD + str(row.get("completion", ""))) for row in kept
                                      if str(row.get("problem_id", "")).startswith("toy/"))
     return out
 
