@@ -178,6 +178,7 @@ def test_cli_trains_saves_card_and_prints_a_summary(tiny_model, tmp_path):
     assert summary["steps"] == 2 and summary["examples"] == 2 and summary["output_dir"] == str(out)
     card = (out / "README.md").read_text()
     assert str(data) in card and "global_batch_size: 2" in card and "full fine-tuning" in card
+    import tokenizers
     import torch
     import transformers
     import trl
@@ -185,7 +186,8 @@ def test_cli_trains_saves_card_and_prints_a_summary(tiny_model, tmp_path):
     from giftgen import __version__
 
     assert (f"| libraries | giftgen {__version__}, torch {torch.__version__}, transformers "
-            f"{transformers.__version__}, trl {trl.__version__}, datasets ") in card
+            f"{transformers.__version__}, tokenizers {tokenizers.__version__}, trl {trl.__version__}, "
+            "datasets ") in card
     assert (out / "model.safetensors").exists() and (out / "tokenizer.json").exists()
 
 
