@@ -188,9 +188,16 @@ def check_problems(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return problems
 
 
-def exemplar_pool(rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+def exemplar_pool(rows: Sequence[dict[str, Any]], style: str = "base") -> list[Exemplar]:
     """(problem_id, reference, seed description) of every seed row with a reference: the summary exemplars."""
-    return [(r["problem_id"], r["reference"], r["description"]) for r in rows if r.get("reference")]
+    return [(r["problem_id"], reference_code(r, style), r["description"]) for r in rows if r.get("reference")]
+
+
+def reference_code(row: dict[str, Any], style: str = "base") -> str:
+    """The reference a summary prompt shows (an exemplar's code, or the reference fallback): in the release prompt
+    style the raw bytes of the benchmark's file when the row has them (``raw_reference``), else ``reference``."""
+    raw = row.get("raw_reference")
+    return raw if style == "release" and isinstance(raw, str) and raw.strip() else row["reference"]
 
 
 # The order of the seed set that the release's integer exemplar ids index (MBPP: its Hub splits concatenated).
@@ -209,11 +216,12 @@ def release_order(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(rows)
 
 
-def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exemplar]:
+def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]], style: str = "base") -> list[Exemplar]:
     """A summary exemplar pool from a file in the release's format (``ict_data*.json``): a JSON list (or JSONL) of
     ``[problem, description]``, where ``problem`` is an index into the whole seed set in the release's order
     (``release_order``) or a problem id; the exemplar's code is that problem's reference, its description the
-    pool's, unchanged. Entries whose problem has no reference are left out."""
+    pool's, unchanged (in the release prompt style, the reference's raw bytes: ``reference_code``). Entries whose
+    problem has no reference are left out."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -251,7 +259,7 @@ def load_exemplars(path: str | Path, rows: Sequence[dict[str, Any]]) -> list[Exe
         else:
             raise InputError(f"{path}: entry {n} names problem {key!r}, which is not among the seeds")
         if row.get("reference"):
-            pool.append((row["problem_id"], row["reference"], entry[1]))
+            pool.append((row["problem_id"], reference_code(row, style), entry[1]))
     return pool
 
 
@@ -259,8 +267,8 @@ def summary_exemplars(config: ChainConfig, seeds: Sequence[dict[str, Any]]) -> l
     """The summary exemplars of a run over ``seeds`` (all of them, also when this process runs a shard): the pool
     file ``config.exemplars`` when the mode summarises, else the seeds' own (reference, description) pairs."""
     if config.exemplars and (config.mode == "gibbs" or config.rewrite_from == "code"):
-        return load_exemplars(config.exemplars, seeds)
-    return exemplar_pool(seeds)
+        return load_exemplars(config.exemplars, seeds, config.prompt_style)
+    return exemplar_pool(seeds, config.prompt_style)
 
 
 def draw_exemplar(pool: Sequence[Exemplar], problem_id: str, seed: int, step: int) -> Exemplar | None:
@@ -438,7 +446,7 @@ class _Run:
             if passing:
                 code = codes[i][random.Random(derive_seed(config.seed, "one-step", pid, t)).choice(passing)]
             else:
-                code = chain.row.get("reference")
+                code = reference_code(chain.row, config.prompt_style) if chain.row.get("reference") else None
             if not code:
                 continue
             exemplar = draw_exemplar(self.pool, pid, config.seed, t)
@@ -553,7 +561,7 @@ class _Run:
         elif config.fallback == "last-passing" and chain.last_passing is not None:
             source, code = "last-passing", chain.last_passing
         elif chain.row.get("reference"):
-            source, code = "reference", chain.row["reference"]
+            source, code = "reference", reference_code(chain.row, config.prompt_style)
         else:  # nothing to summarise: the description stays
             source, code = None, None
         exemplar = draw_exemplar(self.pool, pid, config.seed, t) if code is not None else None

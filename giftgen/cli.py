@@ -262,7 +262,7 @@ def seeds(ctx: click.Context, source: str, output: str | None, push_to_hub: str 
     config = resolve_config(ctx, SeedsConfig, params)
     from itertools import islice
 
-    rows = load_seeds(source, config.path, config.split, config.stdio_compare)
+    rows = load_seeds(source, config.path, config.split, config.stdio_compare, config.raw_columns)
     if config.limit is not None:
         rows = islice(rows, config.limit)
     with Progress("seeds", quiet=True) as progress:

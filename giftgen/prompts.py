@@ -15,8 +15,9 @@ Chat style: the same requests as user messages; the model answers with a ```pyth
 Release style (``release``): the GiFT release's exact prompt bytes (section "release style" below): the code prompt
 of its ``extract_code_head`` (MBPP, APPS+, CodeInsight), its summary prompt and cut (descriptions are not
 stripped), its MBPP extraction (``release_keep_functions``); a program is the release head, a newline and the body.
-Only the exemplar's reference differs from the release's bytes in its trailing whitespace (seed references are
-normalised to end with one newline).
+Seed references are normalised to end with one newline; the release shows a reference (a summary exemplar's code,
+the reference fallback) as the benchmark's file has it, so seed rows carry those bytes as ``raw_reference`` (``giftgen
+seeds --raw-columns``; a run in the release profile adds it), which ``giftgen.chain.reference_code`` picks.
 
 Invariants other stages rely on:
 - base style: ``extract_code`` returns ``prompt_head`` + the body, so the program starts with ``prompt_head``;
@@ -203,7 +204,12 @@ def release_wrapped_name(reference: str) -> str | None:
 
 
 def release_first_test(row: Mapping[str, Any]) -> str | None:
-    """The row's first test as the release reads it: the raw first assert (MBPP), else rebuilt from the doctest."""
+    """The row's first test as the release reads it: the raw first assert (``raw_first_test``: MBPP+; the first
+    of ``asserts``: MBPP), else rebuilt from the doctest (``assert call == expected``, or ``assert call`` for
+    ``True``), which differs from the written assert where that is no plain ``A == B`` (docs/commands.md)."""
+    raw = row.get("raw_first_test")
+    if isinstance(raw, str) and raw.strip():
+        return raw
     tests = row.get("tests")
     if isinstance(tests, str) and '"assert"' in tests:
         try:

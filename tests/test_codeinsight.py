@@ -214,6 +214,86 @@ def test_bad_folder_split_and_offline_hub(tmp_path):
         list(load_seeds("codeinsight", None, None))
 
 
+def test_a_clone_of_the_dataset_repository_is_read(tmp_path):
+    """github.com/NathanaelBeau/CodeInsight keeps the same problem folders in Codeinsight/{train,test}."""
+    release = write_release(tmp_path / "release") / "CodeInsight" / "data" / "CodeInsight"
+    clone = tmp_path / "CodeInsight-clone"
+    clone.mkdir()
+    release.rename(clone / "Codeinsight")
+    rows = list(load_seeds("codeinsight", str(clone), "train+test"))
+    assert [r["problem_id"] for r in rows] == [f"codeinsight/train/{i}" for i in range(4)] + [
+        "codeinsight/test/0", "codeinsight/test/1"]
+    assert rows[0]["reference"] == FRAME[1]
+
+
+def write_hub_layout(root: Path, unit_tests: bool = False) -> Path:
+    """A local copy of the Hub dataset Nbeau/CodeInsight in its layout (dataset card, revision dfe53e8): one config,
+    data/{train,test}-*.parquet, string columns problem_id, code, nl, prompt (and, to test a layout that would have
+    them, a unit_tests column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    (root / "data").mkdir(parents=True)
+    extra = "  - name: unit_tests\n    sequence: string\n" if unit_tests else ""
+    (root / "README.md").write_text(
+        "---\ndataset_info:\n  features:\n  - name: problem_id\n    dtype: string\n  - name: code\n"
+        "    dtype: string\n  - name: nl\n    dtype: string\n  - name: prompt\n    dtype: string\n" + extra +
+        "configs:\n- config_name: default\n  data_files:\n  - split: train\n    path: data/train-*\n"
+        "  - split: test\n    path: data/test-*\n---\n# CodeInsight\n"
+    )
+    for split, names in (("train", ["frame", "array"]), ("test", ["series"])):
+        columns: dict[str, list] = {"problem_id": [], "code": [], "nl": [], "prompt": []}
+        if unit_tests:
+            columns["unit_tests"] = []
+        for i, name in enumerate(names):
+            nl, code, scripts, _ = PROBLEMS[name]
+            columns["problem_id"].append(str(i))
+            columns["code"].append(code)
+            columns["nl"].append(nl)
+            columns["prompt"].append(f"{code.split(':')[0]}:\n    \"\"\" {nl} \"\"\"\n")
+            if unit_tests:
+                columns["unit_tests"].append(scripts)
+        pq.write_table(pa.table(columns), root / "data" / f"{split}-00000-of-00001.parquet")
+    return root
+
+
+@pytest.fixture
+def local_hub(monkeypatch, tmp_path):
+    """``load_dataset("Nbeau/CodeInsight", ...)`` reads a folder in the Hub dataset's layout instead."""
+    import datasets
+
+    from giftgen.seeds.codeinsight import HUB_ID
+
+    real = datasets.load_dataset
+    folders: dict[str, Path] = {}
+
+    def load_dataset(name, *args, **kwargs):
+        assert name == HUB_ID
+        return real(str(folders["repo"]), *args, cache_dir=str(tmp_path / "hf-cache"), **kwargs)
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    return folders
+
+
+def test_the_hub_dataset_has_no_unit_tests_and_says_so(local_hub, tmp_path):
+    local_hub["repo"] = write_hub_layout(tmp_path / "hub")
+    with pytest.raises(InputError) as e:
+        list(load_seeds("codeinsight", None, None))
+    assert e.value.args[0] == (
+        "the Hub dataset Nbeau/CodeInsight has no unit tests (its train split has the columns code, nl, "
+        "problem_id, prompt), so its problems cannot be verified"
+    )
+    assert "github.com/NathanaelBeau/CodeInsight" in e.value.hint and "--path" in e.value.hint
+
+
+def test_a_hub_layout_with_unit_tests_is_read(local_hub, tmp_path):
+    local_hub["repo"] = write_hub_layout(tmp_path / "hub", unit_tests=True)
+    rows = list(load_seeds("codeinsight", None, "train+test"))
+    assert [r["problem_id"] for r in rows] == ["codeinsight/train/0", "codeinsight/train/1", "codeinsight/test/0"]
+    assert rows[0]["description"] == FRAME[0].strip() and rows[0]["reference"] == FRAME[1]
+    assert parse_tests(rows[0]["tests"])["scripts"] == FRAME[2]
+
+
 def test_cli_seeds_codeinsight(tmp_path):
     root = write_release(tmp_path)
     out = subprocess.run(

@@ -94,6 +94,14 @@ def rows(seeds) -> dict[str, dict]:
     return {r["problem_id"]: r for r in seeds}
 
 
+@pytest.fixture(scope="module")
+def raw_seeds(data_dir) -> list[dict]:
+    """The seed rows as the release profile's runs write them: with the raw columns."""
+    from giftgen.seeds import load_seeds
+
+    return list(load_seeds("mbpp", str(data_dir / "mbpp-sanitized.json"), None, raw_columns=True))
+
+
 class FailingExecutor:
     """Judges every program wrong without running it: these tests are about prompts, not verdicts."""
 
@@ -306,6 +314,101 @@ def test_release_exemplars_reach_the_summary_prompt(tmp_path, seeds, rows):
         )
 
 
+def test_release_summary_prompts_of_every_seed_show_the_raw_references(tmp_path, raw_seeds, raw):
+    """The release's pool, one Gibbs step, every code failing: each of the 170 summary prompts shows its exemplar's
+    reference and, as the fallback target, the problem's own reference, both as the MBPP file has them (168 of
+    the 170 end without a newline or with trailing spaces, which the `reference` column normalises)."""
+    path = release_pool(tmp_path, "MBPP/data/ict_data.json")
+    pool = {pid: desc for pid, _, desc in load_exemplars(path, raw_seeds, "release")}
+    backend = FakeBackend([{"match": "###Description of the given code:", "reply": "Desc."},
+                           {"match": '    """ ', "reply": "    return None\n"}])
+    config = resolve(ChainConfig, None, {"model": "fake", "backend": "fake", "steps": 1, "n": 1,
+                                         "prompt_style": "release", "exemplars": str(path)})
+    out = list(run_chain(raw_seeds, config, backend=backend, executor=FailingExecutor()))
+    summaries = [p for prompts, _ in backend.calls[1:] for p in prompts]
+    carriers = [r for r in out if r.get("exemplar_id")]
+    assert len(summaries) == len(carriers) == 170
+    assert sum(r["reference"] != raw[r["problem_id"]]["code"] for r in carriers) == 168
+    for row, prompt in zip(carriers, summaries, strict=True):
+        assert row["summary_source"] == "reference"
+        ex = row["exemplar_id"]
+        expected = release_summary_prompt(raw[ex]["code"], pool[ex], raw[row["problem_id"]]["code"])
+        assert prompt == expected, row["problem_id"]
+
+
+def test_literal_release_summary_prompt_with_raw_references(tmp_path, raw_seeds):
+    """Literal bytes: mbpp/2's reference ends in "return (res) " (a space, no newline) and is the exemplar;
+    mbpp/6's ends without a newline and is the fallback target. giftgen's own prompt style is unchanged."""
+    pool = tmp_path / "pool.json"
+    pool.write_text(json.dumps([["mbpp/2", "#This code is a function that returns the shared elements."]]))
+    two = [r for r in raw_seeds if r["problem_id"] in ("mbpp/2", "mbpp/6")]
+    prompts = {}
+    for style in ("release", "base"):
+        backend = FakeBackend([{"match": "###Description of the given code:", "reply": "Desc."},
+                               {"match": '"""', "reply": "    return None\n"}])
+        config = resolve(ChainConfig, None, {"model": "fake", "backend": "fake", "steps": 1, "n": 1,
+                                             "prompt_style": style, "exemplars": str(pool)})
+        list(run_chain(two, config, backend=backend, executor=FailingExecutor()))
+        prompts[style] = [p for p in backend.calls[1][0] if "differ_At_One_Bit_Pos" in p]
+    assert prompts["release"] == [
+        "###Code:\n"
+        "def similar_elements(test_tup1, test_tup2):\n"
+        "  res = tuple(set(test_tup1) & set(test_tup2))\n"
+        "  return (res) \n"
+        "###Description of the given code:\n"
+        "#This code is a function that returns the shared elements.\n"
+        "\n"
+        "###Code:\n"
+        "def is_Power_Of_Two (x): \n"
+        "    return x and (not(x & (x - 1))) \n"
+        "def differ_At_One_Bit_Pos(a,b): \n"
+        "    return is_Power_Of_Two(a ^ b)\n"
+        "###Description of the given code:\n"
+    ]
+    assert prompts["base"] == [  # giftgen's style: the normalised references, trailing whitespace stripped
+        "###Code:\n"
+        "def similar_elements(test_tup1, test_tup2):\n"
+        "  res = tuple(set(test_tup1) & set(test_tup2))\n"
+        "  return (res)\n"
+        "###Description of the given code:\n"
+        "#This code is a function that returns the shared elements.\n"
+        "\n"
+        "###Code:\n"
+        "def is_Power_Of_Two (x): \n"
+        "    return x and (not(x & (x - 1))) \n"
+        "def differ_At_One_Bit_Pos(a,b): \n"
+        "    return is_Power_Of_Two(a ^ b)\n"
+        "###Description of the given code:\n"
+    ]
+
+
+def test_raw_columns_only_when_asked(data_dir, seeds, raw_seeds, raw):
+    """giftgen's own seed rows keep exactly the seed schema; the release profile's add the raw columns after it."""
+    from giftgen.seeds.common import RAW_COLUMNS, SEED_COLUMNS
+
+    assert all(tuple(r) == SEED_COLUMNS for r in seeds)
+    assert all(tuple(r) == SEED_COLUMNS + RAW_COLUMNS for r in raw_seeds)
+    assert [{k: r[k] for k in SEED_COLUMNS} for r in raw_seeds] == seeds
+    assert all(r["raw_reference"] == raw[r["problem_id"]]["code"] and r["raw_first_test"] is None
+               for r in raw_seeds)
+
+
+def test_cli_seeds_raw_columns(tmp_path, data_dir):
+    from click.testing import CliRunner
+
+    from giftgen.cli import main
+
+    path = str(data_dir / "mbpp-sanitized.json")
+    plain = CliRunner().invoke(main, ["seeds", "mbpp", "--path", path, "--limit", "2"])
+    raw = CliRunner().invoke(main, ["seeds", "mbpp", "--path", path, "--limit", "2", "--raw-columns"])
+    assert plain.exit_code == 0 and raw.exit_code == 0, (plain.output, raw.output)
+    plain_rows = [json.loads(line) for line in plain.stdout.splitlines()]
+    raw_rows = [json.loads(line) for line in raw.stdout.splitlines()]
+    assert [r["problem_id"] for r in raw_rows] == ["mbpp/2", "mbpp/3"]
+    assert "raw_reference" not in plain_rows[0]
+    assert raw_rows[0]["raw_reference"].endswith("return (res) ")
+
+
 def test_malformed_pool_gets_one_clear_line(tmp_path, seeds):
     bad = tmp_path / "ict.json"
     bad.write_text(json.dumps(["The code is a solution ...", "Another ..."]))
@@ -338,6 +441,64 @@ def test_eval_rows_record_their_prompt(rows):
 class _PlanningExecutor(FailingExecutor):
     def plan(self, row: dict) -> None:
         return None
+
+
+# --------------------------------------------------------------------------------------------------- MBPP+ eval
+
+
+@pytest.fixture(scope="module")
+def plus(data_dir) -> dict[str, list[dict]]:
+    from giftgen.seeds import load_seeds
+
+    path = str(data_dir / "mbppplus-v0.1.0.jsonl")
+    return {"raw": list(load_seeds("mbppplus", path, None, raw_columns=True)),
+            "plain": list(load_seeds("mbppplus", path, None))}
+
+
+def test_literal_release_eval_prompts_of_mbppplus(plus):
+    """The release splits the written first assert at `==`: an isclose call, `assert not`, a parenthesised
+    expected value stay as written (the doctest giftgen renders for its own style would change all three)."""
+    rows = {r["problem_id"]: r for r in plus["raw"]}
+    assert code_prompt(rows["mbppplus/82"], style="release") == (
+        "import math\ndef volume_sphere(r):\n"
+        '    """ Write a function to find the volume of a sphere.\n'
+        "    >>> math.isclose(volume_sphere(10), 4188.790204786391, rel_tol=0.001)\n"
+        "    True\n"
+        '    """\n'
+    )
+    assert code_prompt(rows["mbppplus/787"], style="release") == (
+        "import re\ndef text_match_three(text):\n"
+        "    \"\"\" Write a function that matches a string that has an a followed by three 'b'.\n"
+        '    >>> not text_match_three("ac")\n'
+        "    True\n"
+        '    """\n'
+    )
+    assert code_prompt(rows["mbppplus/16"], style="release") == (
+        "import re\ndef text_lowercase_underscore(text):\n"
+        '    """ Write a function to that returns true if the input string contains sequences of lowercase letters'
+        " joined with an underscore and false otherwise.\n"
+        '    >>> text_lowercase_underscore("aab_cbbbc")\n'
+        "    (True)\n"
+        '    """\n'
+    )
+
+
+def test_release_eval_prompts_of_mbppplus_against_the_sanitized_asserts(plus, data_dir):
+    """Every MBPP+ v0.1.0 task is in sanitized MBPP, whose first assert is the one its prompt shows: the release's
+    doctest of the raw assert is the sanitized one's for all 399; rebuilt from giftgen's doctest (rows without
+    the raw columns) it differs for 27. docs/commands.md gives these numbers."""
+    from giftgen.prompts import release_doctest
+
+    sanitized = {x["task_id"]: x for x in json.loads((data_dir / "mbpp-sanitized.json").read_text())}
+    assert len(plus["raw"]) == 399
+    differ = 0
+    for raw_row, plain_row in zip(plus["raw"], plus["plain"], strict=True):
+        first = sanitized[int(raw_row["problem_id"].split("/")[1])]["test_list"][0]
+        expected = f"\n{release_doctest(first)}\n"
+        assert expected in code_prompt(raw_row, style="release"), raw_row["problem_id"]
+        differ += expected not in code_prompt(plain_row, style="release")
+        assert code_prompt(raw_row) == code_prompt(plain_row)  # giftgen's own style ignores the raw column
+    assert differ == 27
 
 
 # --------------------------------------------------------------------------------------------------- APPS+
@@ -475,6 +636,9 @@ def test_a_run_in_the_release_profile_end_to_end(tiny_model, data_dir, tmp_path)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     seeds = {r["problem_id"]: r for r in read_rows(run_dir / "seeds" / "train.jsonl")}
+    # the release profile's seed sets carry the raw bytes its prompts read
+    assert all(s["raw_reference"].rstrip() == s["reference"].rstrip() for s in seeds.values())
+    assert all(r["raw_first_test"].startswith("assert ") for r in read_rows(run_dir / "seeds" / "eval.jsonl"))
     chain = list(read_rows(run_dir / "round-1" / "chain.jsonl"))
     assert len(chain) == 3 * 2 * 2
     for row in chain:

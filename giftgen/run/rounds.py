@@ -198,7 +198,10 @@ class Runner:
         if marker.exists():
             return out
         try:
-            rows = load_seeds(source, path, split, self.plan.run.stdio_compare)
+            # the release prompt style reads the benchmark's raw bytes (seed columns RAW_COLUMNS); giftgen's does not
+            raw = any(getattr(self.plan.stages.get(stage), "prompt_style", None) == "release"
+                      for stage in ("chain", "eval"))
+            rows = load_seeds(source, path, split, self.plan.run.stdio_compare, raw_columns=raw)
             write_rows_atomic(out, rows if limit is None else islice(rows, limit))
         except InputError as e:  # the seed sources speak of `giftgen seeds` flags; a run has keys of its own
             prefix = "train" if which in ("train", "replay") else "eval"

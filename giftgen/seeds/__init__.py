@@ -13,6 +13,7 @@ from typing import Any
 
 from giftgen.config import command_config, setting
 from giftgen.errors import InputError
+from giftgen.seeds.common import RAW_COLUMNS
 
 SOURCES: dict[str, str] = {
     "mbpp": "giftgen.seeds.mbpp",
@@ -28,6 +29,9 @@ SOURCES: dict[str, str] = {
 STDIO_COMPARE_HELP = ("How stdin/stdout problems' outputs are judged: tokens (line by line, tokens, floats within "
                       "1e-6) or release (the GiFT release's APPS fallbacks, e.g. lines in any order); default: "
                       "tokens.")
+RAW_COLUMNS_HELP = ("Add the columns the release prompt style reads: raw_reference (the reference exactly as the "
+                    "benchmark's file has it) and raw_first_test (MBPP+: its first assert as written); the "
+                    "release profile's runs add them. Default: off (rows in giftgen's seed schema only).")
 
 
 @command_config("seeds")
@@ -36,16 +40,23 @@ class SeedsConfig:
     split: str | None = setting(None, "Split to load: a benchmark split name, or 'all'. Default: the source's seed split.")
     limit: int | None = setting(None, "Keep only the first N problems.")
     stdio_compare: str | None = setting(None, STDIO_COMPARE_HELP, choices=("tokens", "release"))
+    raw_columns: bool = setting(False, RAW_COLUMNS_HELP)
 
 
 def load_seeds(source: str, path: str | None = None, split: str | None = None,
-               stdio_compare: str | None = None) -> Iterator[dict[str, Any]]:
+               stdio_compare: str | None = None, raw_columns: bool = False) -> Iterator[dict[str, Any]]:
     """Yield seed rows of ``source`` in the common schema; ``stdio_compare`` sets the ``compare`` field of
-    stdin/stdout tests (``tokens`` or ``release``, see ``giftgen.sandbox.judge``)."""
+    stdin/stdout tests (``tokens`` or ``release``, see ``giftgen.sandbox.judge``); ``raw_columns`` adds the
+    columns ``RAW_COLUMNS`` to every row (null where the source has no raw bytes to keep), else they are left out
+    (the generic source keeps whatever columns its file has)."""
     if source not in SOURCES:
         raise InputError(f"unknown seed source {source!r}; valid sources: {', '.join(SOURCES)}")
     module = importlib.import_module(SOURCES[source])
     rows = module.load(path, split)
+    if raw_columns:
+        rows = ({**row, **{c: row.get(c) for c in RAW_COLUMNS}} for row in rows)
+    elif source != "generic":
+        rows = ({k: v for k, v in row.items() if k not in RAW_COLUMNS} for row in rows)
     return rows if stdio_compare is None else (with_stdio_compare(row, stdio_compare) for row in rows)
 
 

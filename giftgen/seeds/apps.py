@@ -241,11 +241,12 @@ def _release_row(item: Mapping[str, Any], split: str, where: str) -> dict[str, A
     if not query.strip():
         raise InputError(f"{where}: the problem has no description")
     return _plus_row({"problem_id": item.get("id"), **item}, split, where, query, str(item["code"]),
-                     test.get("fn_name") or None, item.get("std_based"), inputs, outputs)
+                     test.get("fn_name") or None, item.get("std_based"), inputs, outputs, raw=str(item["code"]))
 
 
 def _plus_row(item: Mapping[str, Any], split: str, where: str, description: str, solution: str,
-              fn_name: str | None, input_type: Any, inputs: list[Any], outputs: list[Any]) -> dict[str, Any] | None:
+              fn_name: str | None, input_type: Any, inputs: list[Any], outputs: list[Any],
+              raw: str | None = None) -> dict[str, Any] | None:
     solution = solution.replace("\r\n", "\n")
     if fn_name and _is_stdio(input_type):
         # APPS+ wraps stdin programs in a function that the checker calls with stdin patched; as a stdio seed
@@ -263,6 +264,7 @@ def _plus_row(item: Mapping[str, Any], split: str, where: str, description: str,
         inputs=inputs,
         outputs=outputs,
         where=where,
+        raw=raw,
     )
 
 
@@ -283,6 +285,7 @@ def _row(
     inputs: list[Any],
     outputs: list[Any],
     where: str,
+    raw: str | None = None,
 ) -> dict[str, Any]:
     if problem_id is None:
         raise InputError(f"{where}: no problem_id")
@@ -325,6 +328,7 @@ def _row(
         prompt_head=head,
         doctest=None,
         tests=tests,
+        raw_reference=raw if reference is not None else None,
     )
 
 

@@ -4,9 +4,17 @@ Local folder (``--path``) in the layout the GiFT release ships (``CodeInsight/da
 split (``train``: 1,547 problems, ``test``: 1,856), one folder per problem named by its number, holding ``nl.txt``
 (the description), ``code.txt`` (the reference), ``prompt.txt``, ``test_reference.py``, ``.cfg`` (libraries and
 labels) and ``unit_tests/test_*.py`` (1 to 5 scripts). ``--path`` may name the folder holding ``train``/``test``
-or any folder above it on that path (``CodeInsight/data/CodeInsight`` is looked for below it).
-Without ``--path`` the Hub dataset ``Nbeau/CodeInsight`` is loaded (untested here: its column names are read
-defensively, and a layout it cannot read is a clear error).
+or any folder above it on that path (``CodeInsight/data/CodeInsight`` is looked for below it), or a clone of the
+dataset's own repository, github.com/NathanaelBeau/CodeInsight, whose ``Codeinsight/{train,test}/<number>/``
+folders have the same files.
+
+Without ``--path`` the Hub dataset ``Nbeau/CodeInsight`` is loaded. Its dataset card (revision dfe53e8) gives one
+config, ``default``, with the splits ``train`` (1,551 rows) and ``test`` (1,860) in ``data/{train,test}-*.parquet``
+and four string columns: ``problem_id``, ``code``, ``nl`` (the description) and ``prompt`` (the function signature
+with the description); an earlier revision had ``natural_language``, ``source`` and ``test_case_count`` instead of
+``nl``. Neither holds the unit tests, so its problems cannot be verified: reading it ends with an error that says
+so and names the folders to use instead. A Hub dataset that has the tests as a column (``unit_tests``, a list of
+scripts or one script) is read.
 
 ``--split``: ``train`` (default: GiFT's seed set), ``test`` (its evaluation set), ``train+test`` or ``all``.
 
@@ -40,6 +48,9 @@ from giftgen.seeds.common import (
 HUB_ID = "Nbeau/CodeInsight"
 SPLITS = ("train", "test")
 LAYOUT = ("CodeInsight", "data", "CodeInsight")
+GITHUB_FOLDER = "Codeinsight"  # github.com/NathanaelBeau/CodeInsight keeps the problems in Codeinsight/{train,test}
+HUB_COLUMNS = ("problem_id", "code", "nl", "prompt")  # the Hub dataset's columns (its card, revision dfe53e8)
+TEST_COLUMNS = ("unit_tests", "tests")
 
 # The release runs every unit-test file as `exec(PREAMBLE + "\n" + program + "\n" + test, {"np": numpy, "pd":
 # pandas, "sklearn": sklearn})` (CodeInsight/codeinsight.py). Its preamble also imports sklearn and bs4, which
@@ -78,11 +89,12 @@ def find_root(path: str) -> Path:
         raise InputError(
             f"no such folder: {path}", hint="`giftgen seeds codeinsight --path DIR` reads a folder"
         )
-    for depth in range(len(LAYOUT) + 1):
-        candidate = base.joinpath(*LAYOUT[len(LAYOUT) - depth :]) if depth else base
+    candidates = [base.joinpath(*LAYOUT[len(LAYOUT) - depth :]) for depth in range(1, len(LAYOUT) + 1)]
+    for candidate in [base, *candidates, base / GITHUB_FOLDER]:
         if any((candidate / s).is_dir() for s in SPLITS):
             return candidate
-    raise InputError(f"{path}: not a CodeInsight folder (no train/ or test/ inside, nor {'/'.join(LAYOUT)})")
+    raise InputError(f"{path}: not a CodeInsight folder (no train/ or test/ inside, nor {'/'.join(LAYOUT)} or "
+                     f"{GITHUB_FOLDER})")
 
 
 def _number(name: str) -> tuple[int, str]:
@@ -140,6 +152,7 @@ def to_row(
         prompt_head=prompt_head,
         doctest=None,
         tests={"kind": "script", "setup": PREAMBLE, "scripts": scripts, "names": names},
+        raw_reference=code,
     )
 
 
@@ -172,6 +185,13 @@ def _load_hub(splits: list[str]) -> Iterator[dict[str, Any]]:
     except Exception as e:  # offline, missing repo, changed layout: all end the same way for the user
         raise hub_error(HUB_ID, e) from None
     for split, items in data.items():
+        if items and not any(name in items[0] for name in TEST_COLUMNS):
+            raise InputError(
+                f"the Hub dataset {HUB_ID} has no unit tests (its {split} split has the columns "
+                f"{', '.join(sorted(items[0]))}), so its problems cannot be verified",
+                hint="give --path the GiFT release's CodeInsight/data/CodeInsight folder or a clone of "
+                "github.com/NathanaelBeau/CodeInsight (its Codeinsight/ folder holds the unit tests)",
+            )
         for index, item in enumerate(items):
             yield _hub_row(item, split, index)
 
@@ -188,7 +208,7 @@ def _field(item: Mapping[str, Any], names: tuple[str, ...], where: str) -> Any:
 
 def _hub_row(item: Mapping[str, Any], split: str, index: int) -> dict[str, Any]:
     where = f"{HUB_ID} {split} row {index}"
-    tests = _field(item, ("unit_tests", "tests", "test"), where)
+    tests = _field(item, TEST_COLUMNS, where)
     if isinstance(tests, str):
         tests = [tests]
     if not isinstance(tests, list) or not all(isinstance(t, str) for t in tests) or not tests:
@@ -197,7 +217,7 @@ def _hub_row(item: Mapping[str, Any], split: str, index: int) -> dict[str, Any]:
     return to_row(
         number=number,
         split=split,
-        description=str(_field(item, ("nl", "intent", "prompt"), where)),
+        description=str(_field(item, ("nl", "natural_language"), where)),
         code=str(_field(item, ("code", "solution"), where)),
         scripts=tests,
         names=[f"test_{i}.py" for i in range(len(tests))],

@@ -33,6 +33,12 @@ SEED_COLUMNS = (
     "doctest",
     "tests",
 )
+# Optional columns a source adds for the release profile (``load_seeds(..., raw_columns=True)``): the bytes the GiFT
+# release itself reads, where the seed columns normalise them. ``raw_reference``: the reference exactly as the
+# benchmark's file has it (the release's summary exemplars and its reference fallback show it so; ``reference`` is
+# normalised to end with one newline). ``raw_first_test``: the first assert as the benchmark writes it, for rows
+# whose tests keep no assert (MBPP+: the release's evaluation prompt splits it at ``==``).
+RAW_COLUMNS = ("raw_reference", "raw_first_test")
 
 # The fields each kind of tests object must have, with their types. Optional fields are checked when present.
 TEST_KINDS: dict[str, dict[str, tuple[type, ...]]] = {
@@ -73,9 +79,12 @@ def seed_row(
     prompt_head: str,
     doctest: str | None,
     tests: Mapping[str, Any],
+    raw_reference: str | None = None,
+    raw_first_test: str | None = None,
 ) -> dict[str, Any]:
-    """A row in the seed schema; ``tests`` is JSON-encoded here so every source has one column type."""
-    return {
+    """A row in the seed schema; ``tests`` is JSON-encoded here so every source has one column type. The raw
+    columns (``RAW_COLUMNS``) follow when given; ``giftgen.seeds.load_seeds`` keeps them only when asked."""
+    row = {
         "problem_id": problem_id,
         "source": source,
         "split": split,
@@ -86,6 +95,10 @@ def seed_row(
         "doctest": doctest,
         "tests": json.dumps(tests, ensure_ascii=False),
     }
+    for name, value in (("raw_reference", raw_reference), ("raw_first_test", raw_first_test)):
+        if value is not None:
+            row[name] = value
+    return row
 
 
 def parse_tests(value: str | Mapping[str, Any], where: str = "tests") -> dict[str, Any]:

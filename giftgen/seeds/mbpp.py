@@ -98,4 +98,5 @@ def to_row(item: Mapping[str, Any], split: str, where: str) -> dict[str, Any]:
         prompt_head=head_of(reference, entry_point),
         doctest=doctest_from_assert(tests[0]),
         tests={"kind": "assert", "setup": "\n".join(item.get("test_imports") or []), "asserts": tests},
+        raw_reference=item["code"],
     )

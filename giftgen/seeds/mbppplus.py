@@ -97,6 +97,7 @@ def to_row(item: Mapping[str, Any], where: str) -> dict[str, Any]:
         prompt_head=prompt_head,
         doctest=doctest_from_assert(example) if example else None,
         tests=tests,
+        raw_first_test=example,
     )
 
 
@@ -160,6 +161,7 @@ def _load_hub() -> Iterator[dict[str, Any]]:
             prompt_head=head_of(reference, entry_point),
             doctest=doctest_from_assert(first),
             tests={"kind": "assert", "setup": "\n".join(item.get("test_imports") or []), "asserts": [item["test"]]},
+            raw_first_test=first or None,
         )
 
 
