@@ -382,6 +382,28 @@ def test_literal_release_summary_prompt_with_raw_references(tmp_path, raw_seeds)
     ]
 
 
+def test_codeinsight_pool_exemplars_show_code_txt_as_it_is(tmp_path):
+    """The release's CodeInsight pool (597 train problems): every exemplar's code in a release summary prompt is
+    that problem's code.txt, byte for byte; 233 of them differ from the normalised `reference`."""
+    from giftgen.seeds import load_seeds
+
+    pool = release_pool(tmp_path, "CodeInsight/data/ict_data.json")
+    with tarfile.open(RELEASE_DATA) as tar:
+        members = [m for m in tar.getmembers() if m.name.startswith("CodeInsight/data/CodeInsight/train/")]
+        tar.extractall(tmp_path, members=members, filter="data")
+    folder = tmp_path / "CodeInsight" / "data" / "CodeInsight"
+    seeds = {r["problem_id"]: r for r in load_seeds("codeinsight", str(folder), "train", raw_columns=True)}
+    exemplars = load_exemplars(pool, list(seeds.values()), "release")
+    assert len(exemplars) == 597
+    target = "def test(x):\n    return x\n"
+    for pid, code, description in exemplars:
+        raw_code = (folder / "train" / pid.rsplit("/", 1)[1] / "code.txt").read_text()
+        assert code == raw_code, pid
+        assert summary_prompt(target, (code, description), style="release") == release_summary_prompt(
+            raw_code, description, target)
+    assert sum(code != seeds[pid]["reference"] for pid, code, _ in exemplars) == 233
+
+
 def test_raw_columns_only_when_asked(data_dir, seeds, raw_seeds, raw):
     """giftgen's own seed rows keep exactly the seed schema; the release profile's add the raw columns after it."""
     from giftgen.seeds.common import RAW_COLUMNS, SEED_COLUMNS
@@ -543,6 +565,24 @@ def test_apps_reader_takes_the_release_layout(tmp_path):
         assert code_prompt(row, style="release") == release_apps_prompt(item["code"], item["query"])
     # giftgen's own (whole-program) prompt for the stdin problem stays the default
     assert code_prompt(stdin).startswith('"""\nGiven n, print n squared.')
+
+
+def test_apps_raw_reference_is_the_release_s_code(tmp_path):
+    """The release's APPS+ exemplar code is its `code` field: a stdin program is the bare function (giftgen's
+    reference calls it at the end), tabs and all."""
+    from giftgen.chain import exemplar_pool
+    from giftgen.seeds import load_seeds
+
+    path = tmp_path / "apps+valid-introductory.json"
+    path.write_text(json.dumps(RELEASE_APPS))
+    stdin, call = load_seeds("apps", str(path), None, raw_columns=True)
+    assert [stdin["raw_reference"], call["raw_reference"]] == [item["code"] for item in RELEASE_APPS]
+    assert stdin["reference"].endswith("\n\n\ncode()\n")
+    (_, code, description), _ = exemplar_pool([stdin, call], "release")
+    assert summary_prompt(call["reference"], (code, description), style="release").startswith(
+        "###Code:\nimport sys\ndef code():\n    n = int(input())\n    print(n * n)\n\n"
+        "###Description of the given code:\n\nGiven n, print n squared.\n"
+    )
 
 
 def test_wrapped_stdin_reference_passes_in_the_sandbox(tmp_path):
