@@ -15,7 +15,9 @@ Hub (no ``--path``): ``evalplus/mbppplus`` is the later v0.2 (378 problems), in 
 description, the MBPP asserts and a ``test`` script that checks the entry point (called by name) on every input.
 Those rows get tests of kind ``assert`` whose one "assert" is that script.
 
-The only split is ``test``.
+The only split is ``test``. Rows carry ``raw_first_test`` (kept by ``load_seeds(..., raw_columns=True)``): the
+first assert as written (the prompt's assert line; on the Hub, ``test_list[0]``), which the release prompt style
+splits at ``==`` where the doctest column holds giftgen's rendering of it.
 """
 
 from __future__ import annotations
