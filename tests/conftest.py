@@ -14,6 +14,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 DATA = Path(__file__).resolve().parent / "data"  # the benchmark files the repository carries (README there)
+# tests/data holds data, not tests: the unit-test scripts of giftgen's own CodeInsight problems are named test_*.py
+collect_ignore_glob = ["data/*"]
 
 
 @pytest.fixture(scope="session")
