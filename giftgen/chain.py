@@ -55,7 +55,7 @@ from typing import Any
 
 from giftgen.backends import BackendSettings, load_backend
 from giftgen.backends.base import Sampling, derive_seed
-from giftgen.config import SandboxSettings, command_config, setting
+from giftgen.config import command_config, sandbox_settings, setting
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.progress import Progress, log
@@ -69,7 +69,7 @@ from giftgen.prompts import (
     summary_prompt,
 )
 from giftgen.records import require
-from giftgen.sandbox import Executor, Limits, Verdict, make_plan
+from giftgen.sandbox import Verdict, make_plan
 
 FALLBACKS = ("last-passing", "reference")
 # Settings that shape the rows besides the flat sampling columns; recorded as JSON and checked on resume.
@@ -81,7 +81,7 @@ _VARIANT_DEFAULTS = {"accept": False, "summary_candidates": 1}
 
 
 @command_config("chain")
-class ChainConfig(BackendSettings, SandboxSettings):
+class ChainConfig(BackendSettings, sandbox_settings(tests="base", timeout=4.0)):
     mode: str = setting("gibbs", "gibbs: GiFT's chain; rft: codes from the seed description only; rewrite: RFT+RD.",
                         choices=("gibbs", "rft", "rewrite"))
     steps: int = setting(20, "Chain steps R per problem.", flag="-R")
@@ -114,24 +114,15 @@ class ChainConfig(BackendSettings, SandboxSettings):
     extraction: str = setting("stop", "Code extraction: stop (the release's stop strings) or ast (keeps helpers).",
                               choices=("stop", "ast"))
     seed: int = setting(0, "Random seed (sampling, exemplar choice, kept-code choice).")
-    workers: int = setting(0, "Sandbox worker processes for in-loop verification (0: one per CPU core).")
-    tests: str = setting("base", "Tests the in-loop verification runs: the problem's own (base), its extra inputs "
-                         "(plus) or all. The paper's chain uses the base tests.", choices=("base", "plus", "all"))
-    max_tests: int | None = setting(None, "Run only the first N tests of each problem (the release: 10 for APPS).")
-    timeout: float = setting(4.0, "Seconds per test in the sandbox (verify allows 6: it judges the kept codes, "
-                                  "on every test, once).")
     resume: bool = setting(True, "With -o FILE.jsonl: continue the rows already in FILE (a killed run); "
                            "--no-resume starts over.")
 
     def validate(self) -> None:
         for name, low in (("steps", 1), ("n", 1), ("kept_per_step", 0), ("burn_in", 0), ("thinning", 1),
-                          ("summary_candidates", 1),
-                          ("workers", 0), ("max_tests", 1)):
+                          ("summary_candidates", 1)):
             value = getattr(self, name)
             if value is not None and value < low:
                 raise ConfigError(f"{name} must be at least {low}, got {value}")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {self.timeout}")
         # Sampling checks its own ranges; build both now so a bad value fails before a model loads.
         self.code_sampling(0, [])
         self.desc_sampling(0)
@@ -349,8 +340,7 @@ def run_chain(rows: Iterable[dict[str, Any]], config: ChainConfig, *, backend: A
             backend = load_backend(config)
             stack.callback(backend.close)
         if executor is None:
-            executor = stack.enter_context(Executor(workers=config.workers, limits=Limits(timeout=config.timeout),
-                                                    allow_import=config.allow_import))
+            executor = stack.enter_context(config.executor())
         run = _Run(config, backend, executor, chains, pool, shared, progress)
         yield from run.steps(start)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import ConfigError
-from giftgen.sandbox import allowed_packages, check_workers
+from giftgen.sandbox import Executor, Limits, allowed_packages, check_workers
 
 CONFIGS: dict[str, type] = {}
 # Recipe keys that have a new name (or section): the error for the old one names the new one.
@@ -55,18 +55,81 @@ def command_config(name: str) -> Callable[[type], type]:
     return register
 
 
-@dataclass
-class SandboxSettings:
-    """Sandbox settings shared by the commands that run programs (verify, chain, eval)."""
+# --------------------------------------------------------------------------------------------------- sandbox
 
-    allow_import: list[str] = setting(["numpy", "pandas"], "Packages outside the standard library that programs and tests "
-                                      "may import (with the packages they require). Evaluation packages and "
-                                      "dataset or model caches are refused.")
+TEST_SETS = ("base", "plus", "all")
+PER_COMMAND = ...  # a default each command gives (``sandbox_settings``)
+# The sandbox settings, declared once: (type, default, help). LIMITS are settings only where a command exposes them
+# (verify); elsewhere they keep these defaults, the sandbox's own (``giftgen.sandbox.Limits`` and ``Executor``).
+_SANDBOX: dict[str, tuple[Any, Any, str]] = {
+    "workers": (int, 0, "Sandbox worker processes: programs judged at once (0: one per CPU core)."),
+    "tests": (str, PER_COMMAND,
+              "Tests each program runs: the problem's own (base), its extra inputs (plus: MBPP+'s) or all. The "
+              "paper's chain runs the base tests; verify and eval all."),
+    "max_tests": (int | None, None,
+                  "Run only the first N tests of each problem (10 for APPS, as in the paper). Default: all."),
+    "timeout": (float, PER_COMMAND,
+                "Wall-clock seconds per test (one call, assert, check function or stdin case) and for loading the "
+                "program. chain and eval allow 4, verify 6: it judges the codes kept for training, on every test, "
+                "once."),
+    "program_timeout": (float, Limits.program_timeout,
+                        "Wall-clock seconds per program, all tests together (at least three times what the "
+                        "reference solution took, when outputs come from it)."),
+    "memory_mb": (int, Limits.memory_mb, "Address-space limit of each sandboxed process, in MiB."),
+    "output_mb": (int, Limits.output_mb, "Limit on what a program writes (stdout, stderr, each file), in MiB."),
+    "fail_fast": (bool, True, "Stop a program at its first failing test (the rest are reported not_run)."),
+    "retries": (int, 2, "Attempts after a sandbox_error, each on a fresh sandbox process."),
+    "allow_import": (list[str], ["numpy", "pandas"],
+                     "Packages outside the standard library that programs and tests may import (with the packages "
+                     "they require). Evaluation packages and dataset or model caches are refused."),
+}
+LIMITS = ("program_timeout", "memory_mb", "output_mb", "fail_fast", "retries")
+
+
+class SandboxSettings:
+    """What the sandbox settings of a command build: its limits and its executor. A command's config inherits
+    ``sandbox_settings(...)``, which declares the settings on top of this class."""
 
     def validate_sandbox(self) -> tuple[str, ...]:
-        """The packages to mount; ``ConfigError`` for a name that cannot be allowed (or too many workers)."""
-        check_workers(getattr(self, "workers", 0))
+        """Check the sandbox settings; the packages to mount. ``ConfigError`` for a value that cannot work."""
+        if self.workers < 0:
+            raise ConfigError(f"workers must be 0 (one per CPU core) or more, got {self.workers}")
+        check_workers(self.workers)
+        if self.max_tests is not None and self.max_tests < 1:
+            raise ConfigError(f"max_tests must be at least 1, got {self.max_tests}")
+        if not 0 < self.timeout < 1e6:  # refuses nan and inf too
+            raise ConfigError(f"timeout must be positive, finite seconds (under 1e6), got {self.timeout}")
+        if not 0 <= self.retries <= 100:
+            raise ConfigError(f"retries must be from 0 to 100, got {self.retries}")
+        self.limits().validate()
         return allowed_packages(tuple(self.allow_import))
+
+    def limits(self) -> Limits:
+        return Limits(timeout=self.timeout, program_timeout=self.program_timeout, memory_mb=self.memory_mb,
+                      output_mb=self.output_mb)
+
+    def executor(self) -> Executor:
+        """The sandbox executor these settings describe (not started; a context manager)."""
+        return Executor(workers=self.workers, limits=self.limits(), tests=self.tests, max_tests=self.max_tests,
+                        fail_fast=self.fail_fast, retries=self.retries, allow_import=self.allow_import)
+
+
+def sandbox_settings(*, tests: str, timeout: float, limits: bool = False) -> type:
+    """The sandbox settings group with one command's defaults (``tests``, ``timeout``), as a dataclass for its
+    config to inherit: workers, tests, max_tests, timeout and allow_import; with ``limits``, also program_timeout,
+    memory_mb, output_mb, fail_fast and retries (else those stay the sandbox's defaults, fixed)."""
+    if tests not in TEST_SETS:
+        raise ValueError(f"tests must be one of {TEST_SETS}, got {tests!r}")
+    own = {"tests": tests, "timeout": float(timeout)}
+    declared, fixed = [], {}
+    for name, (kind, default, help) in _SANDBOX.items():
+        default = own[name] if default is PER_COMMAND else default
+        if name in LIMITS and not limits:
+            fixed[name] = default
+            continue
+        choices = TEST_SETS if name == "tests" else None
+        declared.append((name, kind, setting(default, help, choices=choices)))
+    return dataclasses.make_dataclass("Sandbox", declared, bases=(SandboxSettings,), namespace=fixed)
 
 
 # --------------------------------------------------------------------------------------------------- types

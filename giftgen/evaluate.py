@@ -35,12 +35,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from giftgen.backends import BackendSettings, load_backend
 from giftgen.backends.base import Sampling
-from giftgen.config import SandboxSettings, command_config, setting, to_dict
+from giftgen.config import command_config, sandbox_settings, setting, to_dict
 from giftgen.errors import ConfigError, GiftgenError, InputError
 from giftgen.models import fingerprint
 from giftgen.prompts import code_prompt, code_stops, extract_code
 from giftgen.records import require
-from giftgen.sandbox import Executor, Limits
 from giftgen.tables import print_table
 
 if TYPE_CHECKING:
@@ -57,7 +56,7 @@ REQUIRED: dict[str, type | tuple[type, ...]] = {
 
 
 @command_config("eval")
-class EvalConfig(BackendSettings, SandboxSettings):
+class EvalConfig(BackendSettings, sandbox_settings(tests="all", timeout=4.0)):
     n: int = setting(1, "Samples per problem (1 and temperature 0: greedy pass@1).", flag="-n")
     temperature: float = setting(0.0, "Sampling temperature (0: greedy).")
     top_p: float = setting(0.95, "Top-p when sampling (1.0: off; Chen et al. 2021 sampled with 0.95).")
@@ -70,24 +69,14 @@ class EvalConfig(BackendSettings, SandboxSettings):
                                         "trained with.", choices=("base", "chat", "release"))
     extraction: str = setting("stop", "Code extraction: stop (cut at the release's stop strings) or ast (longest "
                                       "parsable prefix, helpers kept).", choices=("stop", "ast"))
-    workers: int = setting(0, "Sandbox worker processes (0: one per CPU core).")
-    tests: str = setting("all", "Tests each sample runs: the problem's own (base), its extra inputs (plus: MBPP+) "
-                         "or all.", choices=("base", "plus", "all"))
-    max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as the paper).")
-    timeout: float = setting(4.0, "Seconds per test in the sandbox (as chain's; verify allows 6: it judges the "
-                                  "kept codes, on every test, once).")
     window: int = setting(1024, "Problems per round of generation then verification (all their prompts go to "
                                 "the backend in one call).")
 
     def validate(self) -> None:
         if self.n < 1:
             raise ConfigError(f"n must be at least 1, got {self.n}")
-        for name, low in (("window", 1), ("workers", 0), ("max_tests", 1)):
-            value = getattr(self, name)
-            if value is not None and value < low:
-                raise ConfigError(f"{name} must be at least {low}, got {value}")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if self.window < 1:
+            raise ConfigError(f"window must be at least 1, got {self.window}")
         self.sampling(())  # checks the sampling ranges before a model loads
         self.validate_sandbox()
         if self.n > 1 and self.temperature == 0:
@@ -329,8 +318,7 @@ def _executor_context(config: EvalConfig, executor: Any) -> Any:
 
 def make_executor(config: EvalConfig) -> Any:
     """The sandbox executor for ``config`` (a context manager)."""
-    return Executor(workers=config.workers, limits=Limits(timeout=config.timeout), tests=config.tests,
-                    max_tests=config.max_tests, allow_import=config.allow_import)
+    return config.executor()
 
 
 # --------------------------------------------------------------------------------------------------- summary

@@ -17,44 +17,18 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from giftgen.config import SandboxSettings, command_config, setting
-from giftgen.errors import ConfigError, GiftgenError, InputError
+from giftgen.config import command_config, sandbox_settings, setting
+from giftgen.errors import GiftgenError, InputError
 from giftgen.progress import Progress
 from giftgen.records import require
-from giftgen.sandbox import Executor, Limits
 
 
 @command_config("verify")
-class VerifyConfig(SandboxSettings):
-    workers: int = setting(0, "Parallel sandbox workers (0: one per CPU core).")
+class VerifyConfig(sandbox_settings(tests="all", timeout=6.0, limits=True)):
     keep: str = setting("all", "Rows to write: all, or only those that passed.", choices=("all", "passed"))
-    tests: str = setting("all", "Tests to run: base (the problem's own), plus (only extra inputs such as MBPP+'s), "
-                                "or all.", choices=("base", "plus", "all"))
-    max_tests: int | None = setting(None, "Run only the first N tests of each problem (10 for APPS, as in the "
-                                          "paper). Default: all.")
-    timeout: float = setting(6.0, "Wall-clock seconds per test (one call, assert, check function or stdin case) "
-                                  "and for loading the program; more than chain's and eval's 4: verify judges the "
-                                  "codes kept for training, on every test, once.")
-    program_timeout: float = setting(30.0, "Wall-clock seconds per program, all tests together (at least three "
-                                           "times what the reference solution took, when outputs come from it).")
-    memory_mb: int = setting(1024, "Address-space limit of each sandboxed process, in MiB.")
-    output_mb: int = setting(8, "Limit on what a program writes (stdout, stderr, each file), in MiB.")
-    fail_fast: bool = setting(True, "Stop a program at its first failing test (the rest are reported not_run).")
-    retries: int = setting(2, "Attempts after a sandbox_error, each on a fresh sandbox process.")
 
     def validate(self) -> None:
-        if self.workers < 0:
-            raise ConfigError("workers must be 0 (one per CPU core) or more")
-        if self.max_tests is not None and self.max_tests < 1:
-            raise ConfigError("max_tests must be at least 1")
-        if not 0 <= self.retries <= 100:
-            raise ConfigError(f"retries must be from 0 to 100, got {self.retries}")
-        self.limits().validate()
         self.validate_sandbox()
-
-    def limits(self) -> Any:
-        return Limits(timeout=self.timeout, program_timeout=self.program_timeout, memory_mb=self.memory_mb,
-                      output_mb=self.output_mb)
 
 
 # What `verify` reads from each row, with the types it accepts.
@@ -88,9 +62,7 @@ def verify_rows(rows: Iterable[dict[str, Any]], config: VerifyConfig, stats: Ver
     stats = stats if stats is not None else VerifyStats()
     owned = executor is None
     if owned:
-        executor = Executor(workers=config.workers, limits=config.limits(), tests=config.tests,
-                            max_tests=config.max_tests, fail_fast=config.fail_fast, retries=config.retries,
-                            allow_import=config.allow_import)
+        executor = config.executor()
     try:
         waiting: deque[dict[str, Any]] = deque()  # rows submitted, in order, whose verdicts are not yet out
 

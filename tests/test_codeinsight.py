@@ -1,9 +1,11 @@
 """CodeInsight: the seed source, the ``script`` test kind in the sandbox, numpy and pandas values across the oracle.
 
-The fast tests use a handful of problems written here in CodeInsight's style (the release's files have no
-redistribution license: none is copied into the repository). The release's data is read from
-``../shared/data/gift-release-data.tar.gz`` next to the repository (or ``$GIFTGEN_SHARED_DATA``); its tests skip
-when it is absent. The slow tests judge all 3,403 references, and a mutant of each against an independent harness.
+The default tier uses a handful of giftgen's own problems, written in CodeInsight's style and stored in the release's
+layout in ``tests/data/gift-release-format`` (the release's files have no redistribution license: none is copied
+into the repository). The tests of the release's own data are in the ``real`` tier (``-m real``): they read
+``../shared/data/gift-release-data.tar.gz`` beside the repository (or ``$GIFTGEN_SHARED_DATA``) and skip, saying
+where they looked, when it is absent; two of them, also ``slow``, judge all 3,403 references, and a mutant of each
+against an independent harness.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import datetime
 import decimal
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -28,99 +31,58 @@ from giftgen.seeds.codeinsight import PREAMBLE
 from giftgen.seeds.common import parse_tests
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("GIFTGEN_SHARED_DATA") or REPO.parent / "shared" / "data")
 NAIVE = Path(__file__).with_name("naive_harness.py")
 
 # ------------------------------------------------------------------------------------------------ literal problems
-# (nl, code, [unit-test scripts], [mutants that must fail])
-
-FRAME = (
-    "Select the rows of df0 whose column col0 is greater than value0.",
-    "import pandas as pd\n\ndef test(df0, col0, value0):\n    return df0[df0[col0] > value0]\n",
-    [
-        "df0 = pd.DataFrame({'a': [1, 5, 3], 'b': ['x', 'y', 'z']})\n"
-        "result = test(df0, 'a', 2).reset_index(drop=True)\n"
-        "assert result.equals(pd.DataFrame({'a': [5, 3], 'b': ['y', 'z']})), 'Test failed'",
-        "df0 = pd.DataFrame({'a': [1.5, 0.5]}, index=['p', 'q'])\n"
-        "pd.testing.assert_frame_equal(test(df0, 'a', 1), pd.DataFrame({'a': [1.5]}, index=['p']))",
-    ],
-    [
+# giftgen's own problems in the release's layout (tests/data/gift-release-format, README there): name -> folder.
+OWN = Path(__file__).resolve().parent / "data" / "gift-release-format"
+FOLDERS = {
+    "frame": "train/0",
+    "array": "train/1",
+    "series": "train/2",
+    "dates": "train/3",
+    "callback": "test/0",
+    "regex": "test/1",  # `re` comes from the preamble
+    "revised": "test/2",  # the function is `test_revised`, as in one of the release's problems
+}
+# Programs that must fail each problem's tests.
+MUTANTS = {
+    "frame": [
         "import pandas as pd\n\ndef test(df0, col0, value0):\n    return df0[df0[col0] < value0]\n",
         "import pandas as pd\n\ndef test(df0, col0, value0):\n    return df0[df0[col0] > value0].astype({col0: float})\n",
     ],
-)
-ARRAY = (
-    "Multiply the transpose of the 2D array arr0 by arr0.",
-    "import numpy as np\n\ndef test(arr0):\n    return arr0.T @ arr0\n",
-    [
-        "arr0 = np.array([[1, 2], [3, 4]])\n"
-        "assert np.array_equal(test(arr0), np.array([[10, 14], [14, 20]])), 'Test failed'",
-        "result = test(np.eye(2))\nassert result.dtype == np.float64 and np.allclose(result, np.eye(2))",
-    ],
-    [
+    "array": [
         "import numpy as np\n\ndef test(arr0):\n    return arr0.T @ arr0 + 1\n",
         "import numpy as np\n\ndef test(arr0):\n    return (arr0.T @ arr0).astype(np.float32)\n",
     ],
-)
-SERIES = (
-    "Group df0 by column key and return the mean of column val for each group.",
-    "def test(df0):\n    return df0.groupby('key')['val'].mean()\n",
-    [
-        "df0 = pd.DataFrame({'key': ['a', 'b', 'a'], 'val': [1.0, 3.0, 2.0]})\n"
-        "expected = pd.Series([1.5, 3.0], index=pd.Index(['a', 'b'], name='key'), name='val')\n"
-        "pd.testing.assert_series_equal(test(df0), expected)"
-    ],
-    [
+    "series": [
         "def test(df0):\n    return df0.groupby('key')['val'].sum()\n",
         "def test(df0):\n    return df0.groupby('key')['val'].mean().rename('v')\n",
     ],
-)
-DATES = (
-    "Parse the date string str0 (year-month-day) into a date.",
-    "from datetime import datetime\n\ndef test(str0):\n    return datetime.strptime(str0, '%Y-%m-%d').date()\n",
-    ["assert test('2020-01-02') == datetime(2020, 1, 2).date(), 'Test failed'"],
-    [
-        "from datetime import datetime\n\ndef test(str0):\n    return datetime.strptime(str0, '%Y-%d-%m').date()\n"
-    ],
-)
-CALLBACK = (
-    "Apply the function func0 to each row of df0 and return the results.",
-    "def test(df0, func0):\n    return df0.apply(func0, axis=1)\n",
-    [
-        "df0 = pd.DataFrame({'A': [1, 2], 'B': [3, 4]})\n"
-        "assert test(df0, lambda row: row['A'] * row['B']).equals(pd.Series([3, 8])), 'Test failed'"
-    ],
-    ["def test(df0, func0):\n    return df0.apply(func0, axis=0)\n"],
-)
-REGEX = (
-    "Find all the numbers in the string str0.",
-    "def test(str0):\n    return re.findall(r'\\d+', str0)\n",  # `re` comes from the preamble
-    ["assert test('a1b22c333') == ['1', '22', '333'], 'Test failed'"],
-    ["def test(str0):\n    return re.findall(r'\\d', str0)\n"],
-)
-PROBLEMS = {
-    "frame": FRAME,
-    "array": ARRAY,
-    "series": SERIES,
-    "dates": DATES,
-    "callback": CALLBACK,
-    "regex": REGEX,
+    "dates": ["from datetime import datetime\n\ndef test(str0):\n    return datetime.strptime(str0, '%Y-%d-%m').date()\n"],
+    "callback": ["def test(df0, func0):\n    return df0.apply(func0, axis=0)\n"],
+    "regex": ["def test(str0):\n    return re.findall(r'\\d', str0)\n"],
+    "revised": ["def test_revised(str0):\n    return str0.split()\n", "def test(str0):\n    return str0.split()[::-1]\n"],
 }
 
 
+def _problem(folder: Path) -> tuple[str, str, list[str]]:
+    """(nl.txt, code.txt, the unit-test scripts in number order) of one problem folder."""
+    scripts = sorted((folder / "unit_tests").glob("test_*.py"), key=lambda f: int(f.stem.removeprefix("test_")))
+    return (folder / "nl.txt").read_text(), (folder / "code.txt").read_text(), [f.read_text() for f in scripts]
+
+
+# name -> (nl, code, [unit-test scripts], [mutants that must fail])
+PROBLEMS = {
+    name: (*_problem(OWN / "CodeInsight" / "data" / "CodeInsight" / folder), MUTANTS[name])
+    for name, folder in FOLDERS.items()
+}
+FRAME = PROBLEMS["frame"]
+
+
 def write_release(root: Path) -> Path:
-    """The problems above in the release's layout: train/0..3, test/0..1."""
-    folder = root / "CodeInsight" / "data" / "CodeInsight"
-    for i, (nl, code, scripts, _) in enumerate(PROBLEMS.values()):
-        split, number = ("train", i) if i < 4 else ("test", i - 4)
-        d = folder / split / str(number)
-        (d / "unit_tests").mkdir(parents=True)
-        (d / "nl.txt").write_text(nl)
-        (d / "code.txt").write_text(code)
-        (d / "prompt.txt").write_text(f"{nl}\n\n{code.split('def ')[0]}")
-        (d / ".cfg").write_text("[library]\nlib = ['pandas']\n")
-        for j, script in enumerate(scripts):
-            (d / "unit_tests" / f"test_{j}.py").write_text(script)
+    """A copy of the problems above, in the release's layout under ``root``: train/0..3, test/0..2."""
+    shutil.copytree(OWN / "CodeInsight", root / "CodeInsight")
     return root
 
 
@@ -142,15 +104,12 @@ def row(name: str) -> dict:
 # ------------------------------------------------------------------------------------------------ seeds
 
 
-def test_seed_rows_from_the_release_layout(tmp_path):
-    root = write_release(tmp_path)
-    train = list(
-        load_seeds("codeinsight", str(root), None)
-    )  # default split: train; the folder above the layout
+def test_seed_rows_from_the_release_layout():
+    train = list(load_seeds("codeinsight", str(OWN), None))  # default split: train; the folder above the layout
     assert [r["problem_id"] for r in train] == [f"codeinsight/train/{i}" for i in range(4)]
     first = train[0]
     assert first["source"] == "codeinsight" and first["split"] == "train" and first["doctest"] is None
-    assert first["description"] == FRAME[0] and first["entry_point"] == "test"
+    assert first["description"] == FRAME[0].strip() != FRAME[0] and first["entry_point"] == "test"
     assert first["reference"] == FRAME[1]
     assert first["prompt_head"] == "import pandas as pd\n\ndef test(df0, col0, value0):\n"
     tests = parse_tests(first["tests"])
@@ -161,12 +120,14 @@ def test_seed_rows_from_the_release_layout(tmp_path):
         "names": ["test_0.py", "test_1.py"],
     }
     assert train[3]["prompt_head"].startswith("from datetime import datetime\n")
-    everything = list(load_seeds("codeinsight", str(root / "CodeInsight" / "data" / "CodeInsight"), "all"))
-    assert [r["split"] for r in everything] == ["train"] * 4 + ["test"] * 2
-    assert [r["problem_id"] for r in load_seeds("codeinsight", str(root), "test")] == [
-        "codeinsight/test/0",
-        "codeinsight/test/1",
-    ]
+    everything = list(load_seeds("codeinsight", str(OWN / "CodeInsight" / "data" / "CodeInsight"), "all"))
+    assert [r["split"] for r in everything] == ["train"] * 4 + ["test"] * 3
+    test = list(load_seeds("codeinsight", str(OWN), "test"))
+    assert [r["problem_id"] for r in test] == [f"codeinsight/test/{i}" for i in range(3)]
+    # the release's one problem whose function is not `test`: its only function is the entry point
+    assert test[2]["entry_point"] == "test_revised" and test[2]["prompt_head"] == "def test_revised(str0):\n"
+    assert {r["entry_point"] for r in everything} == {"test", "test_revised"}
+    assert [len(parse_tests(r["tests"])["scripts"]) for r in everything] == [2, 2, 1, 1, 1, 1, 2]
 
 
 def test_scripts_come_in_number_order(tmp_path):
@@ -306,6 +267,7 @@ def test_cli_seeds_codeinsight(tmp_path):
     assert [json.loads(line)["problem_id"] for line in out.stdout.splitlines()] == [
         "codeinsight/test/0",
         "codeinsight/test/1",
+        "codeinsight/test/2",
     ]
     bad = subprocess.run(
         [sys.executable, "-m", "giftgen", "seeds", "codeinsight", "--path", str(tmp_path / "x")],
@@ -593,17 +555,23 @@ def test_patching_numpy_does_not_reach_the_test(ex, patch):
 
 
 @pytest.fixture(scope="session")
-def release(tmp_path_factory) -> Path:
-    archive = SHARED / "gift-release-data.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"the GiFT release's data is not at {archive}")
-    out = tmp_path_factory.mktemp("gift-release")
-    with tarfile.open(archive) as tar:
-        members = [m for m in tar.getmembers() if m.name.startswith("CodeInsight/data/CodeInsight/")]
-        tar.extractall(out, members=members, filter="data")
-    return out / "CodeInsight" / "data" / "CodeInsight"
+def extracted() -> dict[Path, Path]:
+    return {}  # the release's archive -> its CodeInsight problems, extracted once per session
 
 
+@pytest.fixture
+def release(release_archive, extracted, tmp_path_factory) -> Path:
+    """The release's CodeInsight problems (``real`` tests only: the default tier never reads them)."""
+    if release_archive not in extracted:
+        out = tmp_path_factory.mktemp("gift-release")
+        with tarfile.open(release_archive) as tar:
+            members = [m for m in tar.getmembers() if m.name.startswith("CodeInsight/data/CodeInsight/")]
+            tar.extractall(out, members=members, filter="data")
+        extracted[release_archive] = out / "CodeInsight" / "data" / "CodeInsight"
+    return extracted[release_archive]
+
+
+@pytest.mark.real
 def test_the_release_reads_1547_train_and_1856_test_problems(release):
     train = list(load_seeds("codeinsight", str(release), "train"))
     test = list(load_seeds("codeinsight", str(release), "test"))
@@ -648,6 +616,7 @@ _FAILURES = {
 KNOWN_FAILURES = {f"codeinsight/{p}": cause for cause, ids in _FAILURES.items() for p in ids.split()}
 
 
+@pytest.mark.real
 @pytest.mark.slow
 def test_every_release_reference_passes_but_the_listed(release):
     rows = list(load_seeds("codeinsight", str(release), "all"))
@@ -692,6 +661,7 @@ def {entry}(*args, **kwargs):
 """
 
 
+@pytest.mark.real
 @pytest.mark.slow
 def test_mutants_fail_where_an_in_process_harness_says_they_fail(release):
     """Each reference whose result is perturbed (a number plus one, a string or list one item longer, a frame one

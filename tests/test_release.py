@@ -20,19 +20,9 @@ from giftgen.config import resolve
 from giftgen.errors import InputError
 from giftgen.prompts import code_prompt, extract_code, extract_description, summary_prompt, training_pair
 
-_REPO = Path(__file__).resolve().parents[1]
-# ../shared of the checkout (a worktree one level deeper finds the same folder one level up)
-RELEASE_DATA = next(
-    (
-        p
-        for p in (
-            _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
-            _REPO.parent.parent / "shared" / "data" / "gift-release-data.tar.gz",
-        )
-        if p.exists()
-    ),
-    _REPO.parent / "shared" / "data" / "gift-release-data.tar.gz",
-)
+# giftgen's own exemplar pools in the release's format and layout (tests/data/README.md); the release's own pools
+# are read in the `real` tier only (the `release_archive` fixture, tests/conftest.py)
+OWN = Path(__file__).resolve().parent / "data" / "gift-release-format"
 SEED_IDS = set(range(1, 11)) | set(range(511, 975))
 
 
@@ -113,15 +103,24 @@ class FailingExecutor:
         return future
 
 
-def release_pool(tmp_path: Path, member: str) -> Path:
-    if not RELEASE_DATA.exists():
-        pytest.skip(f"the release's data is not at {RELEASE_DATA}")
-    with tarfile.open(RELEASE_DATA) as tar:
+def release_pool(archive: Path, tmp_path: Path, member: str) -> Path:
+    """One of the release's own pools, extracted from its data (``archive``: the ``release_archive`` fixture)."""
+    with tarfile.open(archive) as tar:
         data = tar.extractfile(member)
         assert data is not None
         out = tmp_path / Path(member).name
         out.write_bytes(data.read())
     return out
+
+
+@pytest.fixture(params=["own", pytest.param("release", marks=pytest.mark.real)])
+def pool_of(request, tmp_path):
+    """``pool_of(member)``: giftgen's own pool at that place of the release's layout (default tier), or the
+    release's own (``real`` tier)."""
+    if request.param == "own":
+        return lambda member: OWN / member
+    archive = request.getfixturevalue("release_archive")
+    return lambda member: release_pool(archive, tmp_path, member)
 
 
 # --------------------------------------------------------------------------------------------------- literals
@@ -272,8 +271,31 @@ def test_apps_and_codeinsight_form_and_wrapped_stdin():
 # --------------------------------------------------------------------------------------------------- exemplars
 
 
-def test_release_exemplar_pool_maps_the_release_s_indices(tmp_path, seeds, rows):
-    pool = load_exemplars(release_pool(tmp_path, "MBPP/data/ict_data.json"), seeds)
+def test_own_exemplar_pool_maps_the_release_s_indices(seeds, rows):
+    # giftgen's own pool: each entry describes the problem its index names in the release's order (the train
+    # split by task id, then prompt, then validation), so a wrong order pairs a description with another's code
+    pool = load_exemplars(OWN / "MBPP/data/ict_data.json", seeds)
+    assert [e[0] for e in pool] == ["mbpp/602", "mbpp/604", "mbpp/606", "mbpp/2", "mbpp/600"]
+    assert all(ref == rows[pid]["reference"] for pid, ref, _ in pool)
+    assert pool[1][2].startswith("#This code splits a string on whitespace") and "reverse" in pool[1][2]
+    assert pool[3][2].startswith("#This code returns the elements that two tuples have in common")
+    assert pool[4][2].startswith("\nThe code checks whether a number is even")  # kept unchanged, newlines too
+    assert [r["problem_id"] for r in release_order(seeds)][:2] == ["mbpp/602", "mbpp/603"]
+
+
+def test_own_codeinsight_pool_indexes_the_seed_files_order():
+    from giftgen.seeds import load_seeds
+
+    train = list(load_seeds("codeinsight", str(OWN), "train"))
+    pool = load_exemplars(OWN / "CodeInsight/data/ict_data.json", train)
+    assert [e[0] for e in pool] == ["codeinsight/train/0", "codeinsight/train/2", "codeinsight/train/3"]
+    assert [e[1] for e in pool] == [train[i]["reference"] for i in (0, 2, 3)]
+    assert "greater than a threshold" in pool[0][2] and "strptime" in pool[2][2]
+
+
+@pytest.mark.real
+def test_release_exemplar_pool_maps_the_release_s_indices(release_archive, tmp_path, seeds, rows):
+    pool = load_exemplars(release_pool(release_archive, tmp_path, "MBPP/data/ict_data.json"), seeds)
     assert len(pool) == 147
     first = pool[0]  # [1, "#This code is a function that returns a list of all the ludic numbers ..."]
     assert first[0] == "mbpp/603" and first[1] == rows["mbpp/603"]["reference"]
@@ -281,8 +303,8 @@ def test_release_exemplar_pool_maps_the_release_s_indices(tmp_path, seeds, rows)
     assert [r["problem_id"] for r in release_order(seeds)][:2] == ["mbpp/602", "mbpp/603"]
 
 
-def test_release_exemplars_reach_the_summary_prompt(tmp_path, seeds, rows):
-    path = release_pool(tmp_path, "MBPP/data/ict_data.json")
+def test_release_exemplars_reach_the_summary_prompt(pool_of, seeds, rows):
+    path = pool_of("MBPP/data/ict_data.json")
     pool = {pid: desc for pid, _, desc in load_exemplars(path, seeds)}
     backend = FakeBackend(
         [
@@ -442,8 +464,9 @@ def test_malformed_pool_gets_one_clear_line(tmp_path, seeds):
         load_exemplars(out, seeds)
 
 
-def test_release_introductory_pool_is_refused(tmp_path, seeds):
-    path = release_pool(tmp_path, "APPS/data/ict_data_introductory.json")
+def test_release_introductory_pool_is_refused(pool_of, seeds):
+    # the release's introductory APPS pool holds bare descriptions (giftgen's own pool is malformed the same way)
+    path = pool_of("APPS/data/ict_data_introductory.json")
     with pytest.raises(InputError) as e:
         load_exemplars(path, seeds)
     assert "\n" not in str(e.value) and "bare string" in str(e.value)

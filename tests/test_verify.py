@@ -197,6 +197,57 @@ def test_an_evaluation_package_cannot_be_allowed(tmp_path, command):
     assert result.exit_code == 0 and "- yaml" in result.stdout, result.output
 
 
+# One sandbox settings group (giftgen.config.sandbox_settings) with each command's defaults.
+SANDBOX_DEFAULTS = {"verify": ("all", 6.0), "chain": ("base", 4.0), "eval": ("all", 4.0)}
+
+
+@pytest.mark.parametrize("command", ["verify", "chain", "eval"])
+def test_the_sandbox_settings_are_one_group_with_each_command_s_defaults(tmp_path, command):
+    import yaml
+
+    src = _write(tmp_path / "rows.jsonl", _rows(PROGRAMS[:1]))
+    result = CliRunner().invoke(main, [command, str(src), "--print-config"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)[command]
+    tests, timeout = SANDBOX_DEFAULTS[command]
+    assert (printed["tests"], printed["timeout"], printed["max_tests"], printed["workers"]) == (tests, timeout, None, 0)
+    assert printed["allow_import"] == ["numpy", "pandas"]
+    # the limits beyond the per-test timeout are settings of verify only; chain and eval keep the sandbox's
+    assert ({"program_timeout", "memory_mb", "output_mb", "fail_fast", "retries"} <= set(printed)) == (command == "verify")
+    # the same recipe keys and flags on the three commands; flags win over the recipe
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({command: {"tests": "plus", "timeout": 2.5, "max_tests": 7}}))
+    result = CliRunner().invoke(main, ["--recipe", str(recipe), command, str(src), "--print-config",
+                                       "--max-tests", "3", "--workers", "1", "--allow-import", "numpy"])
+    assert result.exit_code == 0, result.output
+    printed = yaml.safe_load(result.stdout)[command]
+    assert (printed["tests"], printed["timeout"], printed["max_tests"], printed["workers"]) == ("plus", 2.5, 3, 1)
+    assert printed["allow_import"] == ["numpy"]
+    result = CliRunner().invoke(main, [command, str(src), "--timeout", "0"])
+    assert result.exit_code == 2 and "timeout must be positive" in result.stderr, result.output
+
+
+@pytest.mark.parametrize("command", ["verify", "chain", "eval"])
+def test_the_executor_is_built_from_the_sandbox_settings(command):
+    from giftgen.config import CONFIGS, resolve
+    from giftgen.sandbox import allowed_packages
+
+    given = {"workers": 1, "tests": "plus", "max_tests": 3, "timeout": 2.5, "allow_import": ["numpy"]}
+    if command == "verify":
+        given.update(program_timeout=9.0, memory_mb=512, output_mb=2, retries=5)
+    executor = resolve(CONFIGS[command], given).executor()
+    try:
+        assert (executor.workers, executor.tests, executor.max_tests) == (1, "plus", 3)
+        assert executor.packages == allowed_packages(["numpy"]) and "pandas" not in executor.packages
+        limits = executor.limits
+        expected = (9.0, 512, 2, 5) if command == "verify" else (Limits().program_timeout, Limits().memory_mb,
+                                                                  Limits().output_mb, 2)
+        assert (limits.timeout, limits.program_timeout, limits.memory_mb, limits.output_mb, executor.retries) == \
+            (2.5, *expected)
+    finally:
+        executor.close()
+
+
 # ------------------------------------------------------------------------------------------------ sandbox errors
 
 

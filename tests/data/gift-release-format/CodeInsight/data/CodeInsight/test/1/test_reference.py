@@ -1,0 +1,2 @@
+def test(str0):
+    return re.findall(r'\d+', str0)

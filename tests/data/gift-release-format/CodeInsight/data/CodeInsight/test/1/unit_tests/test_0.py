@@ -1,0 +1,1 @@
+assert test('a1b22c333') == ['1', '22', '333'], 'Test failed'

@@ -1,0 +1,1 @@
+assert test_revised('a b c') == ['c', 'b', 'a'], 'Test failed'

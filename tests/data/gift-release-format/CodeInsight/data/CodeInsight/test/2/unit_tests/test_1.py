@@ -1,0 +1,2 @@
+str0 = '  one   two '
+assert test_revised(str0) == ['two', 'one'], 'Test failed'
