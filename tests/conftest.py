@@ -41,9 +41,9 @@ def release_candidates() -> list[Path]:
 @pytest.fixture
 def release_archive(request) -> Path:
     """The GiFT release's data (``gift-release-data.tar.gz``), which has no license to copy into the repository.
-    Only tests marked ``real`` may use it: the default tier runs from the repository alone."""
-    if request.node.get_closest_marker("real") is None:
-        pytest.fail(f"{request.node.nodeid} reads the GiFT release's data but is not marked real")
+    Only tests marked ``real`` or ``slow`` may use it: the default tier runs from the repository alone."""
+    if request.node.get_closest_marker("real") is None and request.node.get_closest_marker("slow") is None:
+        pytest.fail(f"{request.node.nodeid} reads the GiFT release's data but is not marked real or slow")
     found = next((p for p in release_candidates() if p.is_file()), None)
     if found is None:
         pytest.skip(f"the GiFT release's data is not at {' or '.join(map(str, release_candidates()))} (set "

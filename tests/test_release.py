@@ -336,11 +336,12 @@ def test_release_exemplars_reach_the_summary_prompt(pool_of, seeds, rows):
         )
 
 
-def test_release_summary_prompts_of_every_seed_show_the_raw_references(tmp_path, raw_seeds, raw):
-    """The release's pool, one Gibbs step, every code failing: each of the 170 summary prompts shows its exemplar's
+def test_release_summary_prompts_of_every_seed_show_the_raw_references(tmp_path, raw_seeds, raw, pool_of):
+    """A pool (giftgen's own, or the release's in the real tier), one Gibbs step, every code failing: each of the 170
+    summary prompts shows its exemplar's
     reference and, as the fallback target, the problem's own reference, both as the MBPP file has them (168 of
     the 170 end without a newline or with trailing spaces, which the `reference` column normalises)."""
-    path = release_pool(tmp_path, "MBPP/data/ict_data.json")
+    path = pool_of("MBPP/data/ict_data.json")
     pool = {pid: desc for pid, _, desc in load_exemplars(path, raw_seeds, "release")}
     backend = FakeBackend([{"match": "###Description of the given code:", "reply": "Desc."},
                            {"match": '    """ ', "reply": "    return None\n"}])
@@ -404,13 +405,14 @@ def test_literal_release_summary_prompt_with_raw_references(tmp_path, raw_seeds)
     ]
 
 
-def test_codeinsight_pool_exemplars_show_code_txt_as_it_is(tmp_path):
+@pytest.mark.real
+def test_codeinsight_pool_exemplars_show_code_txt_as_it_is(tmp_path, release_archive):
     """The release's CodeInsight pool (597 train problems): every exemplar's code in a release summary prompt is
     that problem's code.txt, byte for byte; 233 of them differ from the normalised `reference`."""
     from giftgen.seeds import load_seeds
 
-    pool = release_pool(tmp_path, "CodeInsight/data/ict_data.json")
-    with tarfile.open(RELEASE_DATA) as tar:
+    pool = release_pool(release_archive, tmp_path, "CodeInsight/data/ict_data.json")
+    with tarfile.open(release_archive) as tar:
         members = [m for m in tar.getmembers() if m.name.startswith("CodeInsight/data/CodeInsight/train/")]
         tar.extractall(tmp_path, members=members, filter="data")
     folder = tmp_path / "CodeInsight" / "data" / "CodeInsight"
