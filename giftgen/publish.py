@@ -36,6 +36,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,10 @@ def command_card(repo_id: str, stage: str, config: Any = None,
     """The card and config of ``giftgen STAGE --push-to-hub``: the command's resolved ``config`` (a config
     dataclass, or None) and the ``recipe`` it was given, as the CLI resolved them."""
     settings = to_dict(config) if config is not None else None
-    return stage_card(repo_id, stage, split_for(None), CardInfo(recipe=recipe, settings=settings)), config_for(stage)
+    limits = getattr(config, "limits", None)  # verify, chain and eval: the limits this command ran with
+    sandbox = asdict(limits()) if callable(limits) else None
+    info = CardInfo(recipe=recipe, settings=settings, sandbox=sandbox)
+    return stage_card(repo_id, stage, split_for(None), info), config_for(stage)
 
 
 def publish_stage(rows: str | os.PathLike, repo_id: str, stage: str, round: int | None = None,

@@ -193,6 +193,19 @@ def test_stage_command_pushes_its_config_with_its_settings(tmp_path, data_dir, t
     assert "select score.jsonl -T 3 -k 2 --push-to-hub me/sel" in readme
 
 
+def test_a_sandboxed_command_records_the_limits_it_ran_with(tmp_path, data_dir, tiny_model):
+    """`giftgen verify --push-to-hub`: the card's sandbox table gives the command's own limits, not the defaults."""
+    run_dir = build_run(tmp_path, data_dir, tiny_model)
+    shutil.copy(run_dir / "round-1" / "chain.jsonl", tmp_path / "chain.jsonl")
+    args = ["verify", "chain.jsonl", "--timeout", "2.5", "--memory-mb", "700", "--push-to-hub", "me/ver"]
+    with HubServer(tokens=TOKENS) as hub:
+        result = python(hub, tmp_path, "import sys; from giftgen.cli import main; main()", *args)
+        assert result.returncode == 0, result.stderr
+        readme = hub.files("me/ver")["README.md"].decode()
+    assert "| timeout | 2.5 |" in readme and "| memory_mb | 700 |" in readme
+    assert "defaults of `giftgen.sandbox.Limits`" not in readme
+
+
 def test_run_publishes_its_rounds_and_model(tmp_path, data_dir, tiny_model):
     """`giftgen run --push-to-hub` publishes every stage of the finished run and the model linked to its data."""
     recipe = REPO_ROOT / "recipes" / "quickstart.yaml"
