@@ -22,26 +22,42 @@ MAX_INTEGER_TICKS = 20  # beyond this many integer x values, matplotlib picks th
 
 
 def figure(width: float = 6.4, height: float = 4.0) -> tuple[Any, Any]:
+    """A figure with matplotlib's constrained layout (room for titles, labels and a legend outside the axes)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), dpi=100)
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.1, h_pad=0.1)  # inches of margin around the texts
     FigureCanvasAgg(fig)
     return fig, fig.add_subplot(1, 1, 1)
 
 
 def png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(buf, format="png")
     return buf.getvalue()
 
 
-def legend_below(ax: Any, entries: int) -> None:
-    """The legend under the axes (below the x label), in up to three columns: it never covers data."""
-    if entries:
-        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=min(entries, 3),
-                  frameon=False)
+LEGEND_ROW = 0.2  # inches per legend row beyond the first two: the figure grows rather than the axes shrink
+
+
+def legend_below(fig: Any, ax: Any) -> None:
+    """The legend under the axes and their x label, never over data: as many columns (up to 4) as fit the figure's
+    width, the figure taller by a row's height for each row beyond two."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not labels:
+        return
+    renderer = fig.canvas.get_renderer()
+    for ncol in range(min(len(labels), 4), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize="small", frameon=False)
+        if ncol == 1 or legend.get_window_extent(renderer).width <= fig.bbox.width - 20:
+            break
+        legend.remove()
+    rows = -(-len(labels) // ncol)
+    if rows > 2:
+        fig.set_figheight(fig.get_figheight() + LEGEND_ROW * (rows - 2))
 
 
 def integer_axis(ax: Any, xs: Sequence[float]) -> None:
@@ -82,7 +98,7 @@ def histogram_png(series: Mapping[str, Sequence[float]], *, title: str, xlabel: 
                         linewidth=2.5 if i == 0 else 1.5, linestyle=LINESTYLES[i % len(LINESTYLES)],
                         label=f"{label} (n={len(vs)})")
                 drawn += 1
-        legend_below(ax, drawn)
+        legend_below(fig, ax)
     else:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     if not density:
@@ -127,7 +143,7 @@ def lines_png(series: Mapping[str, Sequence[tuple[float, float | None]]], *, tit
         drawn += 1
     if drawn == 0:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    legend_below(ax, drawn)
+    legend_below(fig, ax)
     if integer_x:
         integer_axis(ax, xs)
     if ylim is not None:
@@ -173,7 +189,7 @@ def bars_png(groups: Sequence[str], series: Mapping[str, Sequence[tuple[float | 
     ax.set_ylim(ylim[0], top)
     if ylim[1] is not None and top > ylim[1]:
         ax.set_yticks([t for t in ax.get_yticks() if ylim[0] <= t <= ylim[1]])
-    legend_below(ax, len(series))
+    legend_below(fig, ax)
     ax.grid(True, axis="y", alpha=0.3)
     ax.set_title(title)
     ax.set_ylabel(ylabel)

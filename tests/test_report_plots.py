@@ -60,10 +60,12 @@ def assert_readable(fig, *, xlabel: bool = True) -> None:
     assert ax.get_xlabel() if xlabel else True
     texts = [ax.title, ax.xaxis.label, ax.yaxis.label, *drawn_ticklabels(ax.xaxis), *drawn_ticklabels(ax.yaxis),
              *ax.texts]
-    legend = ax.get_legend()
+    legend = ax.get_legend() or (fig.legends[0] if fig.legends else None)
     if legend is not None:
         texts += legend.get_texts()
-        assert not _overlap(legend.get_window_extent(renderer), ax.get_window_extent(renderer)), "legend over data"
+        box = legend.get_window_extent(renderer)
+        assert not _overlap(box, ax.get_window_extent(renderer)), "legend over data"
+        assert not _overlap(box, ax.xaxis.label.get_window_extent(renderer)), "legend over the x label"
     page = fig.bbox
     for t in texts:
         if t.get_visible() and t.get_text():
@@ -81,7 +83,8 @@ def assert_readable(fig, *, xlabel: bool = True) -> None:
 
 
 def legend_of(fig) -> list[str]:
-    return [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = fig.axes[0].get_legend() or fig.legends[0]
+    return [t.get_text() for t in legend.get_texts()]
 
 
 def xticks(fig) -> list[float]:
@@ -122,6 +125,18 @@ def test_every_plot_of_three_runs_reads(tmp_path, figures):
     assert ast.axes[0].get_ylim()[0] == 0 and xticks(ast) == [1, 2]
     ngram = figures["Pairwise token 4-gram distance of the kept codes"]
     assert legend_of(ngram) == ["GiFT", "RFT"]  # RFT+RD keeps one code per problem: no pairs
+
+
+def test_many_long_series_keep_their_legend_whole(tmp_path, figures):
+    runs = [make_run(tmp_path / str(i), mode, {**RUNS[mode], "pass": [0.3, 0.4, 0.5, 0.55]}, rounds=3)
+            for i, mode in enumerate(list(RUNS) * 2)]
+    labels = [f"GiFT+accept, a long label {i}" for i in range(6)]
+    write_report([str(r) for r in runs], ReportConfig(output_dir=str(tmp_path / "out"), label=labels))
+    for fig in figures.values():
+        assert_readable(fig)
+    chain = figures["Pass rate per chain step"]
+    assert len(legend_of(chain)) == 18 and chain.get_figheight() > 4.0  # taller, rather than a squeezed chart
+    assert len(legend_of(figures["pass@1 per round"])) == 6
 
 
 @pytest.mark.parametrize("with_base", [True, False])
