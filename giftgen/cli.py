@@ -30,6 +30,7 @@ from giftgen.merge import merge_shards
 from giftgen.miniature import (
     GridConfig,
     PretrainConfig,
+    grid_cell,
     is_grid,
     is_grid_recipe,
     load_grid_recipe,
@@ -589,7 +590,8 @@ def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None
 
     pass@1 per round (one line per run, so GiFT, RFT and RFT+RD share a chart), the chain's pass rate per
     step, the perplexity distribution of the kept codes and their diversity (distinct normalised ASTs and
-    pairwise token n-gram distance). Stages a run has not reached are left out.
+    pairwise token n-gram distance). Stages a run has not reached are left out. A grid's folder gets the grid's
+    report; a grid's cell (GRID/<arm>/seed-<s>) shows the grid's shared base evaluation as its round 0.
 
     \b
         giftgen report runs/gift-mbpp
@@ -608,7 +610,10 @@ def report(ctx: click.Context, run_dirs: tuple[str, ...], **params: Any) -> None
         markdown, plots = write_grid_report(run_dirs[0], out_dir)
         path = out_dir / "report.md"
     else:
-        result = write_report(list(run_dirs), config)
+        # a grid's cell: labelled by its arm, its round 0 the grid's shared evaluation of the base model
+        cells = [grid_cell(d) for d in run_dirs]
+        result = write_report(list(run_dirs), config, bases=[c.base if c else None for c in cells],
+                              default_labels=[c.label if c else None for c in cells])
         markdown, plots, path = result.markdown, result.plots, result.path
     log(f"report: wrote {path}" + (f" and {len(plots)} plots" if plots else ""))
     stream = records_stream()

@@ -13,14 +13,17 @@ run, so GiFT, RFT and RFT+RD sit on one chart), ``chain_pass_rate.png`` (pass ra
 verify, then chain) that passed and were kept (``giftgen.stats.is_kept``). Runs are labelled by the method their
 recipe's (or rows') chain mode implements (``GiFT``, ``RFT``, ``RFT+RD``), or by ``--label``.
 
-A directory that holds the miniature's grid of arms x seeds has a report of its own
-(``giftgen.miniature.report``); the CLI picks which.
+A run without a ``round-0`` of its own may borrow one (``write_report(..., bases=...)``): a cell of the miniature's
+grid is such a run, whose base model the grid evaluates once for all its cells (``GRID/base/round-0``); the report
+shows that evaluation as round 0, marked as shared. A directory that holds the whole grid of arms x seeds has a
+report of its own (``giftgen.miniature.report``); the CLI picks which, and finds a cell's shared base.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +75,7 @@ class RoundData:
     eval_problems: int | None = None
     kept_ppls: list[float] = field(default_factory=list)
     diversity: dict[str, Any] | None = None
+    shared_from: Path | None = None  # a round 0 read from outside the run: the folder it came from
 
 
 @dataclass
@@ -149,14 +153,22 @@ def _method(run_dir: Path, rounds: list[RoundData]) -> str | None:
     return METHOD_NAMES.get(mode, mode) if mode else None
 
 
-def read_run(run_dir: str | os.PathLike, label: str | None = None, ngram: int = 4) -> RunData:
-    """Every round of a run directory (see the module docstring)."""
+def read_run(run_dir: str | os.PathLike, label: str | None = None, ngram: int = 4,
+             base: str | os.PathLike | None = None) -> RunData:
+    """Every round of a run directory (see the module docstring); ``base``: a round-0 folder to read as round 0
+    when the run has none of its own (a grid's shared evaluation of the base model)."""
     root = Path(run_dir)
     if not root.is_dir():
         raise InputError(f"no such run directory: {root}")
     rounds = [read_round(r, rd, ngram) for r, rd in round_dirs(root)]
     if not rounds:
         raise InputError(f"{root} has no round-N folders", hint="give the run directory of `giftgen run` (run_dir)")
+    if base is not None and all(x.round != 0 for x in rounds):
+        if not Path(base).is_dir():
+            raise InputError(f"no such round-0 folder: {base}")
+        shared = read_round(0, Path(base), ngram)
+        shared.shared_from = Path(base)
+        rounds.insert(0, shared)
     method = _method(root, rounds)
     return RunData(root, label or method or root.name, method, rounds)
 
@@ -180,7 +192,9 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
     """The report's markdown; ``plots`` names the PNGs written beside it."""
     out = ["# giftgen report", "", f"giftgen {__version__}.", ""]
     out += table_lines(["run", "method", "directory", "rounds"],
-                  [[r.label, r.method or "–", f"`{r.path}`", ", ".join(str(x.round) for x in r.rounds)] for r in runs],
+                  [[r.label, r.method or "–", f"`{r.path}`",
+                    ", ".join(f"{x.round} (shared)" if x.shared_from else str(x.round) for x in r.rounds)]
+                   for r in runs],
                   right_from=4)
 
     out += ["## pass@1 per round", ""]
@@ -189,6 +203,14 @@ def render_markdown(runs: list[RunData], plots: set[str]) -> str:
     all_rounds = sorted({x.round for r in runs for x in r.rounds})
     by = {(r.label, x.round): x for r in runs for x in r.rounds}
     out += ["Greedy pass@1 on the held-out set (round 0: the base model).", ""]
+    borrowed: dict[Path, list[str]] = {}  # a shared round-0 folder -> the runs that show it
+    for r in runs:
+        for x in r.rounds:
+            if x.shared_from is not None:
+                borrowed.setdefault(x.shared_from, []).append(r.label)
+    for folder, names in borrowed.items():
+        out += [f"Round 0 of {', '.join(names)}: the grid's shared evaluation of the base model, `{folder}` (the "
+                f"grid evaluates the base model once for all its cells, which have no round 0 of their own).", ""]
     out += table_lines(["round", *[r.label for r in runs]],
                   [[str(k), *[pct(by[(r.label, k)].pass_at_1, 2) if (r.label, k) in by else "–" for r in runs]]
                    for k in all_rounds])
@@ -276,14 +298,18 @@ def draw_plots(runs: list[RunData], out_dir: Path, bins: int = 30) -> set[str]:
 
     pass1 = {r.label: [(x, None if y is None else 100 * y) for x, y in pts(r, lambda x: x.pass_at_1)] for r in runs}
     if any(y is not None for s in pass1.values() for _, y in s):
-        save("pass_at_1.png", lines_png(pass1, title="pass@1 per round", xlabel="round", ylabel="pass@1 (%)",
-                                               ylim=(0.0, 100.0)))
+        base = [x for r in runs for x in r.rounds if x.round == 0 and x.pass_at_1 is not None]
+        xlabel = "round" if not base else "round (0: the base model" + (
+            ", the grid's shared evaluation)" if any(x.shared_from for x in base) else ")")
+        save("pass_at_1.png", lines_png(pass1, title="pass@1 per round", xlabel=xlabel, ylabel="pass@1 (%)",
+                                        ylim=(0.0, 100.0)))
     steps = {f"{r.label} r{x.round}": [(s["step"], None if s["pass_rate"] is None else 100 * s["pass_rate"])
                                        for s in x.chain["per_step"]]
              for r in runs for x in r.rounds if x.chain and x.chain["per_step"]}
-    if steps:
+    if steps:  # one colour per run, one line style per round
+        groups = {f"{r.label} r{x.round}": r.label for r in runs for x in r.rounds}
         save("chain_pass_rate.png", lines_png(steps, title="Pass rate per chain step", xlabel="chain step",
-                                              ylabel="passing codes (%)", ylim=(0.0, 100.0)))
+                                              ylabel="passing codes (%)", ylim=(0.0, 100.0), groups=groups))
     ppls = {f"{r.label} r{x.round}": x.kept_ppls for r in runs for x in r.rounds if x.kept_ppls}
     if ppls:
         save("ppl_kept.png", histogram_png(ppls, title="Perplexity of the kept codes", xlabel="perplexity (PPL)",
@@ -291,11 +317,13 @@ def draw_plots(runs: list[RunData], out_dir: Path, bins: int = 30) -> set[str]:
     ast = {r.label: pts(r, lambda x: (x.diversity or {}).get("mean_distinct_asts")) for r in runs}
     if any(y is not None for s in ast.values() for _, y in s):
         save("diversity_ast.png", lines_png(ast, title="Distinct programs per problem (normalised AST)",
-                                            xlabel="round", ylabel="distinct ASTs per problem"))
+                                            xlabel="round", ylabel="distinct ASTs per problem (mean)"))
     grams = {r.label: pts(r, lambda x: (x.diversity or {}).get("mean_pairwise_distance")) for r in runs}
     if any(y is not None for s in grams.values() for _, y in s):
-        save("diversity_ngram.png", lines_png(grams, title="Pairwise token n-gram distance of kept codes",
-                                              xlabel="round", ylabel="mean Jaccard distance", ylim=(0.0, 1.0)))
+        ngram = next((x.diversity["ngram"] for r in runs for x in r.rounds if x.diversity), 4)
+        save("diversity_ngram.png", lines_png(grams, title=f"Pairwise token {ngram}-gram distance of the kept codes",
+                                              xlabel="round", ylabel="Jaccard distance (0: same, 1: disjoint)",
+                                              ylim=(0.0, 1.05)))
     return written
 
 
@@ -313,16 +341,23 @@ def report_dir(run_dirs: list[str | os.PathLike], config: ReportConfig) -> Path:
     return Path(run_dirs[0]) / "report" if len(run_dirs) == 1 else Path("giftgen-report")
 
 
-def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None = None) -> Report:
-    """Read the runs, write ``report.md`` and the plots into the output folder; return them."""
+def write_report(run_dirs: list[str | os.PathLike], config: ReportConfig | None = None, *,
+                 bases: Sequence[str | os.PathLike | None] | None = None,
+                 default_labels: Sequence[str | None] | None = None) -> Report:
+    """Read the runs, write ``report.md`` and the plots into the output folder; return them.
+
+    Per run directory, in order: ``bases``, a round-0 folder to borrow when the run has none (``read_run``), and
+    ``default_labels``, its label when ``config.label`` gives none (before the method's name)."""
     config = config or ReportConfig()
     if not run_dirs:
         raise InputError("`giftgen report` needs at least one run directory")
     if config.label and len(config.label) != len(run_dirs):
         raise ConfigError(f"{len(config.label)} labels for {len(run_dirs)} run directories",
                           hint="give one --label per RUN_DIR, in order")
-    labels = list(config.label) or [None] * len(run_dirs)
-    runs = [read_run(d, label, config.ngram) for d, label in zip(run_dirs, labels, strict=True)]
+    labels = list(config.label) or list(default_labels or [None] * len(run_dirs))
+    shared = list(bases or [None] * len(run_dirs))
+    runs = [read_run(d, label, config.ngram, base)
+            for d, label, base in zip(run_dirs, labels, shared, strict=True)]
     seen: dict[str, int] = {}
     for r in runs:
         seen[r.label] = seen.get(r.label, 0) + 1

@@ -246,6 +246,13 @@ def test_grid_end_to_end_small(tmp_path):
     assert {p.name for p in plots} == {"grid_pass_at_1.png", "grid_diagnostics.png", "grid_distinct.png"}
     shown = CliRunner().invoke(main, ["report", str(run_dir)])  # the CLI picks the grid's report
     assert shown.exit_code == 0 and shown.stdout == markdown
+    # one cell's report: labelled by its arm, the grid's shared base evaluation as its round 0
+    cell = CliRunner().invoke(main, ["report", str(run_dir / "control" / "seed-1")])
+    assert cell.exit_code == 0, cell.output
+    base = json.loads((run_dir / "base" / "round-0" / "eval.json").read_text())["result"]["pass@1"]
+    assert "| round | control (seed 1) |" in cell.stdout and f"| 0 | {100 * base:.2f}% |" in cell.stdout
+    assert f"the grid's shared evaluation of the base model, `{run_dir / 'base' / 'round-0'}`" in cell.stdout
+    assert (run_dir / "control" / "seed-1" / "report" / "pass_at_1.png").exists()
 
 
 def _grid(pytestconfig, tmp_path, arms: str, seeds: str = "[0]") -> dict:

@@ -17,10 +17,17 @@ from giftgen.miniature.grid import (
 from giftgen.miniature.numbers import ARMS, LABELS, cell_diagnostics, grid_summary, markdown_table, spread
 from giftgen.miniature.pretrain import PretrainConfig
 from giftgen.miniature.pretrain import pretrain as train_base_model
-from giftgen.miniature.report import is_grid, lab_rows, write_grid_report, write_lab_report
+from giftgen.miniature.report import (
+    GridCell,
+    grid_cell,
+    is_grid,
+    lab_rows,
+    write_grid_report,
+    write_lab_report,
+)
 
 __all__ = [
-    "ARMS", "GRID_SECTIONS", "LABELS", "GridConfig", "PretrainConfig", "cell_diagnostics", "cell_plan",
-    "grid_summary", "is_grid", "is_grid_recipe", "load_grid_recipe", "markdown_table", "run_grid", "train_base_model",
-    "spread", "write_grid_report", "lab_rows", "write_lab_report",
+    "ARMS", "GRID_SECTIONS", "LABELS", "GridCell", "GridConfig", "PretrainConfig", "cell_diagnostics", "cell_plan",
+    "grid_cell", "grid_summary", "is_grid", "is_grid_recipe", "load_grid_recipe", "markdown_table", "run_grid",
+    "train_base_model", "spread", "write_grid_report", "lab_rows", "write_lab_report",
 ]

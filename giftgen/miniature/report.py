@@ -4,19 +4,25 @@ Contract. ``is_grid(dir)`` says whether a directory holds a grid (``giftgen.mini
 single run; ``write_grid_report(dir, out_dir)`` writes ``report.md`` with pass@1 (test3 greedy and sampled, test2)
 and the chain diagnostics per arm as mean ± sd over seeds, wall time per stage, ``grid_pass_at_1.png`` and
 ``grid_diagnostics.png`` (percentages) and ``grid_distinct.png`` (distinct codes per solved problem).
+``grid_cell(run_dir)`` finds the label and the shared round 0 of a grid's cell (``RUN_DIR/<arm>/seed-<s>``): the
+grid's ``base/round-0``, which ``giftgen report`` on a cell shows as the cell's round 0.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from giftgen.miniature.numbers import ARMS, eval_names, grid_summary, markdown_table, timing_rows
+from giftgen.miniature.numbers import ARMS, LABELS, eval_names, grid_summary, markdown_table, timing_rows
 from giftgen.plots import bars_png
 from giftgen.tables import table_lines
 
 GRID_PLOTS = ("grid_pass_at_1.png", "grid_diagnostics.png", "grid_distinct.png")
+ALT = {"grid_pass_at_1.png": "pass@1 per arm", "grid_diagnostics.png": "chain diagnostics per arm",
+       "grid_distinct.png": "distinct codes per solved problem, per arm"}
 
 
 def is_grid(run_dir: str | Path) -> bool:
@@ -27,39 +33,68 @@ def is_grid(run_dir: str | Path) -> bool:
 
 
 
+@dataclass(frozen=True)
+class GridCell:
+    arm: str
+    seed: int
+    label: str  # e.g. "GiFT (seed 0)": the cell's recipe names the chain's mode even for the control, which has none
+    base: Path | None  # the grid's shared round 0 (the base model's evaluation), if the grid has one
+
+
+def grid_cell(run_dir: str | Path) -> GridCell | None:
+    """``run_dir`` as a cell of a grid (``GRID/<arm>/seed-<s>``, see ``giftgen.miniature.grid``), else None."""
+    given = Path(run_dir)
+    cell = given.resolve()
+    found = re.fullmatch(r"seed-(\d+)", cell.name)
+    if found is None or cell.parent.name not in ARMS or not (cell / "recipe.yaml").is_file():
+        return None
+    base = cell.parent.parent / "base" / "round-0"
+    if len(given.parts) >= 2 and ".." not in given.parts:
+        base = given.parent.parent / "base" / "round-0"  # as the user named the cell
+    seed = int(found.group(1))
+    return GridCell(cell.parent.name, seed, f"{LABELS[cell.parent.name]} (seed {seed})",
+                    base if base.is_dir() else None)
+
+
 def draw_grid_plots(summary: Mapping[str, Any], out_dir: Path) -> set[str]:
-    """pass@1 per arm (greedy, sampled, test2; mean ± sd over seeds) and the diagnostics per arm."""
+    """pass@1 per arm (greedy, sampled, test2; mean ± sd over seeds; the base model's single evaluation first), the
+    chain's diagnostics per arm (percentages) and its distinct codes per solved problem (a count, a chart of its
+    own). An arm that runs no chain (the control) says so in the diagnostics, and "no verified code" where no
+    problem has one; an sd needs two seeds."""
     arms = list(summary["arms"].values())
     written: set[str] = set()
     if not arms:
         return written
-    groups = ([] if not summary.get("base") else ["base"]) + [a["label"] for a in arms]
+    labels = [a["label"] for a in arms]
+    base = summary.get("base")
 
-    def series(metric: str, scale: float = 100.0, base: bool = True) -> list[tuple[float | None, float | None]]:
-        out = []
-        if summary.get("base"):
-            value = summary["base"].get(metric) if base else None
-            out.append((None if value is None else scale * value, 0.0))
+    def series(metric: str, scale: float = 100.0, with_base: bool = True) -> list[tuple[float | None, float | None]]:
+        out: list[tuple[float | None, float | None]] = []
+        if with_base and base:  # one evaluation: no spread
+            value = base.get(metric)
+            out.append((None if value is None else scale * value, None))
         for a in arms:
             s = a["last_round"][metric]
-            out.append((None if s["mean"] is None else scale * s["mean"], None if s["sd"] is None else scale * s["sd"]))
+            sd = None if s["sd"] is None or s.get("n", 0) < 2 else scale * s["sd"]
+            out.append((None if s["mean"] is None else scale * s["mean"], sd))
         return out
+
+    def save(name: str, png: bytes) -> None:
+        (out_dir / name).write_bytes(png)
+        written.add(name)
 
     first, second = eval_names(summary)
     pass1 = {f"{first} greedy": series("greedy"), f"{first} sampled (T = 1)": series("sampled"),
              f"{second} greedy": series("test2")}
-    (out_dir / GRID_PLOTS[0]).write_bytes(bars_png(groups, pass1, title="pass@1 per arm (mean ± sd over seeds)",
-                                                   ylabel="pass@1 (%)"))
-    written.add(GRID_PLOTS[0])
-    diag = {"sample pass rate": series("sample_pass_rate", base=False),
-            "drift: failing steps": series("drift", base=False)}
-    (out_dir / GRID_PLOTS[1]).write_bytes(bars_png(groups, diag, title="chain diagnostics per arm (mean ± sd)",
-                                                   ylabel="% of codes / of chain steps"))
-    written.add(GRID_PLOTS[1])
-    distinct = {"distinct verified codes per solved problem": series("distinct_per_solved", 1.0, base=False)}
-    (out_dir / GRID_PLOTS[2]).write_bytes(bars_png(groups, distinct, title="diversity per arm (mean ± sd)",
-                                                   ylabel="distinct codes (normalised AST)"))
-    written.add(GRID_PLOTS[2])
+    save(GRID_PLOTS[0], bars_png((["base model"] if base else []) + labels, pass1, ylim=(0.0, 100.0),
+                                 title="pass@1 per arm, last round (mean ± sd over seeds)", ylabel="pass@1 (%)"))
+    diag = {"sample pass rate (% of sampled codes)": series("sample_pass_rate", with_base=False),
+            "drift (% of chain steps with no passing code)": series("drift", with_base=False)}
+    save(GRID_PLOTS[1], bars_png(labels, diag, ylim=(0.0, 100.0), title="Chain diagnostics per arm (mean ± sd)",
+                                 ylabel="share (%)", missing="no chain"))
+    distinct = {"distinct verified codes per solved problem": series("distinct_per_solved", 1.0, with_base=False)}
+    save(GRID_PLOTS[2], bars_png(labels, distinct, digits=2, title="Diversity per arm (mean ± sd)",
+                                 ylabel="distinct codes per problem (normalised AST)", missing="no verified code"))
     return written
 
 
@@ -79,7 +114,7 @@ def grid_markdown(summary: Mapping[str, Any], plots: set[str]) -> str:
         lines += table_lines(header, rows)
     for name in GRID_PLOTS:
         if name in plots:
-            lines += [f"![{name}]({name})", ""]
+            lines += [f"![{ALT[name]}]({name})", ""]
     return "\n".join(lines)
 
 
