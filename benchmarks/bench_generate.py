@@ -1,20 +1,27 @@
 """Generation throughput on a real model: plain ``generate``, the transformers backend, the llamacpp backend.
 
     python benchmarks/bench_generate.py --model SmolLM2-135M-Instruct.Q4_1.gguf [--prompts 8] [--batch 1,8]
-        [--max-new-tokens 96] [--threads 2] [--style chat]
+        [--max-new-tokens 96] [--threads 2] [--style chat] [--n 1] [--llamacpp-model OTHER.gguf]...
+        [--no-plain] [--unshared]
 
 ``--model`` is a GGUF file (``../shared/tools/real-models.sh`` fetches two): transformers loads it dequantized
 to float32, llama.cpp runs it as it is. The prompts are giftgen's own code prompts for the first MBPP problems
 (``tests/data``), sampled at T = 1 with the chain's settings (top-p 1, top-k off, a seed) until EOS or
-``--max-new-tokens``. For each batch size it runs, in one process and alternating:
+``--max-new-tokens``, ``--n`` samples per prompt (the chain's code step takes 3). For each batch size it runs, in
+one process and alternating:
 
 - **plain**: ``model.generate(do_sample=True)`` on left-padded batches, transformers' own sampler;
 - **transformers**: giftgen's transformers backend (batch-independent seeding, stop strings) at that batch size;
 - **llamacpp**: giftgen's llamacpp backend with ``parallel`` = the batch size (that many sequences decoded
-  together, every thread on each batch), if llama-cpp-python is installed.
+  together, every thread on each batch), if llama-cpp-python is installed;
+- **llamacpp FILE** for each ``--llamacpp-model FILE``: the same on another GGUF of the model, e.g. its exact F32
+  dequantization (``scripts/dequantize-gguf.py``: the weights transformers runs);
+- **llamacpp-unshared** (``--unshared``): the same with each sample reading its own copy of its prompt, as
+  before prompts were shared (their ratio is what sharing a prompt's read between its ``n`` samples gives).
 
-Prints generated tokens/s of each and the ratios transformers/plain (goal: at least 0.9) and llamacpp/transformers
-(goal: at least 2), each the median of ``--rounds`` rounds that alternate the loops' order. Machines are noisy:
+``--no-plain`` leaves out the plain loop and its ratio. Prints generated tokens/s of each and the ratios
+transformers/plain (goal: at least 0.9) and llamacpp/transformers (goal: at least 2; one per GGUF), each the
+median of ``--rounds`` rounds that alternate the loops' order. Machines are noisy:
 compare the ratios of one run, not absolute figures across runs, and run it alone. The load average before and
 after and ``OMP_WAIT_POLICY`` (both engines wait at OpenMP barriers: on a machine shared with other jobs,
 ``PASSIVE`` avoids threads spinning for a core that another job holds) are printed with the table.
@@ -27,6 +34,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,7 +48,7 @@ def mbpp_prompts(n: int, style: str) -> list:
     return [code_prompt(row, style=style) for row in seed_rows(ROOT / "tests" / "data", n)]
 
 
-def plain(backend, prompts: list, batch: int, max_new_tokens: int) -> int:
+def plain(backend, prompts: list, batch: int, max_new_tokens: int, n: int = 1) -> int:
     """Generated tokens (EOS included, padding never) of transformers' own sampling loop."""
     import torch
 
@@ -56,7 +64,8 @@ def plain(backend, prompts: list, batch: int, max_new_tokens: int) -> int:
             mask[r, width - len(x):] = 1
         with torch.inference_mode():
             out = lm.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=1.0, top_k=0,
-                              top_p=1.0, max_new_tokens=max_new_tokens)
+                              top_p=1.0, max_new_tokens=max_new_tokens,
+                              num_return_sequences=n)
         for row in out[:, width:].tolist():
             ends = [i for i, t in enumerate(row) if t in backend.eos_ids]
             tokens += ends[0] + 1 if ends else len(row)
@@ -79,6 +88,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     ap.add_argument("--style", default="chat", choices=("base", "chat"))
     ap.add_argument("--rounds", type=int, default=3, help="rounds that alternate the loops; medians are printed")
+    ap.add_argument("--n", type=int, default=1, help="samples per prompt")
+    ap.add_argument("--llamacpp-model", action="append", default=[],
+                    help="another GGUF of the model for llama.cpp to run too (repeatable)")
+    ap.add_argument("--no-plain", action="store_true", help="leave out transformers' own generate loop")
+    ap.add_argument("--unshared", action="store_true", help="also run llamacpp with prompts not shared")
     args = ap.parse_args()
 
     import torch
@@ -89,35 +103,48 @@ def main() -> None:
 
     prompts = mbpp_prompts(args.prompts, args.style)
     hf = TransformersBackend(args.model, device="cpu")
+    engines = {}  # loop name -> llamacpp backend
     try:
         from giftgen.backends.llamacpp import LlamaCppBackend
 
-        cpp = LlamaCppBackend(args.model, threads=args.threads)
+        engines["llamacpp"] = LlamaCppBackend(args.model, threads=args.threads)
+        for other in args.llamacpp_model:
+            engines[f"llamacpp {Path(other).name}"] = LlamaCppBackend(other, threads=args.threads)
     except Exception as e:  # noqa: BLE001 - the benchmark still compares the two transformers loops
         print(f"llamacpp: not measured ({e})", file=sys.stderr)
-        cpp = None
 
     def sampling(seed: int) -> Sampling:
-        return Sampling(n=1, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=seed)
+        return Sampling(n=args.n, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=seed)
 
     def ours() -> int:
         return sum(c.tokens for cs in hf.generate(prompts, sampling(1)) for c in cs)
 
-    def native() -> int:
-        return sum(c.tokens for cs in cpp.generate(prompts, sampling(1)) for c in cs)
+    def native(name: str, share: bool = True) -> Callable[[], int]:
+        def run() -> int:
+            cpp = engines[name]
+            cpp.share_prompts = share
+            return sum(c.tokens for cs in cpp.generate(prompts, sampling(1)) for c in cs)
+        return run
 
-    print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts, max {args.max_new_tokens} "
-          f"new tokens, {args.threads} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print("| batch | plain generate tok/s | transformers backend tok/s | llamacpp tok/s | transformers / plain "
-          "| llamacpp / transformers |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    loops = {"plain": lambda: plain(hf, prompts, hf.batch_size, args.max_new_tokens), "transformers": ours}
-    if cpp is not None:
-        loops["llamacpp"] = native
+    loops = {} if args.no_plain else {"plain": lambda: plain(hf, prompts, hf.batch_size, args.max_new_tokens,
+                                                                  args.n)}
+    loops["transformers"] = ours
+    for name in engines:
+        loops[name] = native(name)
+    if args.unshared and "llamacpp" in engines:
+        loops["llamacpp-unshared"] = native("llamacpp", share=False)
+    ratios = [("transformers", "plain"), *((name, "transformers") for name in engines),
+              ("llamacpp", "llamacpp-unshared")]
+    ratios = [(a, b) for a, b in ratios if a in loops and b in loops]
+    print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts x {args.n} samples, "
+          f"max {args.max_new_tokens} new tokens, {args.threads} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, load average {os.getloadavg()[0]:.1f}")
+    print("| batch | " + " | ".join(f"{name} tok/s" for name in loops) + " | "
+          + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
+    print("| ---: " * (1 + len(loops) + len(ratios)) + "|")
     for batch in (int(b) for b in args.batch.split(",")):
         hf.batch_size = batch
-        if cpp is not None:
+        for cpp in engines.values():
             cpp.parallel = batch
         rates: dict[str, list[float]] = {name: [] for name in loops}
         for r in range(args.rounds):
@@ -128,15 +155,12 @@ def main() -> None:
                 print(f"batch {batch} round {r + 1} {name}: {tokens} tokens in {seconds:.1f} s, "
                       f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr, flush=True)
         med = {name: statistics.median(v) for name, v in rates.items()}
-        cpp_rate = f"{med['llamacpp']:.1f}" if cpp is not None else "-"
-        cpp_ratio = f"{med['llamacpp'] / med['transformers']:.2f}x" if cpp is not None else "-"
-        print(f"| {batch} | {med['plain']:.1f} | {med['transformers']:.1f} | {cpp_rate} "
-              f"| {med['transformers'] / med['plain']:.2f}x | {cpp_ratio} |", flush=True)
+        print(f"| {batch} | " + " | ".join(f"{med[name]:.1f}" for name in loops) + " | "
+              + " | ".join(f"{med[a] / med[b]:.2f}x" for a, b in ratios) + " |", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f}")
     hf.close()
-    if cpp is not None:
+    for cpp in engines.values():
         cpp.close()
-
 
 if __name__ == "__main__":
     main()

@@ -125,6 +125,44 @@ def test_llamacpp_multi_sequence_decoding_is_batch_independent(real_models, mode
         backend.close()
 
 
+@pytest.mark.parametrize(("model", "parallel"), [("smol", 16), ("smol", 2), ("qwen", 1)])
+def test_llamacpp_samples_of_a_prompt_share_one_read_of_it(real_models, model, parallel):
+    """A prompt is read once for its samples and its other occurrences: the first sequence reads it, the others
+    draw their first token from the same logits with their own samplers and start from a copy of its KV cells.
+    That gives exactly the samples that reading the prompt once per sample gives (``share_prompts`` off) where
+    llama.cpp computes a prompt's cells the same whatever shares the batch: SmolLM2 at any ``parallel`` (16: the
+    copies are made when the read ends; 2: later samples copy from a sequence that has generated since, its own
+    cells dropped), Qwen's Q4_K_M at ``parallel`` 1 (a later sample reads the prompt again, its first token drawn
+    from the first read)."""
+    pytest.importorskip("llama_cpp")
+    from giftgen.backends.base import Sampling
+    from giftgen.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(str(real_models[model]), threads=1, parallel=parallel)
+    prompts = MIXED[:3] + [MIXED[0]] if parallel == 1 else MIXED
+    try:
+        for sampling in (Sampling(n=3, temperature=1.0, top_p=0.95, max_new_tokens=24, seed=7),
+                         Sampling(n=4, temperature=1.0, max_new_tokens=24, seed=2, stop=["\n"])):
+            shared = backend.generate(prompts, sampling)
+            read_shared = backend.prompt_tokens_read
+            backend.share_prompts = False
+            own = backend.generate(prompts, sampling)
+            read_own = backend.prompt_tokens_read
+            backend.share_prompts = True
+            assert shared == own
+            assert all(len({c.text for c in cs}) > 1 for cs in shared[:2])  # samples, not one copied
+            lengths = [len(backend._encode(p, 0)) for p in prompts]
+            assert read_own == sampling.n * sum(lengths)
+            if len(prompts) * sampling.n <= parallel:  # all in slots at once: each distinct prompt read once
+                assert read_shared == sum(lengths[:4])  # (MIXED's repeated prompt too)
+            elif parallel > 1:  # a later sample copies from a live one of its prompt, or reads it again
+                assert sum(lengths[:4]) <= read_shared < read_own
+            else:  # one slot: each sample but the first of a prompt reads it again
+                assert read_shared == read_own
+    finally:
+        backend.close()
+
+
 def test_llamacpp_stop_strings_on_many_sequences(real_models):
     """A stop string ends its own sequence only, with the text cut before it; the others go on: with the same seeds
     each stopped sample is the free sample cut at its first stop string, found across token boundaries."""

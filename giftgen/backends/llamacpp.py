@@ -7,6 +7,14 @@ cached by pip afterwards). ``--model`` is the GGUF file.
   ``parallel`` of them are decoded together, one token each per ``llama_decode`` (continuous batching: a finished
   sequence's slot takes the next waiting one, whose prompt is read in the same batches as the others' decoding).
   Each sequence has its own KV-cache stream and its own sampler.
+- **A prompt is read once.** The samples of a prompt (and its other occurrences in the call) share one read of
+  it: the first to get a slot reads it; when the read ends, each other sample draws its first token from the same
+  logits with its own sampler and starts from a copy of the reader's KV stream (``llama_memory_seq_cp``, a buffer
+  copy between streams). A sample that gets a slot later copies the prompt's cells from any live sample of its
+  prompt (that one's generated cells dropped), or reads the prompt again when none is left (at ``parallel`` 1,
+  always). The samples are those that reading the prompt once per sample gives wherever llama.cpp computes a
+  prompt's cells the same whatever shares the batch (below; tested on SmolLM2 at ``parallel`` 16 and 2, Qwen at
+  1). ``share_prompts = False`` reads it per sample; ``prompt_tokens_read`` counts the last call's prompt tokens.
 - **Prompts.** A string prompt is tokenized as is (the model's BOS added as its metadata says); a chat prompt is
   rendered with the chat template the GGUF carries (its generation prompt added), as llama-cpp-python's chat
   completion does; a GGUF without one refuses chat prompts.
@@ -29,12 +37,22 @@ cached by pip afterwards). ``--model`` is the GGUF file.
 - **Threads.** ``threads`` (0: every core) work on each batch together. llama.cpp's threads wait at OpenMP
   barriers: on a machine shared with other jobs set ``OMP_WAIT_POLICY=PASSIVE`` (measured 4-5x faster at 2
   threads under a load average of 8 on 2 cores).
+- **Weights.** The GGUF runs as it is. llama.cpp multiplies Q4_1 weights with per-token dot products, whether it
+  reads a prompt or decodes (SmolLM2 at 2 threads under load: 40-52 prompt tokens/s read in one sequence, 31 tokens/s
+  decoding 16 sequences together), where transformers reads prompts with float GEMMs. A GGUF's F32 dequantization
+  (``scripts/dequantize-gguf.py``; the values transformers runs, bit for bit) goes through llama.cpp's tiled
+  float GEMMs instead (145-313 and 44-55 in the same test; Q8_0 and Q4_0 files, which are other models, read
+  87-128). A llama.cpp built with AMX gets no "extra" weight layout (AMX's or the repacked ones): its AMX kernels
+  die with SIGILL on this project's Sapphire Rapids VMs (llama-cpp-python 0.3.36).
 
 Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP chat prompts, 64 new tokens,
-2 threads, ``OMP_WAIT_POLICY=PASSIVE``, medians of 3 rounds on a 2-core machine shared with other jobs): 2.67x the
-transformers backend's tokens/s at batch 1 (31.3 vs 11.7), 1.19x at the chain's batch of 16 (63.1 vs 52.9; 1.29x
-in a run under heavier load): reading the prompts (~2,600 tokens for ~930 generated), which llama.cpp does slower
-than transformers' float GEMMs for Q4_1, is most of the time at batch 16.
+2 threads, ``OMP_WAIT_POLICY=PASSIVE``, medians of alternating rounds on a 2-core machine shared with other jobs):
+2.67x the transformers backend's tokens/s at batch 1 (31.3 vs 11.7), 1.19x at the chain's batch of 16 (63.1 vs
+52.9; 1.29x in a run under heavier load), both on a lightly loaded machine; under a higher-priority job holding
+~1.5 of the 2 cores, 0.55x and 0.63x at batch 16 (two runs), and 0.85x and 0.91x on the file's F32
+dequantization. At batch 16 reading the prompts (~2,600 tokens for ~930 generated) is most of llama.cpp's
+time. Sharing a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one
+read per sample (4 prompts, 2 rounds, load 3.1-5.3; 0.97x transformers there).
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
@@ -98,6 +116,18 @@ class _Seq:
     tokens: list[int] = field(default_factory=list)
     raw: bytearray = field(default_factory=bytearray)
     searched: int = 0  # characters of the decoded text already searched for stop strings
+    waiting: bool = False  # in a slot, waiting for its group's prompt, which another slot reads
+
+
+@dataclass
+class _Group:
+    """The jobs of one prompt (its samples, and its other occurrences): their prompt is read once."""
+
+    jobs: list[_Job]
+    unstarted: set[tuple[int, int]]  # jobs not yet taken from the queue
+    reader: int | None = None  # the slot reading the prompt, until it is read
+    read: bool = False
+    first: dict[tuple[int, int], _Seq] = field(default_factory=dict)  # unstarted jobs, their first token drawn
 
 
 class LlamaCppBackend:
@@ -128,9 +158,15 @@ class LlamaCppBackend:
         self.model = model
         self.threads = threads or len(os.sched_getaffinity(0))
         self.parallel = parallel
+        self.share_prompts = True  # a prompt's samples share one read of it (off: each reads its own copy)
+        self.prompt_tokens_read = 0  # prompt tokens the last generate call put through the model
         self.n_ctx = n_ctx or DEFAULT_CONTEXT
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0
+        # A llama.cpp built with AMX puts the weights it can in AMX's layout, whose matrix kernels (llama-cpp-python
+        # 0.3.36, built for the host) die with SIGILL at a tilezero on this project's Sapphire Rapids VMs, although
+        # AMX itself runs there: such a build gets no "extra" weight layout (AMX's, nor the repacked ones).
+        params.use_extra_bufts = b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info()
         try:
             self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
         except Exception as e:  # noqa: BLE001 - llama-cpp-python raises ValueError/RuntimeError on a bad file
@@ -273,9 +309,16 @@ class LlamaCppBackend:
         return chain
 
     def _run(self, jobs: list[_Job], sampling: Sampling) -> dict[tuple[int, int], Completion]:
-        """Decode every job, up to ``parallel`` at a time, and return each one's completion by its place."""
+        """Decode every job, up to ``parallel`` at a time, and return each one's completion by its place.
+
+        The jobs of one prompt (same token list) form a group whose prompt is read once, by the first of them to
+        get a slot: when that read ends, every other job of the group draws its first token from the same
+        logits with its own sampler, and the ones in a slot get a copy of the reader's KV stream. A job that
+        gets a slot later copies the prompt's cells from any live sequence of its group (its own generated cells
+        dropped), or, when none is left, reads the prompt again with its first token already drawn."""
         cpp = self._cpp
         done: dict[tuple[int, int], Completion] = {}
+        self.prompt_tokens_read = 0
         if not jobs:
             return done
         streams = min(self.parallel, len(jobs))
@@ -283,15 +326,35 @@ class LlamaCppBackend:
         ctx, batch = self._ctx, self._batch
         memory = cpp.llama_get_memory(ctx)
         cpp.llama_memory_clear(memory, True)
+        groups: dict[int, _Group] = {}
+        for job in jobs:
+            key = id(job.ids) if self.share_prompts else id(job)
+            group = groups.setdefault(key, _Group([], set()))
+            group.jobs.append(job)
+            group.unstarted.add(job.where)
+        group_of = {job.where: group for group in groups.values() for job in group.jobs}
         waiting = deque(jobs)
         slots: list[_Seq | None] = [None] * streams
         stops = list(sampling.stop)
+
+        def finish(s: int, completion: Completion) -> None:
+            seq = slots[s]
+            assert seq is not None
+            done[seq.job.where] = completion
+            cpp.llama_sampler_free(seq.sampler)
+            cpp.llama_memory_seq_rm(memory, s, -1, -1)
+            slots[s] = None
+
         try:
             while waiting or any(slots):
                 for s in range(streams):
-                    if slots[s] is None and waiting:
+                    while slots[s] is None and waiting:
                         job = waiting.popleft()
-                        slots[s] = _Seq(job, self._sampler(sampling, job.seed))
+                        group = group_of[job.where]
+                        group.unstarted.discard(job.where)
+                        if job.where in done:  # finished at its first token, drawn when its prompt was read
+                            continue
+                        slots[s] = self._start(s, job, group, slots, sampling, memory)
                 # the batch: each decoding sequence's last token, then prompt chunks while room is left
                 n, rows = 0, []
                 for s, seq in enumerate(slots):
@@ -299,14 +362,16 @@ class LlamaCppBackend:
                         n = self._put(batch, n, seq.tokens[-1], len(seq.job.ids) + len(seq.tokens) - 1, s, True)
                         rows.append((n - 1, s))
                 for s, seq in enumerate(slots):
-                    if seq is None or seq.fed == len(seq.job.ids) or n == BATCH_TOKENS:
+                    if seq is None or seq.waiting or seq.fed == len(seq.job.ids) or n == BATCH_TOKENS:
                         continue
                     ids = seq.job.ids
                     end = min(len(ids), seq.fed + BATCH_TOKENS - n)
+                    last = end == len(ids) and not seq.tokens  # a re-read prompt's first token is drawn already
                     for pos in range(seq.fed, end):
-                        n = self._put(batch, n, ids[pos], pos, s, pos == len(ids) - 1)
+                        n = self._put(batch, n, ids[pos], pos, s, last and pos == end - 1)
+                    self.prompt_tokens_read += end - seq.fed
                     seq.fed = end
-                    if end == len(ids):
+                    if last:
                         rows.append((n - 1, s))
                 batch.n_tokens = n
                 rc = cpp.llama_decode(ctx, batch)
@@ -315,18 +380,65 @@ class LlamaCppBackend:
                 for row, s in rows:
                     seq = slots[s]
                     assert seq is not None
+                    group = group_of[seq.job.where]
+                    if not group.read and group.reader == s:
+                        self._share(s, row, group, slots, sampling, stops, memory, done, finish)
                     token = cpp.llama_sampler_sample(seq.sampler, ctx, row)
                     finished = self._step(seq, token, stops)
                     if finished is not None:
-                        done[seq.job.where] = finished
-                        cpp.llama_sampler_free(seq.sampler)
-                        cpp.llama_memory_seq_rm(memory, s, -1, -1)
-                        slots[s] = None
+                        finish(s, finished)
         finally:
             for seq in slots:
                 if seq is not None:
                     cpp.llama_sampler_free(seq.sampler)
+            for group in groups.values():
+                for seq in group.first.values():
+                    cpp.llama_sampler_free(seq.sampler)
         return done
+
+    def _start(self, s: int, job: _Job, group: _Group, slots: list[_Seq | None], sampling: Sampling,
+               memory: Any) -> _Seq:
+        """``job`` taken into slot ``s``: it reads its group's prompt, waits for the slot reading it, or starts
+        from a copy of the prompt's cells (its first token drawn when the prompt was read)."""
+        seq = group.first.pop(job.where, None)
+        if seq is None:
+            seq = _Seq(job, self._sampler(sampling, job.seed))
+            if group.reader is None:
+                group.reader = s
+            else:
+                seq.waiting = True
+            return seq
+        length = len(job.ids)
+        holder = next((h for h, other in enumerate(slots) if other is not None and other.job.ids is job.ids
+                       and other.fed == length and other.tokens), None)
+        if holder is not None:
+            self._cpp.llama_memory_seq_cp(memory, holder, s, -1, -1)  # the whole stream; done at the next decode
+            self._cpp.llama_memory_seq_rm(memory, s, length, -1)  # the holder's generated cells dropped
+            seq.fed = length
+        return seq  # else it reads the prompt again (fed 0), its first token drawn already
+
+    def _share(self, s: int, row: int, group: _Group, slots: list[_Seq | None], sampling: Sampling,
+               stops: list[str], memory: Any, done: dict[tuple[int, int], Completion], finish: Any) -> None:
+        """Slot ``s`` has read its group's prompt: each other job of the group draws its first token from the
+        same ``row`` of logits with its own sampler; those waiting in a slot get a copy of the stream."""
+        cpp = self._cpp
+        group.read = True
+        for job in group.jobs:
+            if job.where in group.unstarted:
+                seq = _Seq(job, self._sampler(sampling, job.seed))
+                finished = self._step(seq, cpp.llama_sampler_sample(seq.sampler, self._ctx, row), stops)
+                if finished is not None:
+                    done[job.where] = finished
+                    cpp.llama_sampler_free(seq.sampler)
+                else:
+                    group.first[job.where] = seq
+        for f, seq in enumerate(slots):
+            if seq is not None and seq.waiting and seq.job.ids is group.jobs[0].ids:
+                cpp.llama_memory_seq_cp(memory, s, f, -1, -1)
+                seq.waiting, seq.fed = False, len(seq.job.ids)
+                finished = self._step(seq, cpp.llama_sampler_sample(seq.sampler, self._ctx, row), stops)
+                if finished is not None:
+                    finish(f, finished)
 
     @staticmethod
     def _put(batch: Any, n: int, token: int, pos: int, seq: int, logits: bool) -> int:
