@@ -273,7 +273,7 @@ def transformers_serve(tiny_model):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # its imports alone took 44 s on a loaded 2-core machine
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"transformers serve exited: {proc.stderr.read().decode()[-2000:]}")
@@ -283,7 +283,7 @@ def transformers_serve(tiny_model):
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail("transformers serve did not start within 60 s")
+                pytest.fail("transformers serve did not start within 180 s")
             time.sleep(0.2)
         yield url + "/v1"
     finally:
