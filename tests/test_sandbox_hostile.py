@@ -650,9 +650,10 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
                       "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
     "colliding_dict": (FRAME + "def f(x):\n    frame({'ok': {'d': [[k * (2**61 - 1), 0] for k in range(1, 90_000)]}})\n"
                        "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
-    "empty_containers": ("def f(x):\n    return [[]] * 700_000\n", CALLS, ("output_limit",)),
+    # building and encoding the reply takes the program about a second: on a loaded machine it may time out first
+    "empty_containers": ("def f(x):\n    return [[]] * 700_000\n", CALLS, ("output_limit", "timeout")),
     "empty_containers_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + ','.join(['[]'] * 1_300_000) + ']}')\n"
-                             "    return 2 * x\n", CALLS, ("output_limit",)),
+                             "    return 2 * x\n", CALLS, ("output_limit", "timeout")),
     "blank_lines_before": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\na, b = map(int, input().split())\n"
                            "print(a + b)\n", STDIO, ("wrong_answer",)),
     "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
