@@ -1,4 +1,4 @@
-"""CI runs exactly the README's commands: its install (torch pinned in the same command) and its tests."""
+"""CI runs exactly the README's commands: its install (CPU-only torch from PyTorch's CPU index) and its tests."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def test_ci_installs_as_the_readme_says_and_runs_its_test_command():
     assert ci_tests == tests
 
 
-def test_the_install_pins_torch_and_the_readme_names_the_cpu_index():
-    readme = (REPO / "README.md").read_text()
-    words = shlex.split(_bash_blocks(readme)[0].partition(" && ")[0])
-    assert words[:3] == ["pip", "install", "torch==2.13.0"]
-    assert "--extra-index-url https://download.pytorch.org/whl/cpu" in readme
+def test_the_install_takes_torch_from_the_cpu_index():
+    install = _bash_blocks((REPO / "README.md").read_text())[0].partition(" && ")[0]
+    words = shlex.split(install)
+    assert words[words.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    assert "torch==2.13.0" in words
