@@ -313,11 +313,6 @@ class _borrowed:
 def _executor_context(config: EvalConfig, executor: Any) -> Any:
     if executor is not None:
         return _borrowed(executor)
-    return make_executor(config)
-
-
-def make_executor(config: EvalConfig) -> Any:
-    """The sandbox executor for ``config`` (a context manager)."""
     return config.executor()
 
 

@@ -507,7 +507,7 @@ def test_sandbox_errors_are_not_wrong_answers(benchmark_rows, tmp_path, monkeypa
         def __exit__(self, *exc):
             return None
 
-    monkeypatch.setattr("giftgen.evaluate.make_executor", lambda config: FailingSecond())
+    monkeypatch.setattr("giftgen.evaluate.EvalConfig.executor", lambda config: FailingSecond())
     rows = benchmark_rows[:3]
     seeds = tmp_path / "seeds.jsonl"
     seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
