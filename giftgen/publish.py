@@ -51,7 +51,7 @@ from giftgen.card import (
     recorded_command,
     render_card,
 )
-from giftgen.config import to_dict
+from giftgen.config import SandboxSettings, to_dict
 from giftgen.errors import GiftgenError, InputError
 from giftgen.plots import histogram_png
 from giftgen.progress import log
@@ -120,8 +120,8 @@ def command_card(repo_id: str, stage: str, config: Any = None,
     """The card and config of ``giftgen STAGE --push-to-hub``: the command's resolved ``config`` (a config
     dataclass, or None) and the ``recipe`` it was given, as the CLI resolved them."""
     settings = to_dict(config) if config is not None else None
-    limits = getattr(config, "limits", None)  # verify, chain and eval: the limits this command ran with
-    sandbox = asdict(limits()) if callable(limits) else None
+    # verify, chain and eval: the limits this command ran with
+    sandbox = asdict(config.limits()) if isinstance(config, SandboxSettings) else None
     info = CardInfo(recipe=recipe, settings=settings, sandbox=sandbox)
     return stage_card(repo_id, stage, split_for(None), info), config_for(stage)
 
