@@ -1,7 +1,8 @@
 """The versions of the libraries a run used, recorded in every run's summary, stage marker and card, so that a
 result that differs elsewhere can be traced to its torch, transformers, tokenizers, trl or datasets, or to the
-processor (float results of the same code differ between CPU models whose kernels round differently; the thread
-count and the machine's load do not change the miniature's pretraining, checked bit for bit). Reads package
+processor (float results of the same code differ between CPU models whose kernels round differently: the
+miniature's pretraining gives other weights on the AVX2 code path than on AVX-512, and with 1 thread than with 2;
+the machine's load does not change it, checked bit for bit). Reads package
 metadata and /proc/cpuinfo only (nothing is imported), so it costs milliseconds. ``__version__`` is giftgen's own (``giftgen.__version__``)."""
 
 from __future__ import annotations

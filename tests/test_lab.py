@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from giftgen.miniature import lab_rows, load_grid_recipe, spread
+from giftgen.miniature import control_rows, lab_rows, load_grid_recipe, spread
 from giftgen.run import read_run_recipe
 from giftgen.seeds.toy import ToyDomain, load_domain
 
@@ -63,3 +63,25 @@ def test_the_lab_table_gives_the_margin_over_rft_against_the_larger_seed_sd():
     assert by_arm["GiFT"]["greedy - RFT"] == "+1.0"
     assert by_arm["GiFT"]["kept styles"] == "ne 100" and by_arm["GiFT"]["correct styles"] == "fr 50 ne 50"
     assert by_arm["GiFT+accept"]["drift"] == "30.0" and by_arm["GiFT+accept"]["RFT drift"] == "40.0"
+
+
+def test_the_control_table_says_in_how_many_grids_each_arm_beats_the_control():
+    def grid(gift: list[float], rft: list[float], control: list[float]) -> dict:
+        return {"arms": {"gift": _arm("GiFT", gift, gift, 0.7, 90), "rft": _arm("RFT", rft, rft, 0.4, 110),
+                         "control": _arm("control", control, control, 0.0, 0)}}
+
+    summaries = {"pseed-0": grid([0.48, 0.50, 0.52], [0.46, 0.47, 0.48], [0.40, 0.41, 0.42]),
+                 "pseed-1": grid([0.41, 0.42, 0.43], [0.45, 0.46, 0.47], [0.40, 0.41, 0.42])}
+    header, rows = control_rows(summaries)
+    table = {(row[0], row[1]): dict(zip(header, row, strict=True)) for row in rows}
+    assert table[("pseed-0", "GiFT")]["sampled - control"] == "+9.0"
+    assert table[("pseed-0", "GiFT")]["beats control"] == "yes"
+    assert table[("pseed-1", "GiFT")]["sampled - control"] == "+1.0"
+    assert table[("pseed-1", "GiFT")]["beats control"] == "no"  # the larger sd is 2 points
+    assert table[("over 2 grids", "GiFT - control")]["sampled - control"] == "+5.0 (+1.0..+9.0)"
+    assert table[("over 2 grids", "GiFT - control")]["beats control"] == "1 of 2"
+    assert table[("over 2 grids", "RFT - control")]["beats control"] == "2 of 2"
+    assert table[("over 2 grids", "GiFT - RFT")]["sampled - control"] == "-0.5 (-4.0..+3.0)"
+    assert table[("over 2 grids", "GiFT - RFT")]["beats control"] == "1 of 2"
+    _, single = control_rows({"pseed-0": summaries["pseed-0"]})
+    assert not any(row[0].startswith("over") for row in single)  # one grid: no pooled lines

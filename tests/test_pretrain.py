@@ -7,6 +7,7 @@ and checks that it lands in the miniature's difficulty window.
 from __future__ import annotations
 
 import json
+import os
 import random
 from dataclasses import replace
 from pathlib import Path
@@ -85,6 +86,9 @@ def test_changed_settings_train_again(small, tmp_path):
     assert not retrained.cached and retrained.steps == 4
     record = json.loads((tmp_path / "m" / RECORD).read_text())
     assert record["settings"]["steps"] == 4 and record["domain"]["corpus_size"] == 300
+    # what else decides the weights is recorded with them: the thread count and the BLAS code path
+    assert record["numerics"]["threads"] == (other.threads or min(2, os.cpu_count() or 1))
+    assert record["numerics"]["cpu_capability"] in {"DEFAULT", "AVX2", "AVX512", "NEON", "SVE256", "ZVECTOR", "VSX"}
     assert pretrain(replace(other, steps=4)).cached
     assert not pretrain(replace(other, steps=4, force=True)).cached
 

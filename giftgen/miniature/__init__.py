@@ -19,6 +19,7 @@ from giftgen.miniature.pretrain import PretrainConfig
 from giftgen.miniature.pretrain import pretrain as train_base_model
 from giftgen.miniature.report import (
     GridCell,
+    control_rows,
     grid_cell,
     is_grid,
     lab_rows,
@@ -29,5 +30,5 @@ from giftgen.miniature.report import (
 __all__ = [
     "ARMS", "GRID_SECTIONS", "LABELS", "GridCell", "GridConfig", "PretrainConfig", "cell_diagnostics", "cell_plan",
     "grid_cell", "grid_summary", "is_grid", "is_grid_recipe", "load_grid_recipe", "markdown_table", "run_grid",
-    "train_base_model", "spread", "write_grid_report", "lab_rows", "write_lab_report",
+    "train_base_model", "spread", "write_grid_report", "lab_rows", "control_rows", "write_lab_report",
 ]

@@ -15,7 +15,9 @@ tokenises to a prefix of prompt + completion: the joint and separate tokenisatio
 Caching: ``DIR/giftgen-pretrain.json`` records a hash of the settings that decide the model (everything but
 ``output_dir``, ``threads`` and ``force``), the toy-domain settings and the giftgen version; a call whose hash
 matches returns at once. A folder that exists but holds no such record is refused (it is not ours to overwrite).
-Runs on CPU with ``threads`` threads (0: min(2, cores)); the run is deterministic for a seed and thread count.
+Runs on CPU with ``threads`` threads (0: min(2, cores)); the run is deterministic for a seed, a thread count
+and a CPU code path of torch's BLAS (AVX-512 and AVX2 machines round differently; ``MKL_CBWR=AVX2`` in the
+environment makes them agree), recorded with the model.
 """
 
 from __future__ import annotations
@@ -263,5 +265,9 @@ def pretrain(config: PretrainConfig) -> PretrainResult:
                             parameters=parameters, seconds=round(time.perf_counter() - start, 1),
                             final_loss=losses[-1], losses=losses)
     # written last: a folder with a record is a finished model
-    record.write_text(json.dumps({"hash": digest, **keyed, "result": asdict(result)}, indent=1) + "\n")
+    # what else fixes the floats: the thread count and the CPU code path of torch's BLAS (docs/experiments.md)
+    numerics = {"threads": threads, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                "MKL_CBWR": os.environ.get("MKL_CBWR")}
+    record.write_text(json.dumps({"hash": digest, **keyed, "numerics": numerics, "result": asdict(result)},
+                                 indent=1) + "\n")
     return result
