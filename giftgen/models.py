@@ -91,6 +91,15 @@ def load_tokenizer(name: str) -> Any:
         raise _load_error(name, "tokenizer", e) from None
 
 
+def use_cpu_threads(threads: int) -> None:
+    """Run torch's CPU operators on ``threads`` threads in this process (0: leave torch's default, the cores or
+    ``OMP_NUM_THREADS``). A CPU result depends on it: float sums split over other threads round differently."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def load_causal_lm(name: str, dtype: Any) -> Any:
     """The causal LM of model ``name`` in ``dtype`` (a torch dtype or "auto"); a GGUF is dequantized to it."""
     import torch

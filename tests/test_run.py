@@ -446,3 +446,32 @@ def test_a_missing_seed_file_names_the_run_s_own_keys(recipe_file, tmp_path):
     assert result.exit_code == 2, result.output
     assert "missing.json" in result.output and "run.train_path (--train-path)" in result.output
     assert "--path FILE" not in result.output
+
+
+def test_every_stage_runs_on_the_runs_cpu_threads(monkeypatch, tmp_path):
+    """run.threads reaches each job (in this process or a child's): the stage runs with torch on that many threads."""
+    import torch
+
+    from giftgen.run import jobs
+
+    seen: list[int] = []
+    monkeypatch.setitem(jobs.STAGES, "select", lambda config, inputs, output: seen.append(torch.get_num_threads())
+                        or {})
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            jobs.execute({"stage": "select", "config": {}, "inputs": {}, "output": str(tmp_path / "x"),
+                          "threads": threads})
+        torch.set_num_threads(1)
+        jobs.execute({"stage": "select", "config": {}, "inputs": {}, "output": str(tmp_path / "x"), "threads": 0})
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 2, 1]  # 0 leaves the process's setting alone
+    from giftgen.miniature import load_grid_recipe
+    from giftgen.run import read_run_recipe
+
+    miniature = "recipes/miniature.yaml"
+    plan = load_grid_recipe(read_run_recipe(miniature, ()), where=miniature)
+    assert plan.run.threads == 2 and plan.extras["pretrain"].threads == 2  # the miniature's numbers: 2 threads
+    with pytest.raises(ConfigError, match="threads must be >= 0"):
+        load_grid_recipe(read_run_recipe(miniature, ("run.threads=-1",)), where=miniature)

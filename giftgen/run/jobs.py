@@ -36,6 +36,7 @@ from giftgen.config import resolve
 from giftgen.errors import GiftgenError, InputError
 from giftgen.evaluate import check_complete, evaluate_into, print_summary
 from giftgen.finetune import finetune
+from giftgen.models import use_cpu_threads
 from giftgen.progress import Progress
 from giftgen.records import RowWriter, read_rows
 from giftgen.run.recipe import STAGE_CONFIGS
@@ -194,11 +195,13 @@ def select_counts(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
 
 
 def execute(job: dict[str, Any]) -> dict[str, Any]:
-    """Run one job: ``{"stage", "config" (the section as a dict), "inputs", "output"}``; return its result."""
+    """Run one job: ``{"stage", "config" (the section as a dict), "inputs", "output"}`` and optionally ``"threads"``
+    (torch's CPU threads, 0: its default); return its result."""
     stage = job["stage"]
     if stage not in STAGES:
         raise InputError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     config = resolve(STAGE_CONFIGS[stage], job["config"])
+    use_cpu_threads(int(job.get("threads") or 0))
     return STAGES[stage](config, dict(job["inputs"]), job["output"])
 
 

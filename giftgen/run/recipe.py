@@ -78,6 +78,9 @@ class RunConfig:
     stdio_compare: str | None = setting(None, "Train and eval seeds: " + STDIO_COMPARE_HELP[0].lower() +
                                         STDIO_COMPARE_HELP[1:], choices=("tokens", "release"))
     base_eval: bool = setting(True, "Evaluate the base student before round 1 (round 0).")
+    threads: int = setting(0, "CPU threads of torch in every stage (0: torch's default, the cores or "
+                              "OMP_NUM_THREADS). On a CPU the results depend on it (1 thread fine-tunes other "
+                              "weights than 2): pin it to reproduce a run on another machine.")
     isolate: bool = setting(True, "Run each stage that loads a model in its own process (frees its memory, GPU "
                                   "included, when it ends).")
     finetune_launcher: str | None = setting(None, "Run finetune under this command, e.g. 'accelerate launch "
@@ -102,6 +105,8 @@ class RunConfig:
         for name in ("train_limit", "eval_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.threads < 0:
+            raise ConfigError(f"threads must be >= 0, got {self.threads}")
         if self.eval_samples < 0:
             raise ConfigError(f"eval_samples must be >= 0, got {self.eval_samples}")
 

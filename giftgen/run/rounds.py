@@ -229,7 +229,7 @@ class Runner:
         output = rd / (_OUTPUTS[name] if label == name else f"{label}.jsonl")
         log(f"run: round {r}: {label}" + (f" with {config.model}" if getattr(config, "model", None) else ""))
         job = {"stage": name, "config": to_dict(config, reveal=True),
-               "inputs": {k: str(v) for k, v in inputs.items()}, "output": str(output)}
+               "inputs": {k: str(v) for k, v in inputs.items()}, "output": str(output), "threads": self.run.threads}
         start = time.perf_counter()
         launcher = self.run.finetune_launcher if name == "finetune" else None
         if launcher or (self.run.isolate and name in MODEL_STAGES):
