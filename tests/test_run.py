@@ -475,3 +475,12 @@ def test_every_stage_runs_on_the_runs_cpu_threads(monkeypatch, tmp_path):
     assert plan.run.threads == 2 and plan.extras["pretrain"].threads == 2  # the miniature's numbers: 2 threads
     with pytest.raises(ConfigError, match="threads must be >= 0"):
         load_grid_recipe(read_run_recipe(miniature, ("run.threads=-1",)), where=miniature)
+
+
+def test_the_stage_process_starts_without_warnings(tmp_path):
+    """The command an isolated stage runs: its usage error is the only thing it prints (no runpy warning)."""
+    env = {**os.environ, "PYTHONWARNINGS": "default"}
+    done = subprocess.run([sys.executable, "-m", "giftgen.run"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip() == "usage: python -m giftgen.run JOB.json"

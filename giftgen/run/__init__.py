@@ -9,7 +9,7 @@ outside this package):
 - the round loop (``giftgen.run.rounds``): ``round_configs``, ``Runner`` (one run over one directory), ``run_rounds`` (a run, then
   its publication), ``locked`` (a directory's lock);
 - the jobs (``giftgen.run.jobs``): one function per stage from input files to an output that survives kill -9,
-  run in-process or as ``python -m giftgen.run.jobs JOB.json``; ``write_atomic`` and ``write_rows_atomic``;
+  run in-process or as ``python -m giftgen.run JOB.json``; ``write_atomic`` and ``write_rows_atomic``;
 - the summary (``giftgen.run.summary``): ``round_entry``, ``write_summary``, ``print_rounds``.
 
 Layers: this package imports the library (stages, config, records, seeds, publish) and nothing above it.

@@ -13,7 +13,7 @@ complete or absent-or-replaceable, never half-counted:
 
 The caller (``giftgen.run.rounds``) records completion with a marker written after the stage returns; an output without
 its marker is unfinished. Jobs run in the caller's process (``execute``) or in a child process of their own
-(``python -m giftgen.run.jobs JOB.json``), which frees every byte of memory the stage's model held (GPU included,
+(``python -m giftgen.run JOB.json``), which frees every byte of memory the stage's model held (GPU included,
 and vLLM's reservation) when it exits. The child dies with its parent (Linux ``PR_SET_PDEATHSIG``), so a killed
 run leaves no stage writing behind it.
 """
@@ -227,11 +227,11 @@ def _rank_zero() -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m giftgen.run.jobs JOB.json``: run the job; write ``{"result": ...}`` or ``{"error": ...}`` to
+    """``python -m giftgen.run JOB.json``: run the job; write ``{"result": ...}`` or ``{"error": ...}`` to
     the job's ``result`` file. Exit code 0 on success, else the error's."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m giftgen.run.jobs JOB.json", file=sys.stderr)
+        print("usage: python -m giftgen.run JOB.json", file=sys.stderr)
         return 2
     die_with_parent()
     job = json.loads(Path(args[0]).read_text())

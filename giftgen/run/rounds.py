@@ -259,7 +259,7 @@ class Runner:
         with os.fdopen(fd, "w") as f:  # mkstemp: readable by this user only
             json.dump(job, f)
         command = shlex.split(launcher) if launcher else [sys.executable]
-        command += ["-m", "giftgen.run.jobs", job_path]
+        command += ["-m", "giftgen.run", job_path]  # giftgen/run/__main__.py
         parent = os.getpid()
         # Runs in the child between fork and exec: the kernel kills it if the run dies (even by kill -9).
         preexec = (lambda: die_with_parent(parent)) if sys.platform.startswith("linux") else None
