@@ -110,6 +110,15 @@ def test_stdio_floats_with_tolerance_only():
     assert stdio_match("0.3333333\n", "0.333333333\n")[0]
     assert not stdio_match("0.3334\n", "0.3333\n")[0]
     assert not stdio_match("10\n", "11\n")[0]  # integers exactly
+    assert stdio_match("3.0\n", "3\n")[0] and stdio_match("2.9999999\n", "3\n")[0]
+
+
+@pytest.mark.parametrize("actual", ["1000000008.0", "1000000006.5", "1.000000008e9", "３.0", "3_0.0", "٣.0", "+3_0.0"])
+def test_stdio_numbers_are_ascii_and_integers_get_no_relative_tolerance(actual):
+    # The relative tolerance is for real-valued answers: an integer answer printed as a float (a large one) once
+    # passed when off by one; and float() reads underscores and non-ASCII digits, which no judge takes as numbers.
+    expected = "1000000007\n" if actual[0] in "1" else "30\n" if "_" in actual else "3\n"
+    assert not stdio_match(actual + "\n", expected)[0], (actual, expected)
 
 
 # ------------------------------------------------------------------------------------------------ plans

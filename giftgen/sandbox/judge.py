@@ -3,8 +3,8 @@
 Contract. Pure functions over plain values (see ``codec``); no process, no I/O. ``check_value`` applies one
 test's comparison rule; ``stdio_match`` compares standard output the way competitive-programming judges do:
 line by line, tokens split on whitespace (so spacing, trailing spaces and a missing or extra final newline do not
-matter), numbers with a decimal point or exponent within 1e-6 absolute or relative error, trailing blank lines
-ignored. Missing lines or tokens always fail: truncated output is never accepted.
+matter), numbers (ASCII digits) with a decimal point or exponent within 1e-6 absolute error, or relative error
+where the expected number has a point or an exponent itself, trailing blank lines ignored. Missing lines or tokens always fail: truncated output is never accepted.
 """
 
 from __future__ import annotations
@@ -135,11 +135,18 @@ def _lines(text: str) -> Iterator[list[str]]:
         pos = match.end()
 
 
+# A decimal number as judges read one: ASCII digits only (float() also takes underscores, non-ASCII digits,
+# "inf" and "nan", which no judge prints or accepts as numbers)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _is_float_token(token: str) -> bool:
     return any(c in token for c in ".eE") and _number(token) is not None
 
 
 def _number(token: str) -> float | None:
+    if _NUMBER.fullmatch(token) is None:
+        return None
     try:
         value = float(token)
     except ValueError:
@@ -148,14 +155,18 @@ def _number(token: str) -> float | None:
 
 
 def _token_match(got: str, want: str) -> bool:
+    """Equal tokens; or numbers within ``FLOAT_TOLERANCE`` when either is written with a point or an exponent:
+    absolute, or relative to the expected number when that one is a real (an integer answer printed as a float
+    gets no relative slack: 1000000008.0 is not 1000000007)."""
     if got == want:
         return True
-    if not (_is_float_token(want) or _is_float_token(got)):
+    want_real = _is_float_token(want)
+    if not (want_real or _is_float_token(got)):
         return False
     a, b = _number(got), _number(want)
     if a is None or b is None:
         return False
-    return abs(a - b) <= FLOAT_TOLERANCE or abs(a - b) <= FLOAT_TOLERANCE * abs(b)
+    return abs(a - b) <= FLOAT_TOLERANCE or (want_real and abs(a - b) <= FLOAT_TOLERANCE * abs(b))
 
 
 def release_stdio_match(actual: str, expected: str) -> tuple[bool, str]:
