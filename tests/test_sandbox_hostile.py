@@ -396,6 +396,30 @@ def test_a_value_the_judge_cannot_compare_is_the_programs_wrong_answer(env, prob
     assert verdict.tests[0]["status"] == "wrong_answer", verdict
 
 
+TRUTH = {"problem_id": "t/truth", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) is True", "assert f(4) is None", "assert not f(3)"]})}
+NOT_THE_SINGLETON_OR_NO_TRUTH = {  # each fails one of TRUTH's asserts in Python itself
+    "numpy_bool_is_not_true": "import numpy as np\ndef f(x):\n    return np.True_ if x == 2 else None if x == 4 else False\n",
+    "object_array_is_not_none": "import numpy as np\ndef f(x):\n    return True if x == 2 else np.array(None, dtype=object) "
+                                "if x == 4 else False\n",
+    "ambiguous_truth": "import numpy as np\ndef f(x):\n    return True if x == 2 else None if x == 4 else np.array([0, 1])\n",
+    "bool_raises": "class T:\n    def __bool__(self):\n        raise ValueError('no truth')\n"
+                   "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+    "bool_raises_base_exception": "class T:\n    def __bool__(self):\n        raise SystemExit(0)\n"
+                                  "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+    "bool_returns_an_int": "class T:\n    def __bool__(self):\n        return 0\n"
+                           "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_THE_SINGLETON_OR_NO_TRUTH))
+def test_is_and_truth_are_judged_as_python_judges_them(env, name):
+    # `f(x) is True` holds for True alone (numpy's True_ is not it); `assert not f(x)` fails where bool() raises.
+    assert env["ex"].check("def f(x):\n    return True if x == 2 else None if x == 4 else []\n", TRUTH).passed
+    verdict = assert_contained(env, NOT_THE_SINGLETON_OR_NO_TRUTH[name], TRUTH, ("wrong_answer",))
+    assert [t["status"] for t in verdict.tests].count("wrong_answer") == 1, verdict
+
+
 # ------------------------------------------------------------------------------------------------ refused programs
 
 SIZEOF = {"problem_id": "t/sizeof", "entry_point": "f", "tests": json.dumps(

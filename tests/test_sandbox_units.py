@@ -90,6 +90,8 @@ def test_check_value_rules():
     assert check_value("truthy", Opaque("re.Match"), None, truth=True)
     assert not check_value("falsy", Opaque("re.Match"), None, truth=True)
     assert check_value("is", True, True) and not check_value("is", 1, True)
+    assert not check_value("is", True, True, singleton=False)  # numpy's True_ arrives as True, and is not True
+    assert not check_value("falsy", Opaque("numpy.ndarray"), None) and not check_value("truthy", Opaque("T"), None)
     assert check_value("isclose", 4188.79, 4188.790204786391, rel_tol=0.001)
     assert check_value("not_none", Opaque("re.Match"), Opaque("re.Match"))
     assert not check_value("not_none", None, Opaque("re.Match"))

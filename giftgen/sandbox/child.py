@@ -262,12 +262,15 @@ def _call(namespace: dict[str, Any], message: dict[str, Any], rich: bool = False
         reply = {"ok": to_wire(result, rich=rich)}
     except BaseException as e:  # a value whose conversion fails is not plain data
         reply = {"ok": {"x": f"unencodable ({type(e).__name__})"}}
+    # For `assert f(x)`: the truth of a value that is not plain data (a re.Match), and for `assert f(x) is True`
+    # whether the value is the singleton itself (numpy's True_ arrives as true, and is not True). The program
+    # could return True just as well, so believing either grants nothing the test did not. A value whose bool()
+    # raises has no truth: both `assert f(x)` and `assert not f(x)` fail on it, as in Python.
+    reply["singleton"] = result is None or result is True or result is False
     try:
-        # For `assert f(x)`: the truth of a value that is not plain data (a re.Match). The program could return
-        # True just as well, so believing it grants nothing the test did not.
         reply["truth"] = bool(result)
     except BaseException:
-        reply["truth"] = False
+        pass
     return reply
 
 

@@ -21,7 +21,7 @@ FLOAT_TOLERANCE = 1e-6
 
 
 def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel_tol: float = 1e-9,
-                abs_tol: float = 0.0, truth: bool | None = None) -> bool:
+                abs_tol: float = 0.0, truth: bool | None = None, singleton: bool | None = None) -> bool:
     """Whether ``actual`` passes one test. Rules:
 
     ``value``: EvalPlus's comparison (exact, or ``atol``/float tolerance), for outputs computed by a reference run.
@@ -29,7 +29,10 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     accept the result inside a one-element list (APPS outputs whose wrapping list the seed loader removed).
     ``not_none``: None exactly when the expected value is None (EvalPlus's rule for functions returning a match).
     ``eq``: exact ``==`` (an ``assert f(x) == y`` read by the parent). ``truthy`` / ``falsy``: ``assert f(x)`` and
-    ``assert not f(x)``. ``is``: ``assert f(x) is True`` (or False, None). ``isclose``: ``math.isclose``.
+    ``assert not f(x)``; for a value that is not plain data, ``truth`` is its ``bool()`` in the program's process
+    (None: bool() raised, and both fail). ``is``: ``assert f(x) is True`` (or False, None); ``singleton`` False
+    says the program's value was not the object itself (numpy's ``True_`` arrives as ``True``). ``isclose``:
+    ``math.isclose``.
 
     Anything that goes wrong while comparing (an integer too large for a float in ``math.isclose`` or a
     tolerance, a recursion too deep) is the value's failure: False, never an error of the judge.
@@ -37,7 +40,7 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     if rule not in RULES:
         raise ValueError(f"unknown comparison rule {rule!r}")
     try:
-        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth)
+        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth, singleton)
     except Exception:
         return False
 
@@ -46,7 +49,7 @@ RULES = ("not_none", "value", "json", "json_wrapped", "eq", "truthy", "falsy", "
 
 
 def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, abs_tol: float,
-           truth: bool | None) -> bool:
+           truth: bool | None, singleton: bool | None) -> bool:
     if rule == "not_none":
         return (actual is not None) == (expected is not None)
     if isinstance(actual, Opaque):
@@ -69,7 +72,7 @@ def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, a
     if rule == "falsy":
         return not _truth(actual)
     if rule == "is":
-        return actual is expected
+        return actual is expected and singleton is not False
     if rule == "isclose":
         if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
             return False

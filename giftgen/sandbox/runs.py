@@ -212,8 +212,9 @@ class ProgramSession:
         except (WireError, RecursionError) as e:
             return {"status": "wrong_answer", "detail": f"{call.label}: the result is not plain data ({e})"}
         truth = reply.get("truth") if isinstance(reply.get("truth"), bool) else None
+        singleton = reply.get("singleton") if isinstance(reply.get("singleton"), bool) else None
         if judge.check_value(call.rule, actual, expected, atol=call.atol, rel_tol=call.rel_tol,
-                             abs_tol=call.abs_tol, truth=truth):
+                             abs_tol=call.abs_tol, truth=truth, singleton=singleton):
             return {"status": "pass", "detail": ""}
         return {"status": "wrong_answer",
                 "detail": f"{call.label} {judge.describe_mismatch(call.rule, actual, expected)}"}
