@@ -210,6 +210,8 @@ HOSTILE = {
     "raise_system_exit_at_load": ("raise SystemExit(0)\ndef f(x):\n    return 2 * x\n", CALL, ("runtime_error",)),
     "os_exit_zero": ("import os\ndef f(x):\n    os._exit(0)\n", CALL, ("runtime_error",)),
     "os_exit_in_stdio": ("import os\nos._exit(0)\n", STDIO, ("wrong_answer",)),
+    "junk_printed_at_exit": ("import atexit\natexit.register(print, 'junk')\na, b = map(int, input().split())\n"
+                             "print(a + b)\n", STDIO, ("wrong_answer",)),
     "atexit_exit_zero": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return -1\n", CALL,
                          ("wrong_answer",)),
     "lying_eq": (
@@ -290,6 +292,14 @@ LEGIT = {
     "prints_while_computing": ("def f(x):\n    print('computing', x)\n    return 2 * x\n", CALL),
     "oracle_problem": ("def f(x):\n    return [x, 2 * x]\n", ORACLE),
     "numpy_in_stdio": ("import numpy as np\nprint(int(np.array(input().split(), dtype=int).sum()))\n", STDIO),
+    # competitive programmers' fast output: print into a buffer, written out by an atexit hook
+    "output_written_at_exit": ("import atexit, io, sys\nbuf = io.StringIO()\nsys.stdout = buf\n"
+                               "atexit.register(lambda: sys.__stdout__.write(buf.getvalue()))\n"
+                               "a, b = map(int, input().split())\nprint(a + b)\n", STDIO),
+    "output_written_at_exit_after_sys_exit": ("import atexit, os, sys\nout = []\n"
+                                              "atexit.register(lambda: os.write(1, ''.join(out).encode()))\n"
+                                              "a, b = map(int, input().split())\nout.append(f'{a + b}\\n')\nsys.exit(0)\n",
+                                              STDIO),
 }
 
 

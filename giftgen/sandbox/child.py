@@ -321,6 +321,9 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     if compiled is None:
         return 1
     channel.send({"compiled": True})  # the last message the parent believes: the program can write fd 3 too
+    import atexit
+
+    atexit._clear()  # the program's exit hooks run when it ends, as the interpreter runs them; none of the zygote's
     module = _module("__main__")
     stdout, stderr = sys.stdout, sys.stderr
     status = 0
@@ -344,6 +347,12 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     except BaseException as e:
         raised = _error(e)
         status = 1
+    try:
+        # Python's exit: the atexit hooks (fast-output idioms write the buffered output there), then the streams
+        # are flushed; an exception in a hook is reported and does not change the exit status.
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
     for stream in (stdout, stderr):
         try:
             stream.flush()
