@@ -430,6 +430,36 @@ def test_is_and_truth_are_judged_as_python_judges_them(env, name):
     assert [t["status"] for t in verdict.tests].count("wrong_answer") == 1, verdict
 
 
+SET_EQ = {"problem_id": "t/set-eq", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) == {2, 4}", "assert f(3) == {3, 6}"]})}
+STDLIB_VALUES = {  # name: (a right program, a wrong one, the problem): Python's == and the test's sorted() take these
+    "decimal": ("from decimal import Decimal\ndef f(x):\n    return Decimal(2 * x)\n",
+                "from decimal import Decimal\ndef f(x):\n    return Decimal(2 * x) + Decimal('1e-20')\n", CALL),
+    "fraction": ("from fractions import Fraction\ndef f(x):\n    return Fraction(4 * x, 2)\n",
+                 "from fractions import Fraction\ndef f(x):\n    return Fraction(4 * x + 1, 2)\n", CALL),
+    "dict_keys": ("def f(x):\n    return {x: 0, 2 * x: 1}.keys()\n", "def f(x):\n    return {x: 0}.keys()\n", SET_EQ),
+    "dict_items": ("def f(x):\n    return {x: 0, 2 * x: 1}.items()\n", "def f(x):\n    return {x: 2 * x}.items()\n",
+                   {**SET_EQ, "tests": json.dumps({"kind": "assert", "asserts": ["assert f(2) == {(2, 0), (4, 1)}"]})}),
+    "dict_keys_in_the_oracle": ("def f(x):\n    return {x: 0, 2 * x: 1}.keys()\n",
+                                "def f(x):\n    return {x: 0}.keys()\n", ORACLE),
+    "dict_values_in_the_oracle": ("def f(x):\n    return {'a': 2 * x, 'b': x}.values()\n",
+                                  "def f(x):\n    return {'a': x}.values()\n", ORACLE),
+    "deque_in_the_oracle": ("import collections\ndef f(x):\n    return collections.deque([x, 2 * x])\n",
+                            "import collections\ndef f(x):\n    return collections.deque([x, 2 * x], maxlen=1)\n",
+                            ORACLE),
+}
+
+
+@pytest.mark.parametrize("name", list(STDLIB_VALUES))
+def test_standard_library_values_are_compared_as_python_compares_them(env, name):
+    # A Decimal or a Fraction equals the int Python compares it with, dict.keys() equals a set, and a test's
+    # sorted() or list() reads a dict view or a deque: they arrived as opaque values and refused right programs.
+    right, wrong, problem = STDLIB_VALUES[name]
+    verdict = env["ex"].check(right, problem)
+    assert verdict.passed, verdict
+    assert_contained(env, wrong, problem, ("wrong_answer",))
+
+
 # ------------------------------------------------------------------------------------------------ refused programs
 
 SIZEOF = {"problem_id": "t/sizeof", "entry_point": "f", "tests": json.dumps(
