@@ -202,6 +202,25 @@ HOSTILE = {
                         CALL, ("runtime_error",)),
     "kill_getppid": ("import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 2 * x\n",
                      CALL, ("runtime_error",)),
+    # a program is pid 1 of its pid namespace, where the kernel drops the signals it sends itself: dying of one
+    # must still be the program's crash, as in a real process, not ignored
+    "kill_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGKILL)\n    return 2 * x\n", CALL,
+                  ("runtime_error",)),
+    "kill_self_in_the_oracle": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+                                "    return [x, 2 * x]\n", ORACLE, ("runtime_error",)),
+    "stop_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGSTOP)\n    return 2 * x\n", CALL,
+                  ("runtime_error", "timeout")),
+    "thread_kills_the_process": ("import signal, threading\ndef f(x):\n"
+                                 "    signal.pthread_kill(threading.main_thread().ident, signal.SIGKILL)\n    return 2 * x\n",
+                                 CALL, ("runtime_error",)),
+    "segv_sent_to_self": ("import signal\ndef f(x):\n    signal.raise_signal(signal.SIGSEGV)\n    return 2 * x\n", CALL,
+                          ("runtime_error",)),
+    "terminate_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return 2 * x\n", CALL,
+                       ("runtime_error",)),
+    "terminate_self_after_printing": ("import os, signal\na, b = map(int, input().split())\nprint(a + b, flush=True)\n"
+                                      "os.kill(os.getpid(), signal.SIGTERM)\n", STDIO, ("runtime_error",)),
+    "alarm_left_to_its_default": ("import signal, time\ndef f(x):\n    signal.alarm(1)\n    time.sleep(1.5)\n"
+                                  "    return 2 * x\n", CALL, ("runtime_error",)),
     "kill_process_group": (
         "import os, signal\ndef f(x):\n    os.killpg(os.getpgrp(), signal.SIGKILL)\n    return 2 * x\n", CALL,
         ("runtime_error",)),
@@ -292,6 +311,13 @@ LEGIT = {
     "prints_while_computing": ("def f(x):\n    print('computing', x)\n    return 2 * x\n", CALL),
     "oracle_problem": ("def f(x):\n    return [x, 2 * x]\n", ORACLE),
     "numpy_in_stdio": ("import numpy as np\nprint(int(np.array(input().split(), dtype=int).sum()))\n", STDIO),
+    "own_signal_handlers": ("import os, signal, time\nclass Late(Exception):\n    pass\ndef late(*a):\n    raise Late\n"
+                            "signal.signal(signal.SIGALRM, late)\nsignal.signal(signal.SIGUSR1, late)\ndef f(x):\n"
+                            "    try:\n        signal.setitimer(signal.ITIMER_REAL, 0.05)\n        time.sleep(5)\n"
+                            "    except Late:\n        pass\n    try:\n        os.kill(os.getpid(), signal.SIGUSR1)\n"
+                            "        time.sleep(5)\n    except Late:\n        pass\n    try:\n"
+                            "        signal.raise_signal(signal.SIGINT)\n    except KeyboardInterrupt:\n        pass\n"
+                            "    os.kill(os.getpid(), 0)\n    return 2 * x\n", CALL),
     # competitive programmers' fast output: print into a buffer, written out by an atexit hook
     "output_written_at_exit": ("import atexit, io, sys\nbuf = io.StringIO()\nsys.stdout = buf\n"
                                "atexit.register(lambda: sys.__stdout__.write(buf.getvalue()))\n"

@@ -213,7 +213,21 @@ def _compile(channel: Channel, code: str) -> types.CodeType | None:
         return None
 
 
+# Signals whose default action ends a process and that Python leaves at that default. The program is pid 1 of
+# its pid namespace, where the kernel drops such a signal rather than apply the default: a handler applies it
+# (an exit status of 128 + the signal), unless the program installs its own. SIGXCPU stays with the CPU limit.
+_TERMINATING = tuple(getattr(signal, name) for name in (
+    "SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR",
+    "SIGSTKFLT") if hasattr(signal, name))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
 def _candidate(channel: Channel, job: dict[str, Any]) -> int:
+    for sig in _TERMINATING:
+        signal.signal(sig, _terminated)
     if job.get("op") == "stdio":
         return _stdio(channel, job)
     compiled = _compile(channel, job["code"])

@@ -450,7 +450,7 @@ class ProgramSession:
                 return "output_limit", "file size limit exceeded"
             if sig == signal.SIGSYS:
                 return "runtime_error", ("killed by SIGSYS: a forbidden system call (starting a process, running "
-                                         "a program, or signalling a process group)")
+                                         "a program, signalling a process group, or sending itself a fatal signal)")
             if exit.get("maxrss_kb", 0) >= 0.9 * (lim.memory_mb << 10):
                 return "memory_limit", f"killed by {name} near the memory limit"
             return "runtime_error", f"killed by signal {name}"
