@@ -109,6 +109,13 @@ def test_check_value_rules():
     assert not check_value("is", True, True, singleton=False)  # numpy's True_ arrives as True, and is not True
     assert not check_value("falsy", Opaque("numpy.ndarray"), None) and not check_value("truthy", Opaque("T"), None)
     assert check_value("isclose", 4188.79, 4188.790204786391, rel_tol=0.001)
+    from decimal import Decimal
+    from fractions import Fraction
+
+    # math.isclose takes what float() takes: the exact numbers too (a NaN, or too large a one, fails)
+    assert check_value("isclose", Decimal("0.5"), 0.5) and check_value("isclose", Fraction(1, 3), 1 / 3)
+    assert not check_value("isclose", Decimal("sNaN"), 0.5) and not check_value("isclose", Fraction(10**400), 1.0)
+    assert not check_value("isclose", Fraction(1, 2), 0.6) and not check_value("isclose", "0.5", 0.5)
     assert check_value("not_none", Opaque("re.Match"), Opaque("re.Match"))
     assert not check_value("not_none", None, Opaque("re.Match"))
 

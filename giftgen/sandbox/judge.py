@@ -9,6 +9,8 @@ where the expected number has a point or an exponent itself, trailing blank line
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import itertools
 import math
 import re
@@ -74,6 +76,8 @@ def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, a
     if rule == "is":
         return actual is expected and singleton is not False
     if rule == "isclose":
+        if type(actual) in (decimal.Decimal, fractions.Fraction):  # math.isclose takes what float() takes
+            actual = float(actual)
         if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
             return False
         return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
