@@ -215,6 +215,8 @@ HOSTILE = {
                                  CALL, ("runtime_error",)),
     "segv_sent_to_self": ("import signal\ndef f(x):\n    signal.raise_signal(signal.SIGSEGV)\n    return 2 * x\n", CALL,
                           ("runtime_error",)),
+    "suspend_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTSTP)\n    return 2 * x\n", CALL,
+                     ("runtime_error", "timeout")),
     "terminate_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return 2 * x\n", CALL,
                        ("runtime_error",)),
     "terminate_self_after_printing": ("import os, signal\na, b = map(int, input().split())\nprint(a + b, flush=True)\n"

@@ -213,12 +213,13 @@ def _compile(channel: Channel, code: str) -> types.CodeType | None:
         return None
 
 
-# Signals whose default action ends a process and that Python leaves at that default. The program is pid 1 of
-# its pid namespace, where the kernel drops such a signal rather than apply the default: a handler applies it
-# (an exit status of 128 + the signal), unless the program installs its own. SIGXCPU stays with the CPU limit.
+# Signals whose default action ends (or stops) a process and that Python leaves at that default. The program is
+# pid 1 of its pid namespace, where the kernel drops such a signal rather than apply the default: a handler ends
+# the program (an exit status of 128 + the signal; a stopped one would never answer), unless the program installs
+# its own. SIGXCPU stays with the CPU limit.
 _TERMINATING = tuple(getattr(signal, name) for name in (
     "SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR",
-    "SIGSTKFLT") if hasattr(signal, name))
+    "SIGSTKFLT", "SIGTSTP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
 
 
 def _terminated(signum: int, frame: Any) -> None:
