@@ -231,6 +231,8 @@ HOSTILE = {
     "raise_system_exit_at_load": ("raise SystemExit(0)\ndef f(x):\n    return 2 * x\n", CALL, ("runtime_error",)),
     "os_exit_zero": ("import os\ndef f(x):\n    os._exit(0)\n", CALL, ("runtime_error",)),
     "os_exit_in_stdio": ("import os\nos._exit(0)\n", STDIO, ("wrong_answer",)),
+    "exit_status_past_a_c_long": ("import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(2 ** 64)\n",
+                                  STDIO, ("runtime_error",)),  # Python exits with 255 here
     "junk_printed_at_exit": ("import atexit\natexit.register(print, 'junk')\na, b = map(int, input().split())\n"
                              "print(a + b)\n", STDIO, ("wrong_answer",)),
     "atexit_exit_zero": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return -1\n", CALL,

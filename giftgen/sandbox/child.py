@@ -351,8 +351,9 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
         code = e.code
         if code is None:
             status = 0
-        elif isinstance(code, int):
-            status = code & 0xFF
+        elif issubclass(type(code), int):  # as the interpreter exits: the value as a C long (-1 past it), & 0xFF
+            value = int.__index__(code)
+            status = (value if -(1 << 63) <= value < 1 << 63 else -1) & 0xFF
         else:
             try:
                 print(code, file=sys.stderr)
