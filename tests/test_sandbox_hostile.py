@@ -504,6 +504,17 @@ def test_the_test_code_sees_its_own_names(env):
     assert verdict.passed, verdict
 
 
+@pytest.mark.parametrize("setup", ["from math import gcd", "from math import *", "import math as gcd"])
+def test_the_entry_point_is_the_programs_even_where_the_setup_imports_its_name(env, setup):
+    # The setup runs before the program, whose definition wins (as in one namespace); the oracle once kept the
+    # setup's `gcd` for the test, so that any program passed.
+    problem = {"problem_id": "t/gcd", "entry_point": "gcd", "tests": json.dumps({"kind": "assert", "setup": setup,
+               "asserts": ["assert [gcd(a, 12) for a in (8, 9)] == [4, 3]", "assert gcd(7, 5) == 1 or gcd(1, 1) == 1"]})}
+    right = "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n"
+    assert env["ex"].check(right, problem).passed
+    assert_contained(env, "def gcd(a, b):\n    return 1\n", problem, ("wrong_answer",))
+
+
 def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):
     # The batch is sent while the program loads; the wait is bounded by the settings, not a fixed 20 s.
     from giftgen.sandbox import runs

@@ -477,6 +477,8 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     try:
         exec(compile(helpers, "<test>", "exec"), namespace)
         exec(compile(sources[0], "<test>", "exec"), namespace)
+        if entry:  # the setup and the prompt's code run before the program, whose own definition then wins
+            namespace.pop(entry, None)  # (a setup's `from math import gcd` is not the program's gcd)
         if kind == "check":
             exec(compile(sources[1], "<test>", "exec"), namespace)
     except BaseException as e:
