@@ -2,9 +2,10 @@
 
 Contract. Values cross process boundaries only as *plain data*: None, bool, int, float, str, bytes, complex, and
 lists, tuples, sets, frozensets and dicts of those; also the standard library's ``Decimal`` and ``Fraction``, dict
-views (``keys``, ``values``, ``items``) and deques, which Python compares with plain values and tests iterate. ``to_wire`` (run in a child, so only a best effort: the
-program controls that process) turns a Python value into JSON-able data, tagging what JSON cannot say (a tuple is
-``{"t": [...]}``, a set ``{"s": [...]}``, a dict ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
+views (``keys``, ``values``, ``items``) and deques, which Python compares with plain values and tests iterate.
+``to_wire`` (run in a child, so only a best effort: the program controls that process) turns a Python value into
+JSON-able data, tagging what JSON cannot say (a tuple is ``{"t": [...]}``, a set ``{"s": [...]}``, a dict
+``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
 and in the oracle) rebuilds values of builtin types only; anything else the child could not encode arrives as an
 ``Opaque`` that equals nothing but itself. So a verdict is always computed with the builtin ``==`` of builtin
 types, and an object whose ``__eq__`` lies never reaches it. Between the oracle and the program's process

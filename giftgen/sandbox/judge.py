@@ -4,7 +4,8 @@ Contract. Pure functions over plain values (see ``codec``); no process, no I/O. 
 test's comparison rule; ``stdio_match`` compares standard output the way competitive-programming judges do:
 line by line, tokens split on whitespace (so spacing, trailing spaces and a missing or extra final newline do not
 matter), numbers (ASCII digits) with a decimal point or exponent within 1e-6 absolute error, or relative error
-where the expected number has a point or an exponent itself, trailing blank lines ignored. Missing lines or tokens always fail: truncated output is never accepted.
+where the expected number has a point or an exponent itself, trailing blank lines ignored. Missing lines or
+tokens always fail: truncated output is never accepted.
 """
 
 from __future__ import annotations
