@@ -474,6 +474,8 @@ STDLIB_VALUES = {  # name: (a right program, a wrong one, the problem): Python's
                                 "def f(x):\n    return {x: 0}.keys()\n", ORACLE),
     "dict_values_in_the_oracle": ("def f(x):\n    return {'a': 2 * x, 'b': x}.values()\n",
                                   "def f(x):\n    return {'a': x}.values()\n", ORACLE),
+    "array_in_the_oracle": ("import array\ndef f(x):\n    return array.array('q', [x, 2 * x])\n",
+                            "import array\ndef f(x):\n    return array.array('d', [x, 2 * x + 0.5])\n", ORACLE),
     "deque_in_the_oracle": ("import collections\ndef f(x):\n    return collections.deque([x, 2 * x])\n",
                             "import collections\ndef f(x):\n    return collections.deque([x, 2 * x], maxlen=1)\n",
                             ORACLE),

@@ -27,18 +27,21 @@ def test_plain_values_survive_the_wire(value):
     assert back == value and type(back) is type(value)
 
 
-def test_exact_numbers_dict_views_and_deques_survive_the_wire():
+def test_exact_numbers_dict_views_deques_and_arrays_survive_the_wire():
+    from array import array
     from collections import deque
     from decimal import Decimal
     from fractions import Fraction
 
-    for value in [Decimal("-1.50"), Fraction(-3, 7), {1: "a", 2: "b"}.keys(), {1: (2,)}.items(), deque([1, 2], 3)]:
+    for value in [Decimal("-1.50"), Fraction(-3, 7), {1: "a", 2: "b"}.keys(), {1: (2,)}.items(), deque([1, 2], 3),
+                  array("q", [1, -2]), array("d", [0.5]), array("u", "hé")]:
         back = from_wire(json.loads(json.dumps(to_wire(value))))
         assert type(back) is type(value) and back == value and str(back) == str(value), value
     values = from_wire(to_wire({"a": [1], "b": 2}.values()))
     assert type(values) is type({}.values()) and list(values) == [[1], 2]
     assert from_wire(to_wire({1: 2}.keys())) == {1} and from_wire(to_wire(Decimal(4))) == 4
-    for wire in [{"dec": "x"}, {"dec": "1" * 5000}, {"fr": [1, 0]}, {"fr": [1.5, 2]}, {"dk": [[1]]}, {"dq": [[], -1]}]:
+    for wire in [{"dec": "x"}, {"dec": "1" * 5000}, {"fr": [1, 0]}, {"fr": [1.5, 2]}, {"dk": [[1]]}, {"dq": [[], -1]},
+                 {"ar": ["b", [300]]}, {"ar": ["i", [1.5]]}, {"ar": ["O", []]}]:
         with pytest.raises(WireError):
             from_wire(wire)
 

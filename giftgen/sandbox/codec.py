@@ -2,7 +2,7 @@
 
 Contract. Values cross process boundaries only as *plain data*: None, bool, int, float, str, bytes, complex, and
 lists, tuples, sets, frozensets and dicts of those; also the standard library's ``Decimal`` and ``Fraction``, dict
-views (``keys``, ``values``, ``items``) and deques, which Python compares with plain values and tests iterate.
+views (``keys``, ``values``, ``items``), deques and ``array.array``, which Python compares with plain values and tests iterate.
 ``to_wire`` (run in a child, so only a best effort: the program controls that process) turns a Python value into
 JSON-able data, tagging what JSON cannot say (a tuple is ``{"t": [...]}``, a set ``{"s": [...]}``, a dict
 ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
@@ -17,6 +17,7 @@ Frames are a 4-byte big-endian length and ASCII JSON; ``Channel.recv`` enforces 
 
 from __future__ import annotations
 
+import array
 import collections
 import decimal
 import fractions
@@ -109,6 +110,8 @@ def to_wire(value: Any, depth: int = 0, rich: bool = False) -> Any:
         return {"di": [[to_wire(k, d, rich), to_wire(v, d, rich)] for k, v in value]}
     if isinstance(value, collections.deque):
         return {"dq": [[to_wire(v, d, rich) for v in collections.deque.__iter__(value)], value.maxlen]}
+    if isinstance(value, array.array):
+        return {"ar": [value.typecode, [to_wire(v, d) for v in array.array.tolist(value)]]}
     module = getattr(t, "__module__", "")
     if module == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
         # numpy scalars compare equal to Python numbers in every harness; keep that
@@ -117,6 +120,7 @@ def to_wire(value: Any, depth: int = 0, rich: bool = False) -> Any:
 
 
 _KEYS, _VALUES, _ITEMS = type({}.keys()), type({}.values()), type({}.items())
+_ARRAY_CODES = frozenset("bBuhHiIlLqQfd")
 DECIMAL_DIGITS = 4300  # characters of a Decimal's text, and bits of a Fraction's terms (beyond: not plain data)
 
 
@@ -180,6 +184,11 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
         if tag == "dq" and type(v) is list and len(v) == 2 and type(v[0]) is list and (
                 v[1] is None or (type(v[1]) is int and v[1] >= 0)):
             return collections.deque([from_wire(x, d, rich) for x in v[0]], v[1])
+        if tag == "ar" and type(v) is list and len(v) == 2 and v[0] in _ARRAY_CODES and type(v[1]) is list:
+            items = [from_wire(x, d) for x in v[1]]
+            kind = str if v[0] == "u" else float if v[0] in "fd" else int
+            if all(type(x) is kind or (kind is float and type(x) is int) for x in items):
+                return array.array(v[0], items)  # an item out of the type's range: OverflowError, malformed
         if rich:
             if tag in richwire.TAGS:
                 return richwire.decode(tag, v, depth, lambda x, dd: from_wire(x, dd, True))
