@@ -217,6 +217,9 @@ HOSTILE = {
                           ("runtime_error",)),
     "suspend_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTSTP)\n    return 2 * x\n", CALL,
                      ("runtime_error", "timeout")),
+    "abort_sent_to_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGABRT)\n    return 2 * x\n",
+                           CALL, ("runtime_error",)),
+    "abort": ("import os\ndef f(x):\n    os.abort()\n", CALL, ("runtime_error",)),
     "terminate_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return 2 * x\n", CALL,
                        ("runtime_error",)),
     "terminate_self_after_printing": ("import os, signal\na, b = map(int, input().split())\nprint(a + b, flush=True)\n"

@@ -219,7 +219,7 @@ def _compile(channel: Channel, code: str) -> types.CodeType | None:
 # its own. SIGXCPU stays with the CPU limit.
 _TERMINATING = tuple(getattr(signal, name) for name in (
     "SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR",
-    "SIGSTKFLT", "SIGTSTP", "SIGTTIN", "SIGTTOU") if hasattr(signal, name))
+    "SIGSTKFLT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGABRT") if hasattr(signal, name))
 
 
 def _terminated(signum: int, frame: Any) -> None:

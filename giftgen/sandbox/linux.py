@@ -293,10 +293,12 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
-# Signals no handler takes back (SIGKILL, SIGSTOP) or that a fault would deliver (SIGILL, SIGTRAP, SIGABRT, SIGBUS,
-# SIGFPE, SIGSEGV, SIGSYS): a program is pid 1 of its pid namespace, where the kernel drops the ones it sends
-# itself, so sending one (to itself: nothing else is in its namespace) is fatal here, as it would be anywhere else.
-SELF_FATAL_SIGNALS = (4, 5, 6, 7, 8, 9, 11, 19, 31)
+# Signals no handler takes back (SIGKILL, SIGSTOP) or that a fault would deliver (SIGILL, SIGTRAP, SIGBUS, SIGFPE,
+# SIGSEGV, SIGSYS): a program is pid 1 of its pid namespace, where the kernel drops the ones it sends itself, so
+# sending one (to itself: nothing else is in its namespace) is fatal here, as it would be anywhere else. SIGABRT
+# is not among them: abort() ends the process with a fault of its own once its signal is dropped, and the child
+# handles a SIGABRT sent to itself.
+SELF_FATAL_SIGNALS = (4, 5, 7, 8, 9, 11, 19, 31)
 
 # fcntl commands that lock (F_GETLK, F_SETLK, F_SETLKW and their OFD forms), lease (F_SETLEASE) or watch a
 # directory (F_NOTIFY): a channel to programs running at the same moment on other workers.
