@@ -202,6 +202,30 @@ HOSTILE = {
                         CALL, ("runtime_error",)),
     "kill_getppid": ("import os, signal\ndef f(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return 2 * x\n",
                      CALL, ("runtime_error",)),
+    # a program is pid 1 of its pid namespace, where the kernel drops the signals it sends itself: dying of one
+    # must still be the program's crash, as in a real process, not ignored
+    "kill_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGKILL)\n    return 2 * x\n", CALL,
+                  ("runtime_error",)),
+    "kill_self_in_the_oracle": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+                                "    return [x, 2 * x]\n", ORACLE, ("runtime_error",)),
+    "stop_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGSTOP)\n    return 2 * x\n", CALL,
+                  ("runtime_error", "timeout")),
+    "thread_kills_the_process": ("import signal, threading\ndef f(x):\n"
+                                 "    signal.pthread_kill(threading.main_thread().ident, signal.SIGKILL)\n    return 2 * x\n",
+                                 CALL, ("runtime_error",)),
+    "segv_sent_to_self": ("import signal\ndef f(x):\n    signal.raise_signal(signal.SIGSEGV)\n    return 2 * x\n", CALL,
+                          ("runtime_error",)),
+    "suspend_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTSTP)\n    return 2 * x\n", CALL,
+                     ("runtime_error", "timeout")),
+    "abort_sent_to_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGABRT)\n    return 2 * x\n",
+                           CALL, ("runtime_error",)),
+    "abort": ("import os\ndef f(x):\n    os.abort()\n", CALL, ("runtime_error",)),
+    "terminate_self": ("import os, signal\ndef f(x):\n    os.kill(os.getpid(), signal.SIGTERM)\n    return 2 * x\n", CALL,
+                       ("runtime_error",)),
+    "terminate_self_after_printing": ("import os, signal\na, b = map(int, input().split())\nprint(a + b, flush=True)\n"
+                                      "os.kill(os.getpid(), signal.SIGTERM)\n", STDIO, ("runtime_error",)),
+    "alarm_left_to_its_default": ("import signal, time\ndef f(x):\n    signal.alarm(1)\n    time.sleep(1.5)\n"
+                                  "    return 2 * x\n", CALL, ("runtime_error",)),
     "kill_process_group": (
         "import os, signal\ndef f(x):\n    os.killpg(os.getpgrp(), signal.SIGKILL)\n    return 2 * x\n", CALL,
         ("runtime_error",)),
@@ -210,6 +234,10 @@ HOSTILE = {
     "raise_system_exit_at_load": ("raise SystemExit(0)\ndef f(x):\n    return 2 * x\n", CALL, ("runtime_error",)),
     "os_exit_zero": ("import os\ndef f(x):\n    os._exit(0)\n", CALL, ("runtime_error",)),
     "os_exit_in_stdio": ("import os\nos._exit(0)\n", STDIO, ("wrong_answer",)),
+    "exit_status_past_a_c_long": ("import sys\na, b = map(int, input().split())\nprint(a + b)\nsys.exit(2 ** 64)\n",
+                                  STDIO, ("runtime_error",)),  # Python exits with 255 here
+    "junk_printed_at_exit": ("import atexit\natexit.register(print, 'junk')\na, b = map(int, input().split())\n"
+                             "print(a + b)\n", STDIO, ("wrong_answer",)),
     "atexit_exit_zero": ("import atexit, os\natexit.register(os._exit, 0)\ndef f(x):\n    return -1\n", CALL,
                          ("wrong_answer",)),
     "lying_eq": (
@@ -290,6 +318,21 @@ LEGIT = {
     "prints_while_computing": ("def f(x):\n    print('computing', x)\n    return 2 * x\n", CALL),
     "oracle_problem": ("def f(x):\n    return [x, 2 * x]\n", ORACLE),
     "numpy_in_stdio": ("import numpy as np\nprint(int(np.array(input().split(), dtype=int).sum()))\n", STDIO),
+    "own_signal_handlers": ("import os, signal, time\nclass Late(Exception):\n    pass\ndef late(*a):\n    raise Late\n"
+                            "signal.signal(signal.SIGALRM, late)\nsignal.signal(signal.SIGUSR1, late)\ndef f(x):\n"
+                            "    try:\n        signal.setitimer(signal.ITIMER_REAL, 0.05)\n        time.sleep(5)\n"
+                            "    except Late:\n        pass\n    try:\n        os.kill(os.getpid(), signal.SIGUSR1)\n"
+                            "        time.sleep(5)\n    except Late:\n        pass\n    try:\n"
+                            "        signal.raise_signal(signal.SIGINT)\n    except KeyboardInterrupt:\n        pass\n"
+                            "    os.kill(os.getpid(), 0)\n    return 2 * x\n", CALL),
+    # competitive programmers' fast output: print into a buffer, written out by an atexit hook
+    "output_written_at_exit": ("import atexit, io, sys\nbuf = io.StringIO()\nsys.stdout = buf\n"
+                               "atexit.register(lambda: sys.__stdout__.write(buf.getvalue()))\n"
+                               "a, b = map(int, input().split())\nprint(a + b)\n", STDIO),
+    "output_written_at_exit_after_sys_exit": ("import atexit, os, sys\nout = []\n"
+                                              "atexit.register(lambda: os.write(1, ''.join(out).encode()))\n"
+                                              "a, b = map(int, input().split())\nout.append(f'{a + b}\\n')\nsys.exit(0)\n",
+                                              STDIO),
 }
 
 
@@ -396,6 +439,62 @@ def test_a_value_the_judge_cannot_compare_is_the_programs_wrong_answer(env, prob
     assert verdict.tests[0]["status"] == "wrong_answer", verdict
 
 
+TRUTH = {"problem_id": "t/truth", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) is True", "assert f(4) is None", "assert not f(3)"]})}
+NOT_THE_SINGLETON_OR_NO_TRUTH = {  # each fails one of TRUTH's asserts in Python itself
+    "numpy_bool_is_not_true": "import numpy as np\ndef f(x):\n    return np.True_ if x == 2 else None if x == 4 else False\n",
+    "object_array_is_not_none": "import numpy as np\ndef f(x):\n    return True if x == 2 else np.array(None, dtype=object) "
+                                "if x == 4 else False\n",
+    "ambiguous_truth": "import numpy as np\ndef f(x):\n    return True if x == 2 else None if x == 4 else np.array([0, 1])\n",
+    "bool_raises": "class T:\n    def __bool__(self):\n        raise ValueError('no truth')\n"
+                   "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+    "bool_raises_base_exception": "class T:\n    def __bool__(self):\n        raise SystemExit(0)\n"
+                                  "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+    "bool_returns_an_int": "class T:\n    def __bool__(self):\n        return 0\n"
+                           "def f(x):\n    return True if x == 2 else None if x == 4 else T()\n",
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_THE_SINGLETON_OR_NO_TRUTH))
+def test_is_and_truth_are_judged_as_python_judges_them(env, name):
+    # `f(x) is True` holds for True alone (numpy's True_ is not it); `assert not f(x)` fails where bool() raises.
+    assert env["ex"].check("def f(x):\n    return True if x == 2 else None if x == 4 else []\n", TRUTH).passed
+    verdict = assert_contained(env, NOT_THE_SINGLETON_OR_NO_TRUTH[name], TRUTH, ("wrong_answer",))
+    assert [t["status"] for t in verdict.tests].count("wrong_answer") == 1, verdict
+
+
+SET_EQ = {"problem_id": "t/set-eq", "entry_point": "f", "tests": json.dumps(
+    {"kind": "assert", "setup": "", "asserts": ["assert f(2) == {2, 4}", "assert f(3) == {3, 6}"]})}
+STDLIB_VALUES = {  # name: (a right program, a wrong one, the problem): Python's == and the test's sorted() take these
+    "decimal": ("from decimal import Decimal\ndef f(x):\n    return Decimal(2 * x)\n",
+                "from decimal import Decimal\ndef f(x):\n    return Decimal(2 * x) + Decimal('1e-20')\n", CALL),
+    "fraction": ("from fractions import Fraction\ndef f(x):\n    return Fraction(4 * x, 2)\n",
+                 "from fractions import Fraction\ndef f(x):\n    return Fraction(4 * x + 1, 2)\n", CALL),
+    "dict_keys": ("def f(x):\n    return {x: 0, 2 * x: 1}.keys()\n", "def f(x):\n    return {x: 0}.keys()\n", SET_EQ),
+    "dict_items": ("def f(x):\n    return {x: 0, 2 * x: 1}.items()\n", "def f(x):\n    return {x: 2 * x}.items()\n",
+                   {**SET_EQ, "tests": json.dumps({"kind": "assert", "asserts": ["assert f(2) == {(2, 0), (4, 1)}"]})}),
+    "dict_keys_in_the_oracle": ("def f(x):\n    return {x: 0, 2 * x: 1}.keys()\n",
+                                "def f(x):\n    return {x: 0}.keys()\n", ORACLE),
+    "dict_values_in_the_oracle": ("def f(x):\n    return {'a': 2 * x, 'b': x}.values()\n",
+                                  "def f(x):\n    return {'a': x}.values()\n", ORACLE),
+    "array_in_the_oracle": ("import array\ndef f(x):\n    return array.array('q', [x, 2 * x])\n",
+                            "import array\ndef f(x):\n    return array.array('d', [x, 2 * x + 0.5])\n", ORACLE),
+    "deque_in_the_oracle": ("import collections\ndef f(x):\n    return collections.deque([x, 2 * x])\n",
+                            "import collections\ndef f(x):\n    return collections.deque([x, 2 * x], maxlen=1)\n",
+                            ORACLE),
+}
+
+
+@pytest.mark.parametrize("name", list(STDLIB_VALUES))
+def test_standard_library_values_are_compared_as_python_compares_them(env, name):
+    # A Decimal or a Fraction equals the int Python compares it with, dict.keys() equals a set, and a test's
+    # sorted() or list() reads a dict view or a deque: they arrived as opaque values and refused right programs.
+    right, wrong, problem = STDLIB_VALUES[name]
+    verdict = env["ex"].check(right, problem)
+    assert verdict.passed, verdict
+    assert_contained(env, wrong, problem, ("wrong_answer",))
+
+
 # ------------------------------------------------------------------------------------------------ refused programs
 
 SIZEOF = {"problem_id": "t/sizeof", "entry_point": "f", "tests": json.dumps(
@@ -408,6 +507,17 @@ def test_the_test_code_sees_its_own_names(env):
     code = "def sys():\n    return 1\n\ndef math():\n    return 2\n\ndef f(x):\n    return 2 * x\n"
     verdict = env["ex"].check(code, SIZEOF)
     assert verdict.passed, verdict
+
+
+@pytest.mark.parametrize("setup", ["from math import gcd", "from math import *", "import math as gcd"])
+def test_the_entry_point_is_the_programs_even_where_the_setup_imports_its_name(env, setup):
+    # The setup runs before the program, whose definition wins (as in one namespace); the oracle once kept the
+    # setup's `gcd` for the test, so that any program passed.
+    problem = {"problem_id": "t/gcd", "entry_point": "gcd", "tests": json.dumps({"kind": "assert", "setup": setup,
+               "asserts": ["assert [gcd(a, 12) for a in (8, 9)] == [4, 3]", "assert gcd(7, 5) == 1 or gcd(1, 1) == 1"]})}
+    right = "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n"
+    assert env["ex"].check(right, problem).passed
+    assert_contained(env, "def gcd(a, b):\n    return 1\n", problem, ("wrong_answer",))
 
 
 def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):

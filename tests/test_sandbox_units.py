@@ -27,6 +27,25 @@ def test_plain_values_survive_the_wire(value):
     assert back == value and type(back) is type(value)
 
 
+def test_exact_numbers_dict_views_deques_and_arrays_survive_the_wire():
+    from array import array
+    from collections import deque
+    from decimal import Decimal
+    from fractions import Fraction
+
+    for value in [Decimal("-1.50"), Fraction(-3, 7), {1: "a", 2: "b"}.keys(), {1: (2,)}.items(), deque([1, 2], 3),
+                  array("q", [1, -2]), array("d", [0.5]), array("u", "hé")]:
+        back = from_wire(json.loads(json.dumps(to_wire(value))))
+        assert type(back) is type(value) and back == value and str(back) == str(value), value
+    values = from_wire(to_wire({"a": [1], "b": 2}.values()))
+    assert type(values) is type({}.values()) and list(values) == [[1], 2]
+    assert from_wire(to_wire({1: 2}.keys())) == {1} and from_wire(to_wire(Decimal(4))) == 4
+    for wire in [{"dec": "x"}, {"dec": "1" * 5000}, {"fr": [1, 0]}, {"fr": [1.5, 2]}, {"dk": [[1]]}, {"dq": [[], -1]},
+                 {"ar": ["b", [300]]}, {"ar": ["i", [1.5]]}, {"ar": ["O", []]}]:
+        with pytest.raises(WireError):
+            from_wire(wire)
+
+
 def test_tuples_and_lists_stay_distinct():
     assert from_wire(to_wire((1, 2))) != [1, 2]
     assert from_wire(to_wire([1, 2])) == [1, 2]
@@ -90,7 +109,16 @@ def test_check_value_rules():
     assert check_value("truthy", Opaque("re.Match"), None, truth=True)
     assert not check_value("falsy", Opaque("re.Match"), None, truth=True)
     assert check_value("is", True, True) and not check_value("is", 1, True)
+    assert not check_value("is", True, True, singleton=False)  # numpy's True_ arrives as True, and is not True
+    assert not check_value("falsy", Opaque("numpy.ndarray"), None) and not check_value("truthy", Opaque("T"), None)
     assert check_value("isclose", 4188.79, 4188.790204786391, rel_tol=0.001)
+    from decimal import Decimal
+    from fractions import Fraction
+
+    # math.isclose takes what float() takes: the exact numbers too (a NaN, or too large a one, fails)
+    assert check_value("isclose", Decimal("0.5"), 0.5) and check_value("isclose", Fraction(1, 3), 1 / 3)
+    assert not check_value("isclose", Decimal("sNaN"), 0.5) and not check_value("isclose", Fraction(10**400), 1.0)
+    assert not check_value("isclose", Fraction(1, 2), 0.6) and not check_value("isclose", "0.5", 0.5)
     assert check_value("not_none", Opaque("re.Match"), Opaque("re.Match"))
     assert not check_value("not_none", None, Opaque("re.Match"))
 
@@ -110,6 +138,15 @@ def test_stdio_floats_with_tolerance_only():
     assert stdio_match("0.3333333\n", "0.333333333\n")[0]
     assert not stdio_match("0.3334\n", "0.3333\n")[0]
     assert not stdio_match("10\n", "11\n")[0]  # integers exactly
+    assert stdio_match("3.0\n", "3\n")[0] and stdio_match("2.9999999\n", "3\n")[0]
+
+
+@pytest.mark.parametrize("actual", ["1000000008.0", "1000000006.5", "1.000000008e9", "３.0", "3_0.0", "٣.0", "+3_0.0"])
+def test_stdio_numbers_are_ascii_and_integers_get_no_relative_tolerance(actual):
+    # The relative tolerance is for real-valued answers: an integer answer printed as a float (a large one) once
+    # passed when off by one; and float() reads underscores and non-ASCII digits, which no judge takes as numbers.
+    expected = "1000000007\n" if actual[0] in "1" else "30\n" if "_" in actual else "3\n"
+    assert not stdio_match(actual + "\n", expected)[0], (actual, expected)
 
 
 # ------------------------------------------------------------------------------------------------ plans

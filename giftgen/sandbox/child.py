@@ -213,7 +213,22 @@ def _compile(channel: Channel, code: str) -> types.CodeType | None:
         return None
 
 
+# Signals whose default action ends (or stops) a process and that Python leaves at that default. The program is
+# pid 1 of its pid namespace, where the kernel drops such a signal rather than apply the default: a handler ends
+# the program (an exit status of 128 + the signal; a stopped one would never answer), unless the program installs
+# its own. SIGXCPU stays with the CPU limit.
+_TERMINATING = tuple(getattr(signal, name) for name in (
+    "SIGTERM", "SIGHUP", "SIGALRM", "SIGUSR1", "SIGUSR2", "SIGQUIT", "SIGVTALRM", "SIGPROF", "SIGIO", "SIGPWR",
+    "SIGSTKFLT", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGABRT") if hasattr(signal, name))
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    os._exit(128 + signum)
+
+
 def _candidate(channel: Channel, job: dict[str, Any]) -> int:
+    for sig in _TERMINATING:
+        signal.signal(sig, _terminated)
     if job.get("op") == "stdio":
         return _stdio(channel, job)
     compiled = _compile(channel, job["code"])
@@ -262,12 +277,15 @@ def _call(namespace: dict[str, Any], message: dict[str, Any], rich: bool = False
         reply = {"ok": to_wire(result, rich=rich)}
     except BaseException as e:  # a value whose conversion fails is not plain data
         reply = {"ok": {"x": f"unencodable ({type(e).__name__})"}}
+    # For `assert f(x)`: the truth of a value that is not plain data (a re.Match), and for `assert f(x) is True`
+    # whether the value is the singleton itself (numpy's True_ arrives as true, and is not True). The program
+    # could return True just as well, so believing either grants nothing the test did not. A value whose bool()
+    # raises has no truth: both `assert f(x)` and `assert not f(x)` fail on it, as in Python.
+    reply["singleton"] = result is None or result is True or result is False
     try:
-        # For `assert f(x)`: the truth of a value that is not plain data (a re.Match). The program could return
-        # True just as well, so believing it grants nothing the test did not.
         reply["truth"] = bool(result)
     except BaseException:
-        reply["truth"] = False
+        pass
     return reply
 
 
@@ -318,6 +336,9 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     if compiled is None:
         return 1
     channel.send({"compiled": True})  # the last message the parent believes: the program can write fd 3 too
+    import atexit
+
+    atexit._clear()  # the program's exit hooks run when it ends, as the interpreter runs them; none of the zygote's
     module = _module("__main__")
     stdout, stderr = sys.stdout, sys.stderr
     status = 0
@@ -330,8 +351,9 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
         code = e.code
         if code is None:
             status = 0
-        elif isinstance(code, int):
-            status = code & 0xFF
+        elif issubclass(type(code), int):  # as the interpreter exits: the value as a C long (-1 past it), & 0xFF
+            value = int.__index__(code)
+            status = (value if -(1 << 63) <= value < 1 << 63 else -1) & 0xFF
         else:
             try:
                 print(code, file=sys.stderr)
@@ -341,6 +363,12 @@ def _stdio(channel: Channel, job: dict[str, Any]) -> int:
     except BaseException as e:
         raised = _error(e)
         status = 1
+    try:
+        # Python's exit: the atexit hooks (fast-output idioms write the buffered output there), then the streams
+        # are flushed; an exception in a hook is reported and does not change the exit status.
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
     for stream in (stdout, stderr):
         try:
             stream.flush()
@@ -449,6 +477,8 @@ def _oracle(channel: Channel, job: dict[str, Any]) -> int:
     try:
         exec(compile(helpers, "<test>", "exec"), namespace)
         exec(compile(sources[0], "<test>", "exec"), namespace)
+        if entry:  # the setup and the prompt's code run before the program, whose own definition then wins
+            namespace.pop(entry, None)  # (a setup's `from math import gcd` is not the program's gcd)
         if kind == "check":
             exec(compile(sources[1], "<test>", "exec"), namespace)
     except BaseException as e:

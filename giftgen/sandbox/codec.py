@@ -1,9 +1,11 @@
 """The wire between the trusted parent and sandboxed children: framed JSON messages and plain values.
 
 Contract. Values cross process boundaries only as *plain data*: None, bool, int, float, str, bytes, complex, and
-lists, tuples, sets, frozensets and dicts of those. ``to_wire`` (run in a child, so only a best effort: the
-program controls that process) turns a Python value into JSON-able data, tagging what JSON cannot say (a tuple is
-``{"t": [...]}``, a set ``{"s": [...]}``, a dict ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
+lists, tuples, sets, frozensets and dicts of those; also the standard library's ``Decimal`` and ``Fraction``, dict
+views (``keys``, ``values``, ``items``), deques and ``array.array``, which Python compares with plain values and tests iterate.
+``to_wire`` (run in a child, so only a best effort: the program controls that process) turns a Python value into
+JSON-able data, tagging what JSON cannot say (a tuple is ``{"t": [...]}``, a set ``{"s": [...]}``, a dict
+``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
 and in the oracle) rebuilds values of builtin types only; anything else the child could not encode arrives as an
 ``Opaque`` that equals nothing but itself. So a verdict is always computed with the builtin ``==`` of builtin
 types, and an object whose ``__eq__`` lies never reaches it. Between the oracle and the program's process
@@ -15,6 +17,10 @@ Frames are a 4-byte big-endian length and ASCII JSON; ``Channel.recv`` enforces 
 
 from __future__ import annotations
 
+import array
+import collections
+import decimal
+import fractions
 import json
 import math
 import select
@@ -90,11 +96,32 @@ def to_wire(value: Any, depth: int = 0, rich: bool = False) -> Any:
         return {"b": bytes(value).decode("latin-1")}
     if isinstance(value, complex):
         return {"c": [complex.__complex__(value).real, complex.__complex__(value).imag]}
+    # the standard library's exact numbers, dict views and deques, which Python compares with plain values
+    # (Decimal(4) == 4, {}.keys() == set()) and which tests iterate (sorted(d.values()))
+    if isinstance(value, decimal.Decimal):
+        return {"dec": decimal.Decimal.__str__(value)}
+    if isinstance(value, fractions.Fraction):
+        return {"fr": [to_wire(value.numerator, d), to_wire(value.denominator, d)]}
+    if isinstance(value, _KEYS):
+        return {"dk": [to_wire(v, d, rich) for v in value]}
+    if isinstance(value, _VALUES):
+        return {"dv": [to_wire(v, d, rich) for v in value]}
+    if isinstance(value, _ITEMS):
+        return {"di": [[to_wire(k, d, rich), to_wire(v, d, rich)] for k, v in value]}
+    if isinstance(value, collections.deque):
+        return {"dq": [[to_wire(v, d, rich) for v in collections.deque.__iter__(value)], value.maxlen]}
+    if isinstance(value, array.array):
+        return {"ar": [value.typecode, [to_wire(v, d) for v in array.array.tolist(value)]]}
     module = getattr(t, "__module__", "")
     if module == "numpy" and hasattr(value, "item") and getattr(value, "shape", None) == ():
         # numpy scalars compare equal to Python numbers in every harness; keep that
         return to_wire(value.item(), d)
     return {"x": f"{module}.{t.__qualname__}" if module not in ("builtins", "") else t.__qualname__}
+
+
+_KEYS, _VALUES, _ITEMS = type({}.keys()), type({}.values()), type({}.items())
+_ARRAY_CODES = frozenset("bBuhHiIlLqQfd")
+DECIMAL_DIGITS = 4300  # characters of a Decimal's text, and bits of a Fraction's terms (beyond: not plain data)
 
 
 def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
@@ -138,10 +165,34 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
             return int(v, 16)
         if tag == "x" and type(v) is str:
             return Opaque(v)
+        if tag == "dec" and type(v) is str and len(v) <= DECIMAL_DIGITS:
+            return decimal.Decimal(v)
+        if tag == "fr" and type(v) is list and len(v) == 2:
+            num, den = (from_wire(x, d) for x in v)
+            if type(num) is int and type(den) is int and den > 0 and max(num.bit_length(), den.bit_length()) <= (
+                    1 << 16):
+                return fractions.Fraction(num, den)
+        if tag in ("dk", "dv") and type(v) is list:
+            items = [from_wire(x, d, rich) for x in v]
+            return dict.fromkeys(_hashable_items(items)).keys() if tag == "dk" else dict(enumerate(items)).values()
+        if tag == "di" and type(v) is list:
+            if not all(type(pair) is list and len(pair) == 2 for pair in v):
+                raise WireError("malformed dict item")
+            pairs = [(from_wire(k, d, rich), from_wire(x, d, rich)) for k, x in v]
+            _hashable_items([k for k, _ in pairs])
+            return dict(pairs).items()
+        if tag == "dq" and type(v) is list and len(v) == 2 and type(v[0]) is list and (
+                v[1] is None or (type(v[1]) is int and v[1] >= 0)):
+            return collections.deque([from_wire(x, d, rich) for x in v[0]], v[1])
+        if tag == "ar" and type(v) is list and len(v) == 2 and v[0] in _ARRAY_CODES and type(v[1]) is list:
+            items = [from_wire(x, d) for x in v[1]]
+            kind = str if v[0] == "u" else float if v[0] in "fd" else int
+            if all(type(x) is kind or (kind is float and type(x) is int) for x in items):
+                return array.array(v[0], items)  # an item out of the type's range: OverflowError, malformed
         if rich:
             if tag in richwire.TAGS:
                 return richwire.decode(tag, v, depth, lambda x, dd: from_wire(x, dd, True))
-    except (TypeError, UnicodeError, OverflowError, ValueError) as e:  # unhashable keys, bad bytes
+    except (TypeError, UnicodeError, OverflowError, ValueError, ArithmeticError) as e:  # unhashable keys, bad bytes
         raise WireError(f"malformed {tag!r} value: {e}") from None
     raise WireError(f"unknown tag {tag!r}")
 

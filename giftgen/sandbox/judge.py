@@ -3,12 +3,15 @@
 Contract. Pure functions over plain values (see ``codec``); no process, no I/O. ``check_value`` applies one
 test's comparison rule; ``stdio_match`` compares standard output the way competitive-programming judges do:
 line by line, tokens split on whitespace (so spacing, trailing spaces and a missing or extra final newline do not
-matter), numbers with a decimal point or exponent within 1e-6 absolute or relative error, trailing blank lines
-ignored. Missing lines or tokens always fail: truncated output is never accepted.
+matter), numbers (ASCII digits) with a decimal point or exponent within 1e-6 absolute error, or relative error
+where the expected number has a point or an exponent itself, trailing blank lines ignored. Missing lines or
+tokens always fail: truncated output is never accepted.
 """
 
 from __future__ import annotations
 
+import decimal
+import fractions
 import itertools
 import math
 import re
@@ -21,7 +24,7 @@ FLOAT_TOLERANCE = 1e-6
 
 
 def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel_tol: float = 1e-9,
-                abs_tol: float = 0.0, truth: bool | None = None) -> bool:
+                abs_tol: float = 0.0, truth: bool | None = None, singleton: bool | None = None) -> bool:
     """Whether ``actual`` passes one test. Rules:
 
     ``value``: EvalPlus's comparison (exact, or ``atol``/float tolerance), for outputs computed by a reference run.
@@ -29,7 +32,10 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     accept the result inside a one-element list (APPS outputs whose wrapping list the seed loader removed).
     ``not_none``: None exactly when the expected value is None (EvalPlus's rule for functions returning a match).
     ``eq``: exact ``==`` (an ``assert f(x) == y`` read by the parent). ``truthy`` / ``falsy``: ``assert f(x)`` and
-    ``assert not f(x)``. ``is``: ``assert f(x) is True`` (or False, None). ``isclose``: ``math.isclose``.
+    ``assert not f(x)``; for a value that is not plain data, ``truth`` is its ``bool()`` in the program's process
+    (None: bool() raised, and both fail). ``is``: ``assert f(x) is True`` (or False, None); ``singleton`` False
+    says the program's value was not the object itself (numpy's ``True_`` arrives as ``True``). ``isclose``:
+    ``math.isclose``.
 
     Anything that goes wrong while comparing (an integer too large for a float in ``math.isclose`` or a
     tolerance, a recursion too deep) is the value's failure: False, never an error of the judge.
@@ -37,7 +43,7 @@ def check_value(rule: str, actual: Any, expected: Any, *, atol: float = 0.0, rel
     if rule not in RULES:
         raise ValueError(f"unknown comparison rule {rule!r}")
     try:
-        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth)
+        return _check(rule, actual, expected, atol, rel_tol, abs_tol, truth, singleton)
     except Exception:
         return False
 
@@ -46,7 +52,7 @@ RULES = ("not_none", "value", "json", "json_wrapped", "eq", "truthy", "falsy", "
 
 
 def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, abs_tol: float,
-           truth: bool | None) -> bool:
+           truth: bool | None, singleton: bool | None) -> bool:
     if rule == "not_none":
         return (actual is not None) == (expected is not None)
     if isinstance(actual, Opaque):
@@ -69,8 +75,10 @@ def _check(rule: str, actual: Any, expected: Any, atol: float, rel_tol: float, a
     if rule == "falsy":
         return not _truth(actual)
     if rule == "is":
-        return actual is expected
+        return actual is expected and singleton is not False
     if rule == "isclose":
+        if type(actual) in (decimal.Decimal, fractions.Fraction):  # math.isclose takes what float() takes
+            actual = float(actual)
         if type(actual) not in (int, float, bool) or type(expected) not in (int, float, bool):
             return False
         return math.isclose(actual, expected, rel_tol=rel_tol, abs_tol=abs_tol)
@@ -135,11 +143,18 @@ def _lines(text: str) -> Iterator[list[str]]:
         pos = match.end()
 
 
+# A decimal number as judges read one: ASCII digits only (float() also takes underscores, non-ASCII digits,
+# "inf" and "nan", which no judge prints or accepts as numbers)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _is_float_token(token: str) -> bool:
     return any(c in token for c in ".eE") and _number(token) is not None
 
 
 def _number(token: str) -> float | None:
+    if _NUMBER.fullmatch(token) is None:
+        return None
     try:
         value = float(token)
     except ValueError:
@@ -148,14 +163,18 @@ def _number(token: str) -> float | None:
 
 
 def _token_match(got: str, want: str) -> bool:
+    """Equal tokens; or numbers within ``FLOAT_TOLERANCE`` when either is written with a point or an exponent:
+    absolute, or relative to the expected number when that one is a real (an integer answer printed as a float
+    gets no relative slack: 1000000008.0 is not 1000000007)."""
     if got == want:
         return True
-    if not (_is_float_token(want) or _is_float_token(got)):
+    want_real = _is_float_token(want)
+    if not (want_real or _is_float_token(got)):
         return False
     a, b = _number(got), _number(want)
     if a is None or b is None:
         return False
-    return abs(a - b) <= FLOAT_TOLERANCE or abs(a - b) <= FLOAT_TOLERANCE * abs(b)
+    return abs(a - b) <= FLOAT_TOLERANCE or (want_real and abs(a - b) <= FLOAT_TOLERANCE * abs(b))
 
 
 def release_stdio_match(actual: str, expected: str) -> tuple[bool, str]:

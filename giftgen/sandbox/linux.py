@@ -56,6 +56,8 @@ AF_UNIX = 1
 _X86_64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
     "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "pidfd_open": 434, "kill": 62, "fcntl": 72,
+    "signal": {"tkill": (200, 1), "tgkill": (234, 2), "rt_sigqueueinfo": (129, 1), "rt_tgsigqueueinfo": (297, 2),
+               "pidfd_send_signal": (424, 1)},  # (number, index of the signal argument)
     "fatal": {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322},
     "deny": {
         "ptrace": 101, "process_vm_readv": 310,
@@ -82,6 +84,8 @@ _X86_64 = {
 _AARCH64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
     "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "pidfd_open": 434, "kill": 129, "fcntl": 25,
+    "signal": {"tkill": (130, 1), "tgkill": (131, 2), "rt_sigqueueinfo": (138, 1), "rt_tgsigqueueinfo": (240, 2),
+               "pidfd_send_signal": (424, 1)},
     "fatal": {"execve": 221, "execveat": 281},
     "deny": {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271,
@@ -289,6 +293,13 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
     return struct.pack("=HBBI", code, jt, jf, k & 0xFFFFFFFF)
 
 
+# Signals no handler takes back (SIGKILL, SIGSTOP) or that a fault would deliver (SIGILL, SIGTRAP, SIGBUS, SIGFPE,
+# SIGSEGV, SIGSYS): a program is pid 1 of its pid namespace, where the kernel drops the ones it sends itself, so
+# sending one (to itself: nothing else is in its namespace) is fatal here, as it would be anywhere else. SIGABRT
+# is not among them: abort() ends the process with a fault of its own once its signal is dropped, and the child
+# handles a SIGABRT sent to itself.
+SELF_FATAL_SIGNALS = (4, 5, 7, 8, 9, 11, 19, 31)
+
 # fcntl commands that lock (F_GETLK, F_SETLK, F_SETLKW and their OFD forms), lease (F_SETLEASE) or watch a
 # directory (F_NOTIFY): a channel to programs running at the same moment on other workers.
 _FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1026)
@@ -296,8 +307,9 @@ _FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1026)
 
 def seccomp_program() -> bytes:
     """The BPF filter. Fatal (the process dies of SIGSYS, so a program cannot shrug the attempt off and still
-    pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, and kill()
-    aimed at a process group or at every process (pid <= 0). Refused with EPERM: tracing, mounts, namespaces,
+    pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, kill()
+    aimed at a process group or at every process (pid <= 0), and sending itself a signal of ``SELF_FATAL_SIGNALS``
+    (kill, tkill, tgkill, rt_(tg)sigqueueinfo, pidfd_send_signal), which the kernel would drop for a pid 1. Refused with EPERM: tracing, mounts, namespaces,
     kernel-wide knobs and the like (``NR["deny"]``); with EACCES: sockets other than unix ones; clone3 answers
     ENOSYS so that libc creates threads with clone. Memory a program could hold outside its address space (and so
     outside RLIMIT_AS) or leave behind for the next program is refused with EPERM too: memfd_create, System V
@@ -331,14 +343,26 @@ def seccomp_program() -> bytes:
         allow,
         kill,
     ]
-    prog += [  # kill(pid, sig): pid 0 (our group) or negative (a group, or -1: everyone) is fatal
-        _ins(_BPF_JEQ, NR["kill"], 0, 5),
+    fatal = len(SELF_FATAL_SIGNALS)
+    prog += [  # kill(pid, sig): pid 0 (our group) or negative (a group, or -1: everyone) is fatal, as is a signal
+        # of SELF_FATAL_SIGNALS (any pid it can name is its own, or one of its threads)
+        _ins(_BPF_JEQ, NR["kill"], 0, fatal + 6),
         _ins(_BPF_LD_W_ABS, 16),
-        _ins(_BPF_JEQ, 0, 2, 0),
-        _ins(_BPF_JSET, 0x80000000, 1, 0),
+        _ins(_BPF_JEQ, 0, fatal + 3, 0),
+        _ins(_BPF_JSET, 0x80000000, fatal + 2, 0),
+        _ins(_BPF_LD_W_ABS, 24),  # args[1], the signal
+        *[_ins(_BPF_JEQ, sig, fatal - k, 0) for k, sig in enumerate(SELF_FATAL_SIGNALS)],
         allow,
         kill,
     ]
+    for nr, arg in sorted(NR["signal"].values()):  # the other ways to send a signal: to itself (or its threads)
+        prog += [
+            _ins(_BPF_JEQ, nr, 0, fatal + 3),
+            _ins(_BPF_LD_W_ABS, 16 + 8 * arg),
+            *[_ins(_BPF_JEQ, sig, fatal - k, 0) for k, sig in enumerate(SELF_FATAL_SIGNALS)],
+            allow,
+            kill,
+        ]
     lock = len(_FCNTL_LOCKS)
     prog += [  # fcntl(fd, cmd, ...): record locks, leases and directory notifications are EPERM, the rest allowed
         _ins(_BPF_JEQ, NR["fcntl"], 0, lock + 3),

@@ -212,8 +212,9 @@ class ProgramSession:
         except (WireError, RecursionError) as e:
             return {"status": "wrong_answer", "detail": f"{call.label}: the result is not plain data ({e})"}
         truth = reply.get("truth") if isinstance(reply.get("truth"), bool) else None
+        singleton = reply.get("singleton") if isinstance(reply.get("singleton"), bool) else None
         if judge.check_value(call.rule, actual, expected, atol=call.atol, rel_tol=call.rel_tol,
-                             abs_tol=call.abs_tol, truth=truth):
+                             abs_tol=call.abs_tol, truth=truth, singleton=singleton):
             return {"status": "pass", "detail": ""}
         return {"status": "wrong_answer",
                 "detail": f"{call.label} {judge.describe_mismatch(call.rule, actual, expected)}"}
@@ -449,7 +450,7 @@ class ProgramSession:
                 return "output_limit", "file size limit exceeded"
             if sig == signal.SIGSYS:
                 return "runtime_error", ("killed by SIGSYS: a forbidden system call (starting a process, running "
-                                         "a program, or signalling a process group)")
+                                         "a program, signalling a process group, or sending itself a fatal signal)")
             if exit.get("maxrss_kb", 0) >= 0.9 * (lim.memory_mb << 10):
                 return "memory_limit", f"killed by {name} near the memory limit"
             return "runtime_error", f"killed by signal {name}"
