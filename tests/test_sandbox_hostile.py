@@ -224,6 +224,13 @@ HOSTILE = {
                        ("runtime_error",)),
     "terminate_self_after_printing": ("import os, signal\na, b = map(int, input().split())\nprint(a + b, flush=True)\n"
                                       "os.kill(os.getpid(), signal.SIGTERM)\n", STDIO, ("runtime_error",)),
+    "terminate_self_after_restoring_the_default": (
+        "import os, signal\ndef f(x):\n    signal.signal(signal.SIGTERM, signal.SIG_DFL)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n    return 2 * x\n", CALL, ("runtime_error",)),
+    "terminate_self_after_reloading_signal": (
+        "import importlib, os, signal\ndef f(x):\n    importlib.reload(signal)\n"
+        "    signal.signal(signal.SIGUSR1, signal.SIG_DFL)\n    os.kill(os.getpid(), signal.SIGUSR1)\n    return 2 * x\n",
+        CALL, ("runtime_error",)),
     "alarm_left_to_its_default": ("import signal, time\ndef f(x):\n    signal.alarm(1)\n    time.sleep(1.5)\n"
                                   "    return 2 * x\n", CALL, ("runtime_error",)),
     "kill_process_group": (
@@ -518,6 +525,20 @@ def test_the_entry_point_is_the_programs_even_where_the_setup_imports_its_name(e
     right = "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a\n"
     assert env["ex"].check(right, problem).passed
     assert_contained(env, "def gcd(a, b):\n    return 1\n", problem, ("wrong_answer",))
+
+
+@pytest.mark.parametrize("asserts", [["assert gcd(8, 12) == 4", "assert gcd(7, 5) == 1"],
+                                     ["assert [gcd(a, 12) for a in (8, 9)] == [4, 3]"]], ids=["calls", "oracle"])
+def test_a_program_that_does_not_define_the_entry_point_fails_whatever_the_setup_imports(env, asserts):
+    # A program that defines nothing must not pass on the setup's own `gcd` (in one namespace it would; that
+    # harness gives a pass to `x = 1`); a program that imports the function itself is its own answer.
+    problem = {"problem_id": "t/gcd", "entry_point": "gcd",
+               "tests": json.dumps({"kind": "assert", "setup": "from math import gcd", "asserts": asserts})}
+    assert_contained(env, "x = 1\n", problem, ("runtime_error",))
+    assert_contained(env, "class Solution:\n    def gcd(self, a, b):\n        return 1\n", problem, ("wrong_answer",))
+    assert env["ex"].check("from math import gcd\n", problem).passed
+    assert env["ex"].check("class Solution:\n    def gcd(self, a, b):\n        import math\n"
+                           "        return math.gcd(a, b)\n", problem).passed
 
 
 def test_a_large_call_batch_waits_for_a_slow_load(monkeypatch):

@@ -24,6 +24,7 @@ says is trusted: its replies are decoded as plain data and judged outside its pr
 
 from __future__ import annotations
 
+import _signal
 import builtins
 import os
 import resource
@@ -226,9 +227,29 @@ def _terminated(signum: int, frame: Any) -> None:
     os._exit(128 + signum)
 
 
+_SET_HANDLER, _GET_HANDLER = _signal.signal, _signal.getsignal
+
+
+def _program_set_handler(signalnum: Any, handler: Any) -> Any:
+    """``_signal.signal`` as the program sees it (``signal.signal`` calls it, a reloaded ``signal`` module too): a
+    signal of ``_TERMINATING`` put back to its default gets ``_terminated``, the default's effect for a pid 1."""
+    if type(handler) is int and handler == 0 and type(signalnum) is int and signalnum in _TERMINATING:
+        return _program_handler(_SET_HANDLER(signalnum, _terminated))
+    return _program_handler(_SET_HANDLER(signalnum, handler))
+
+
+def _program_get_handler(signalnum: Any) -> Any:
+    return _program_handler(_GET_HANDLER(signalnum))
+
+
+def _program_handler(handler: Any) -> Any:
+    return 0 if handler is _terminated else handler  # shown as the default it stands for (SIG_DFL)
+
+
 def _candidate(channel: Channel, job: dict[str, Any]) -> int:
     for sig in _TERMINATING:
         signal.signal(sig, _terminated)
+    _signal.signal, _signal.getsignal = _program_set_handler, _program_get_handler
     if job.get("op") == "stdio":
         return _stdio(channel, job)
     compiled = _compile(channel, job["code"])
@@ -239,6 +260,8 @@ def _candidate(channel: Channel, job: dict[str, Any]) -> int:
     try:
         if job.get("setup"):
             exec(compile(job["setup"], "<setup>", "exec"), namespace)
+            for name in job.get("own") or ():  # the functions under test are the program's, never the setup's
+                namespace.pop(name, None)
         exec(compiled, namespace)
     except BaseException as e:
         channel.send({"load_error": _error(e)})

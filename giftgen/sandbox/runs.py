@@ -120,7 +120,7 @@ class ProgramSession:
                 todo.append((i, call, value))
             else:
                 todo.append((i, call, call.expected))
-        messages = [self._load_message(code, plan.setup)]
+        messages = [self._load_message(code, plan)]
         if todo:  # sent with the program: if it does not load, the child never reads them
             messages.append(self._calls_message([call for _, call, _ in todo]))
         children = self.start(z, ["candidate"], program_timeout, first=[messages])
@@ -155,8 +155,13 @@ class ProgramSession:
         return self.verdict(plan, results, status, error)
 
     @staticmethod
-    def _load_message(code: str, setup: str) -> dict[str, Any]:
-        return {"op": "load", "code": code, "setup": setup}
+    def _load_message(code: str, plan: Plan) -> dict[str, Any]:
+        """The program and the setup that runs before it; ``own``: the names of the functions under test, which
+        the program must bind itself (a setup's `from math import gcd` is not the program's gcd)."""
+        own = {call.fn for call in plan.calls}
+        if plan.oracle and plan.oracle.get("entry_point"):
+            own.add(plan.oracle["entry_point"])
+        return {"op": "load", "code": code, "setup": plan.setup, "own": sorted(own)}
 
     @staticmethod
     def _calls_message(calls: list[Call]) -> dict[str, Any]:
@@ -230,7 +235,7 @@ class ProgramSession:
         while len(outputs) < len(plan.calls):
             remaining = plan.calls[len(outputs):]
             wall = max(lim.program_timeout, 2 * lim.timeout * len(remaining))
-            messages = [self._load_message(plan.reference or "", plan.setup), self._calls_message(list(remaining))]
+            messages = [self._load_message(plan.reference or "", plan), self._calls_message(list(remaining))]
             children = self.start(z, ["candidate"], wall, first=[messages])
             c = children[0]
             deadline = time.monotonic() + wall
@@ -267,7 +272,7 @@ class ProgramSession:
         """Run the problem's test code in an oracle process; relay its calls to the program."""
         lim = self.limits
         children = self.start(z, ["candidate", "oracle"], lim.program_timeout,
-                              first=[[self._load_message(code, plan.setup)], []])
+                              first=[[self._load_message(code, plan)], []])
         cand, oracle = children
         program_deadline = time.monotonic() + lim.program_timeout
         results: list[dict[str, str] | None] = [None] * plan.size
