@@ -125,7 +125,7 @@ def _numbered_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[st
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
             raise InputError(f"{name}, line {lineno}: invalid JSON ({e})") from None
         except RecursionError:
             raise InputError(f"{name}, line {lineno}: JSON nested too deeply") from None
@@ -137,7 +137,7 @@ def _numbered_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[st
 def _numbered_json_list(raw: bytes, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
         raise InputError(f"{name}: invalid JSON ({e})") from None
     except RecursionError:
         raise InputError(f"{name}: JSON nested too deeply") from None

@@ -405,7 +405,12 @@ def _nested(depth: int) -> str:
     ("atol", json.dumps({"problem_id": "t/a", "entry_point": "f", "code": "def f(x):\n    return x\n",
                          "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1], "atol": "x"}})
      + "\n", "atol"),
-], ids=["deep_line", "deep_tests", "atol"])
+    # an integer of more digits than int() converts from text (4,300): json.loads raises a plain ValueError
+    ("big_int_line", '{"problem_id": "t/b", "n": ' + "9" * 5000 + "}\n", "line 1"),
+    ("big_int_tests", json.dumps({"problem_id": "t/b", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                                  "tests": '{"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": ['
+                                           + "9" * 5000 + "]}"}) + "\n", "row 1"),
+], ids=["deep_line", "deep_tests", "atol", "big_int_line", "big_int_tests"])
 def test_hostile_input_is_a_one_line_error(tmp_path, name, rows_text, message):
     src = tmp_path / "in.jsonl"
     src.write_text(rows_text)

@@ -96,7 +96,7 @@ def _make_plan(problem: Mapping[str, Any], tests: str, max_tests: int | None) ->
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
             raise InputError(f"problem {_pid(problem)}: `tests` is not valid JSON ({e})") from None
         except RecursionError:
             raise InputError(f"problem {_pid(problem)}: `tests` is nested too deeply") from None
