@@ -703,6 +703,38 @@ def test_a_program_targeting_the_parent_costs_it_little(env, name):
     assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
 
 
+# Replies of millions of scalars, just under the frame cap, which the program writes in milliseconds: once 2.3 s of
+# the parent's CPU per 8 MiB frame (decoding, rebuilding, comparing and describing it item by item).
+SCALAR_ATTACKS = {
+    "small_ints_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '1,' * 2_500_000 + '1]}')\n    return 2 * x\n",
+                       CALLS, ("wrong_answer", "output_limit")),
+    "small_ints_raw_assert": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '1,' * 2_500_000 + '1]}')\n"
+                              "    return 2 * x\n", CALL, ("wrong_answer", "output_limit")),
+    "floats_raw": (FRAME + "def f(x):\n    frame('{\"ok\":{\"t\":[' + '-0.0,' * 1_000_000 + '1]}}')\n"
+                   "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "strings_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '\"\",' * 1_250_000 + '1]}')\n    return 2 * x\n",
+                    CALLS, ("wrong_answer", "output_limit")),
+    "short_strings_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '\"ab\",' * 1_000_000 + '1]}')\n"
+                          "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "set_of_ints_raw": (FRAME + "def f(x):\n    frame('{\"ok\":{\"s\":[' + ','.join(map(str, range(700_000))) + ']}}')\n"
+                        "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+}
+
+
+@pytest.mark.parametrize("name", list(SCALAR_ATTACKS))
+def test_a_reply_of_many_scalars_costs_the_parent_little_cpu(env, name):
+    # CPU as above. Memory: a scalar costs the decoder up to ~16x its JSON (a 2-character string: 59 bytes for 5),
+    # so the bound here is the frame cap times 20 (the set's table on top), not 5x --output-mb.
+    code, problem, expect = SCALAR_ATTACKS[name]
+    ex = env["ex"]
+    assert ex.check(GOOD, CALLS).passed
+    verdict, cpu, peak = parent_cost(lambda: ex.check(code, problem))
+    assert verdict.status in expect, verdict
+    assert cpu < LIMITS.timeout / 4, f"the parent spent {cpu:.2f} s of CPU on one program"
+    assert peak < 20 * ((LIMITS.output_mb + 1) << 20), f"the parent's peak grew by {peak / 2**20:.0f} MiB"
+    assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
+
+
 BIG_ARGUMENT = {"problem_id": "t/big", "entry_point": "f", "tests": json.dumps(
     {"kind": "call", "fn_name": "f", "inputs": [["x" * (4 << 20)], ["y"]], "outputs": [4 << 20, 1]})}
 

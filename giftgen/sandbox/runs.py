@@ -427,7 +427,7 @@ class ProgramSession:
         lim = self.limits
         program_timeout = program_timeout or lim.program_timeout
         if why == "oversize":
-            return "output_limit", (f"a reply larger than {lim.output_mb} MiB, or with more containers than "
+            return "output_limit", (f"a reply larger than {lim.output_mb} MiB, or with more containers or items than "
                                     "that size allows")
         if why == "protocol":
             return "runtime_error", "the program wrote something that is not a reply on the harness's socket"
