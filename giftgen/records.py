@@ -345,6 +345,11 @@ class RowWriter:
         self._stream: IO[bytes] | None = None
         self._tmp: Path | None = None
         kind = self._kind()
+        if self.output is not None and self.output.is_dir() and not self.output.is_symlink() and (
+                kind != "disk" or (any(self.output.iterdir()) and not _saved_dataset(self.output))):
+            # replacing it would delete the user's files (`-o .`, `-o data`): only a saved dataset is replaced
+            raise InputError(f"{self.output} is a directory but not a dataset saved with save_to_disk: refusing to "
+                             "replace it", hint="give a new name, or a file name ending in .jsonl or .parquet")
         # where the rows go until they are complete: the partial name, or the output itself when in place
         self._target = None if self.output is None else self.output if in_place else partial_path(self.output)
         if self._target is not None:
@@ -475,6 +480,11 @@ def partial_path(output: str | os.PathLike) -> Path:
     stage reads as a dataset)."""
     output = Path(output)
     return output.with_name(output.name + ".partial")
+
+
+def _saved_dataset(path: Path) -> bool:
+    """Whether the directory ``path`` holds a dataset written by ``save_to_disk``."""
+    return any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
 
 
 def _remove(path: Path) -> None:

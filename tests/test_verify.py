@@ -472,3 +472,23 @@ def test_a_program_over_the_size_limit_gets_a_clear_verdict(tmp_path):
     out = _read((tmp_path / "out.jsonl").read_text())
     assert [r["status"] for r in out] == ["pass", "memory_limit", "pass", "pass"], [r.get("error") for r in out]
     assert "MiB of source" in out[1]["error"]
+
+
+@pytest.mark.parametrize("name", ["mine", "mine.jsonl"])
+def test_an_output_path_holding_a_directory_of_other_files_is_never_replaced(tmp_path, name):
+    # `-o DIR` writes a dataset with save_to_disk and replaced whatever DIR was: `-o .` or `-o data` once deleted a
+    # directory of the user's files (the input among them) after the run. A directory that is not a saved dataset
+    # is refused before anything runs.
+    src = _write(tmp_path / "rows.jsonl", _rows()[:1])
+    mine = tmp_path / name
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["verify", str(src), "-o", str(mine), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert "not a dataset" in result.output and "Traceback" not in result.output
+    assert (mine / "notes.txt").read_text() == "keep me"
+    # a dataset saved there before is replaced, as before
+    out = tmp_path / "saved"
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--workers", "1"])
+        assert result.exit_code == 0, result.output
