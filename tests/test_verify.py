@@ -410,7 +410,13 @@ def _nested(depth: int) -> str:
     ("big_int_tests", json.dumps({"problem_id": "t/b", "entry_point": "f", "code": "def f(x):\n    return x\n",
                                   "tests": '{"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": ['
                                            + "9" * 5000 + "]}"}) + "\n", "row 1"),
-], ids=["deep_line", "deep_tests", "atol", "big_int_line", "big_int_tests"])
+] + [(f"bad_setup_{kind}", json.dumps({"problem_id": "t/s", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                                        "tests": {**tests, "setup": "def (\x00"}}) + "\n", "`setup`")
+       for kind, tests in [("assert", {"kind": "assert", "asserts": ["assert f(1) == 1"]}),
+                           ("call", {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]}),
+                           ("stdio", {"kind": "stdio", "inputs": ["1"], "outputs": ["1"]})]],
+    ids=["deep_line", "deep_tests", "atol", "big_int_line", "big_int_tests", "bad_setup_assert", "bad_setup_call",
+         "bad_setup_stdio"])
 def test_hostile_input_is_a_one_line_error(tmp_path, name, rows_text, message):
     src = tmp_path / "in.jsonl"
     src.write_text(rows_text)
