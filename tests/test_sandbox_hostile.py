@@ -658,6 +658,9 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
                            "print(a + b)\n", STDIO, ("wrong_answer",)),
     "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
                           "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
+    # one line of 1.4 million tokens: split whole, 107 MiB for 4 MiB of output
+    "tokens_on_one_line": ("a, b = map(int, input().split())\nprint(a + b, 'ab ' * ((4 << 20) // 3 - 10))\n", STDIO,
+                           ("wrong_answer",)),
     "deep_literal_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '[' * 1_000_000 + ']' * 1_000_000 + '}')\n"
                          "    return 2 * x\n", CALLS, ("output_limit", "runtime_error", "wrong_answer")),
     "deep_value": ("def f(x):\n    v = []\n    for _ in range(1_000_000):\n        v = [v]\n    return v\n", CALLS,
