@@ -645,6 +645,8 @@ FRAME = ("import os, json, select, struct\ndef frame(msg):\n"
          "        try:\n            data = data[os.write(3, data):]\n        except BlockingIOError:\n            pass\n")
 CALLS = {"problem_id": "t/calls", "entry_point": "f", "tests": json.dumps(
     {"kind": "call", "fn_name": "f", "inputs": [[2], [5]], "outputs": [4, 10]})}
+STDIO_RELEASE = {"problem_id": "t/sum-release", "tests": json.dumps(
+    {"kind": "stdio", "compare": "release", "inputs": ["1 2\n", "40 2\n"], "outputs": ["3\n", "42\n"]})}
 PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
     "colliding_set": (FRAME + "def f(x):\n    frame({'ok': {'s': [k * (2**61 - 1) for k in range(1, 150_000)]}})\n"
                       "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
@@ -658,6 +660,11 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
                            "print(a + b)\n", STDIO, ("wrong_answer",)),
     "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
                           "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
+    # the release's lenient comparison (APPS, `compare: release`) of 600,000 distinct lines: 3.7 s and 393 MiB
+    "release_distinct_lines": ("import sys\nsys.stdout.write(''.join(f'{i}\\n' for i in range(600_000)))\n",
+                               STDIO_RELEASE, ("wrong_answer",)),
+    "release_blank_lines": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\n", STDIO_RELEASE,
+                            ("wrong_answer",)),
     # one line of 1.4 million tokens: split whole, 107 MiB for 4 MiB of output
     "tokens_on_one_line": ("a, b = map(int, input().split())\nprint(a + b, 'ab ' * ((4 << 20) // 3 - 10))\n", STDIO,
                            ("wrong_answer",)),
