@@ -665,6 +665,9 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
                                STDIO_RELEASE, ("wrong_answer",)),
     "release_blank_lines": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\n", STDIO_RELEASE,
                             ("wrong_answer",)),
+    # a forged "loaded" reply of 1.25 million names: each made a string (97 MiB), then all but 5,000 dropped
+    "loaded_names_raw": (FRAME + "frame('{\"loaded\":[' + '1,' * 1_250_000 + '1]}')\ndef f(x):\n    return 2 * x\n",
+                         CALLS, ("runtime_error",)),
     # one line of 1.4 million tokens: split whole, 107 MiB for 4 MiB of output
     "tokens_on_one_line": ("a, b = map(int, input().split())\nprint(a + b, 'ab ' * ((4 << 20) // 3 - 10))\n", STDIO,
                            ("wrong_answer",)),

@@ -176,7 +176,8 @@ class ProgramSession:
         if not isinstance(reply, dict):
             return "runtime_error", "the program broke the protocol while loading", None
         if "loaded" in reply:
-            c.names = [str(n) for n in reply["loaded"]][:5000] if isinstance(reply["loaded"], list) else []
+            names = reply["loaded"][:5000] if isinstance(reply["loaded"], list) else []  # capped first
+            c.names = [n for n in names if isinstance(n, str)]
             return None
         if "syntax_error" in reply:
             return "syntax_error", str(reply["syntax_error"])[:ERROR_CAP], None
