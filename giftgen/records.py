@@ -236,8 +236,12 @@ def stdout_records() -> IO[bytes]:
 
     Libraries print to stdout (vLLM logs, trainer status lines); after this call their output lands on stderr
     and stdout carries records only. Under a test runner whose ``sys.stdout`` has no file descriptor, the
-    runner's stream is returned unchanged.
+    runner's stream is returned unchanged. With no standard output at all (started with it closed), an
+    ``InputError``.
     """
+    if sys.stdout is None:
+        raise InputError("standard output is closed: there is nowhere to write the rows",
+                         hint="give an output file with -o, or redirect standard output")
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, io.UnsupportedOperation, ValueError):

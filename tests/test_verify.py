@@ -498,3 +498,16 @@ def test_an_output_path_holding_a_directory_of_other_files_is_never_replaced(tmp
     for _ in range(2):
         result = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--workers", "1"])
         assert result.exit_code == 0, result.output
+
+
+def test_a_closed_stdout_is_a_one_line_error(tmp_path):
+    # `giftgen verify rows.jsonl >&-` (no standard output at all: sys.stdout is None) was a traceback.
+    import subprocess
+    import sys
+
+    src = _write(tmp_path / "rows.jsonl", _rows()[:1])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "giftgen", "verify", str(src), "--workers", "1"], env=env,
+                          stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "standard output" in proc.stderr, proc.stderr
