@@ -661,7 +661,7 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
     "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
                           "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
     # the release's lenient comparison (APPS, `compare: release`) of 600,000 distinct lines: 3.7 s and 393 MiB
-    "release_distinct_lines": ("import sys\nsys.stdout.write(''.join(f'{i}\\n' for i in range(600_000)))\n",
+    "release_distinct_lines": ("import sys\nsys.stdout.write('\\n'.join(map(str, range(600_000))))\n",
                                STDIO_RELEASE, ("wrong_answer",)),
     "release_blank_lines": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\n", STDIO_RELEASE,
                             ("wrong_answer",)),
