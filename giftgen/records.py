@@ -125,7 +125,7 @@ def _numbered_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[st
             continue
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
             raise InputError(f"{name}, line {lineno}: invalid JSON ({e})") from None
         except RecursionError:
             raise InputError(f"{name}, line {lineno}: JSON nested too deeply") from None
@@ -137,7 +137,7 @@ def _numbered_jsonl(stream: IO[bytes], name: str) -> Iterator[tuple[int, dict[st
 def _numbered_json_list(raw: bytes, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
     try:
         data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+    except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
         raise InputError(f"{name}: invalid JSON ({e})") from None
     except RecursionError:
         raise InputError(f"{name}: JSON nested too deeply") from None
@@ -236,8 +236,12 @@ def stdout_records() -> IO[bytes]:
 
     Libraries print to stdout (vLLM logs, trainer status lines); after this call their output lands on stderr
     and stdout carries records only. Under a test runner whose ``sys.stdout`` has no file descriptor, the
-    runner's stream is returned unchanged.
+    runner's stream is returned unchanged. With no standard output at all (started with it closed), an
+    ``InputError``.
     """
+    if sys.stdout is None:
+        raise InputError("standard output is closed: there is nowhere to write the rows",
+                         hint="give an output file with -o, or redirect standard output")
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, io.UnsupportedOperation, ValueError):
@@ -345,6 +349,11 @@ class RowWriter:
         self._stream: IO[bytes] | None = None
         self._tmp: Path | None = None
         kind = self._kind()
+        if self.output is not None and self.output.is_dir() and not self.output.is_symlink() and (
+                kind != "disk" or (any(self.output.iterdir()) and not _saved_dataset(self.output))):
+            # replacing it would delete the user's files (`-o .`, `-o data`): only a saved dataset is replaced
+            raise InputError(f"{self.output} is a directory but not a dataset saved with save_to_disk: refusing to "
+                             "replace it", hint="give a new name, or a file name ending in .jsonl or .parquet")
         # where the rows go until they are complete: the partial name, or the output itself when in place
         self._target = None if self.output is None else self.output if in_place else partial_path(self.output)
         if self._target is not None:
@@ -475,6 +484,11 @@ def partial_path(output: str | os.PathLike) -> Path:
     stage reads as a dataset)."""
     output = Path(output)
     return output.with_name(output.name + ".partial")
+
+
+def _saved_dataset(path: Path) -> bool:
+    """Whether the directory ``path`` holds a dataset written by ``save_to_disk``."""
+    return any((path / name).exists() for name in ("dataset_info.json", "dataset_dict.json", "state.json"))
 
 
 def _remove(path: Path) -> None:

@@ -776,6 +776,8 @@ FRAME = ("import os, json, select, struct\ndef frame(msg):\n"
          "        try:\n            data = data[os.write(3, data):]\n        except BlockingIOError:\n            pass\n")
 CALLS = {"problem_id": "t/calls", "entry_point": "f", "tests": json.dumps(
     {"kind": "call", "fn_name": "f", "inputs": [[2], [5]], "outputs": [4, 10]})}
+STDIO_RELEASE = {"problem_id": "t/sum-release", "tests": json.dumps(
+    {"kind": "stdio", "compare": "release", "inputs": ["1 2\n", "40 2\n"], "outputs": ["3\n", "42\n"]})}
 PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
     "colliding_set": (FRAME + "def f(x):\n    frame({'ok': {'s': [k * (2**61 - 1) for k in range(1, 150_000)]}})\n"
                       "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
@@ -789,6 +791,17 @@ PARENT_ATTACKS = {  # name: (program, problem, the verdicts it may get)
                            "print(a + b)\n", STDIO, ("wrong_answer",)),
     "blank_lines_after": ("import sys\na, b = map(int, input().split())\nprint(a + b)\n"
                           "sys.stdout.write(' \\n' * ((2 << 20) - 10))\n", STDIO, ("pass",)),
+    # the release's lenient comparison (APPS, `compare: release`) of 600,000 distinct lines: 3.7 s and 393 MiB
+    "release_distinct_lines": ("import sys\nsys.stdout.write('\\n'.join(map(str, range(600_000))))\n",
+                               STDIO_RELEASE, ("wrong_answer",)),
+    "release_blank_lines": ("import sys\nsys.stdout.write('\\n' * ((4 << 20) - 10))\n", STDIO_RELEASE,
+                            ("wrong_answer",)),
+    # a forged "loaded" reply of 1.25 million names: each made a string (97 MiB), then all but 5,000 dropped
+    "loaded_names_raw": (FRAME + "frame('{\"loaded\":[' + '1,' * 1_250_000 + '1]}')\ndef f(x):\n    return 2 * x\n",
+                         CALLS, ("runtime_error",)),
+    # one line of 1.4 million tokens: split whole, 107 MiB for 4 MiB of output
+    "tokens_on_one_line": ("a, b = map(int, input().split())\nprint(a + b, 'ab ' * ((4 << 20) // 3 - 10))\n", STDIO,
+                           ("wrong_answer",)),
     "deep_literal_raw": (FRAME + "def f(x):\n    frame('{\"ok\":' + '[' * 1_000_000 + ']' * 1_000_000 + '}')\n"
                          "    return 2 * x\n", CALLS, ("output_limit", "runtime_error", "wrong_answer")),
     "deep_value": ("def f(x):\n    v = []\n    for _ in range(1_000_000):\n        v = [v]\n    return v\n", CALLS,
@@ -831,6 +844,38 @@ def test_a_program_targeting_the_parent_costs_it_little(env, name):
     assert verdict.status in expect, verdict
     assert cpu < LIMITS.timeout / 4, f"the parent spent {cpu:.2f} s of CPU on one program"
     assert peak < 5 * (LIMITS.output_mb << 20), f"the parent's peak grew by {peak / 2**20:.0f} MiB"
+    assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
+
+
+# Replies of millions of scalars, just under the frame cap, which the program writes in milliseconds: once 2.3 s of
+# the parent's CPU per 8 MiB frame (decoding, rebuilding, comparing and describing it item by item).
+SCALAR_ATTACKS = {
+    "small_ints_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '1,' * 2_500_000 + '1]}')\n    return 2 * x\n",
+                       CALLS, ("wrong_answer", "output_limit")),
+    "small_ints_raw_assert": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '1,' * 2_500_000 + '1]}')\n"
+                              "    return 2 * x\n", CALL, ("wrong_answer", "output_limit")),
+    "floats_raw": (FRAME + "def f(x):\n    frame('{\"ok\":{\"t\":[' + '-0.0,' * 1_000_000 + '1]}}')\n"
+                   "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "strings_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '\"\",' * 1_250_000 + '1]}')\n    return 2 * x\n",
+                    CALLS, ("wrong_answer", "output_limit")),
+    "short_strings_raw": (FRAME + "def f(x):\n    frame('{\"ok\":[' + '\"ab\",' * 1_000_000 + '1]}')\n"
+                          "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+    "set_of_ints_raw": (FRAME + "def f(x):\n    frame('{\"ok\":{\"s\":[' + ','.join(map(str, range(700_000))) + ']}}')\n"
+                        "    return 2 * x\n", CALLS, ("wrong_answer", "output_limit")),
+}
+
+
+@pytest.mark.parametrize("name", list(SCALAR_ATTACKS))
+def test_a_reply_of_many_scalars_costs_the_parent_little_cpu(env, name):
+    # CPU as above. Memory: a scalar costs the decoder up to ~16x its JSON (a 2-character string: 59 bytes for 5),
+    # so the bound here is the frame cap times 20 (the set's table on top), not 5x --output-mb.
+    code, problem, expect = SCALAR_ATTACKS[name]
+    ex = env["ex"]
+    assert ex.check(GOOD, CALLS).passed
+    verdict, cpu, peak = parent_cost(lambda: ex.check(code, problem))
+    assert verdict.status in expect, verdict
+    assert cpu < LIMITS.timeout / 4, f"the parent spent {cpu:.2f} s of CPU on one program"
+    assert peak < 20 * ((LIMITS.output_mb + 1) << 20), f"the parent's peak grew by {peak / 2**20:.0f} MiB"
     assert ex.check(GOOD, CALLS).passed and ex.check(GOOD, CALL).passed
 
 

@@ -293,3 +293,25 @@ def test_refusals_say_what_is_missing_and_how_to_get_it(error, hint):
 
     message = explain(error)
     assert message.startswith("the sandbox cannot start: ") and error in message and hint in message
+
+
+def test_short_is_repr_cut_to_its_limit_without_writing_all_of_it():
+    # Messages describe a reply by its repr, capped: written only as far as the cap (a reply of millions of items
+    # once cost the parent its whole repr), and the same text as repr's wherever it is kept.
+    from giftgen.sandbox.codec import short
+
+    values = [None, True, -5, 1.5, float("nan"), "a'b", 'a"b', "x" * 300, b"\x00\xff", 1 + 2j, [], (), set(),
+              frozenset(), {}, (1,), [1, (2,), {3: 4}], {1: [2, {3}]}, frozenset({1, 2}), {"k": "v" * 10}, [[[]]],
+              ((),), list(range(10_000))]
+    for value in values:
+        for limit in (5, 20, 200):
+            text = repr(value)
+            assert short(value, limit) == (text if len(text) <= limit else text[: limit - 3] + "..."), (value, limit)
+    assert short([10**5000]) == f"[<int of {(10**5000).bit_length()} bits>]"
+    import time
+
+    big = list(range(3_000_000))
+    start = time.process_time()
+    for _ in range(100):
+        short(big)
+    assert time.process_time() - start < 0.5  # repr(big) once each: some 10 s

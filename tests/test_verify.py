@@ -405,7 +405,18 @@ def _nested(depth: int) -> str:
     ("atol", json.dumps({"problem_id": "t/a", "entry_point": "f", "code": "def f(x):\n    return x\n",
                          "tests": {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1], "atol": "x"}})
      + "\n", "atol"),
-], ids=["deep_line", "deep_tests", "atol"])
+    # an integer of more digits than int() converts from text (4,300): json.loads raises a plain ValueError
+    ("big_int_line", '{"problem_id": "t/b", "n": ' + "9" * 5000 + "}\n", "line 1"),
+    ("big_int_tests", json.dumps({"problem_id": "t/b", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                                  "tests": '{"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": ['
+                                           + "9" * 5000 + "]}"}) + "\n", "row 1"),
+] + [(f"bad_setup_{kind}", json.dumps({"problem_id": "t/s", "entry_point": "f", "code": "def f(x):\n    return x\n",
+                                        "tests": {**tests, "setup": "def (\x00"}}) + "\n", "`setup`")
+       for kind, tests in [("assert", {"kind": "assert", "asserts": ["assert f(1) == 1"]}),
+                           ("call", {"kind": "call", "fn_name": "f", "inputs": [[1]], "outputs": [1]}),
+                           ("stdio", {"kind": "stdio", "inputs": ["1"], "outputs": ["1"]})]],
+    ids=["deep_line", "deep_tests", "atol", "big_int_line", "big_int_tests", "bad_setup_assert", "bad_setup_call",
+         "bad_setup_stdio"])
 def test_hostile_input_is_a_one_line_error(tmp_path, name, rows_text, message):
     src = tmp_path / "in.jsonl"
     src.write_text(rows_text)
@@ -467,3 +478,36 @@ def test_a_program_over_the_size_limit_gets_a_clear_verdict(tmp_path):
     out = _read((tmp_path / "out.jsonl").read_text())
     assert [r["status"] for r in out] == ["pass", "memory_limit", "pass", "pass"], [r.get("error") for r in out]
     assert "MiB of source" in out[1]["error"]
+
+
+@pytest.mark.parametrize("name", ["mine", "mine.jsonl"])
+def test_an_output_path_holding_a_directory_of_other_files_is_never_replaced(tmp_path, name):
+    # `-o DIR` writes a dataset with save_to_disk and replaced whatever DIR was: `-o .` or `-o data` once deleted a
+    # directory of the user's files (the input among them) after the run. A directory that is not a saved dataset
+    # is refused before anything runs.
+    src = _write(tmp_path / "rows.jsonl", _rows()[:1])
+    mine = tmp_path / name
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    result = CliRunner().invoke(main, ["verify", str(src), "-o", str(mine), "--workers", "1"])
+    assert result.exit_code == 2, result.output
+    assert "not a dataset" in result.output and "Traceback" not in result.output
+    assert (mine / "notes.txt").read_text() == "keep me"
+    # a dataset saved there before is replaced, as before
+    out = tmp_path / "saved"
+    for _ in range(2):
+        result = CliRunner().invoke(main, ["verify", str(src), "-o", str(out), "--workers", "1"])
+        assert result.exit_code == 0, result.output
+
+
+def test_a_closed_stdout_is_a_one_line_error(tmp_path):
+    # `giftgen verify rows.jsonl >&-` (no standard output at all: sys.stdout is None) was a traceback.
+    import subprocess
+    import sys
+
+    src = _write(tmp_path / "rows.jsonl", _rows()[:1])
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.run([sys.executable, "-m", "giftgen", "verify", str(src), "--workers", "1"], env=env,
+                          stderr=subprocess.PIPE, text=True, preexec_fn=lambda: os.close(1), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "standard output" in proc.stderr, proc.stderr

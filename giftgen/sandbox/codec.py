@@ -21,8 +21,10 @@ import array
 import collections
 import decimal
 import fractions
+import itertools
 import json
 import math
+import operator
 import select
 import socket
 import struct
@@ -49,7 +51,7 @@ class Opaque:
 
 
 class OversizeError(WireError):
-    """A frame over the channel's size cap, or with more containers than that size allows for."""
+    """A frame over the channel's size cap, or with more containers or items than that size allows for."""
 
 
 # ------------------------------------------------------------------------------------------------ values
@@ -138,17 +140,17 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
         return data
     d = depth + 1
     if t is list:
-        return [from_wire(v, d, rich) for v in data]
+        return _items(data, d, rich)
     if t is not dict or len(data) != 1:
         raise WireError(f"malformed value of type {t.__name__}")
     (tag, v), = data.items()
     try:
         if tag == "t" and type(v) is list:
-            return tuple(from_wire(x, d, rich) for x in v)
+            return tuple(_items(v, d, rich))
         if tag == "s" and type(v) is list:
-            return set(_hashable_items([from_wire(x, d, rich) for x in v]))
+            return set(_hashable_items(_items(v, d, rich)))
         if tag == "f" and type(v) is list:
-            return frozenset(_hashable_items([from_wire(x, d, rich) for x in v]))
+            return frozenset(_hashable_items(_items(v, d, rich)))
         if tag == "d" and type(v) is list:
             pairs = []
             for pair in v:
@@ -197,14 +199,27 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
     raise WireError(f"unknown tag {tag!r}")
 
 
+_JSON_SCALARS = frozenset({type(None), bool, int, float, str})  # what the JSON decoder makes, besides containers
+
+
+def _items(data: list, depth: int, rich: bool) -> list:
+    """The values of a wire list's items. A list of JSON scalars is its own value, checked by type in C: a reply
+    of millions of scalars once cost the parent a Python call per item (2 s of CPU per 8 MiB frame)."""
+    if not rich and set(map(type, data)) <= _JSON_SCALARS:
+        return data
+    return [from_wire(v, depth, rich) for v in data]
+
+
 COLLISION_BUDGET = 100_000  # probes past the first that building one set or dict from a reply may cost
 
 
 def _hashable_items(items: list) -> list:
     """``items``, once it is clear a set or dict of them is cheap to build: distinct values sharing one hash make
     each insertion linear (a reply of such integers held the parent for minutes), so their count is checked first,
-    in O(n log n) on the hashes alone."""
-    hashes = sorted(hash(x) for x in items)
+    in O(n log n) on the hashes alone (and in C when no two hashes are equal)."""
+    hashes = sorted(map(hash, items))
+    if not any(map(operator.eq, hashes, itertools.islice(hashes, 1, None))):  # no two alike: checked in C
+        return items
     cost = run = 0
     for i in range(1, len(hashes)):
         run = run + 1 if hashes[i] == hashes[i - 1] else 0
@@ -220,12 +235,59 @@ def clip(text: str, limit: int = 200) -> str:
 
 
 def short(value: Any, limit: int = 200) -> str:
-    """A capped repr for messages."""
+    """A capped repr for messages: ``repr(value)`` when it fits in ``limit`` characters, else its first characters
+    and "...". Builtin containers and strings are written only as far as the limit (a reply of millions of items
+    once cost the parent its whole repr, for 200 characters of it); integers too large to write in decimal are
+    ``<int of N bits>``."""
+    out: list[str] = []
     try:
-        text = repr(value)
+        _repr_into(value, out, limit + 1, 0)
+        text = "".join(out)
     except Exception:  # a value from the wire is plain, but be safe: messages must never raise
         text = f"<{type(value).__name__}>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_BRACKETS = {list: ("[", "]"), tuple: ("(", ")"), set: ("{", "}"), frozenset: ("frozenset({", "})"),
+             dict: ("{", "}")}
+
+
+def _repr_into(value: Any, out: list[str], room: int, depth: int) -> int:
+    """Append the pieces of ``repr(value)`` to ``out`` until ``room`` characters are written; the room left."""
+    t = type(value)
+    brackets = _BRACKETS.get(t)
+    if brackets is None or depth > 2 * MAX_DEPTH:
+        if t is str or t is bytes:
+            text = repr(value[:room])  # the prefix's repr: the same text, as far as it is kept
+        elif t is int and value.bit_length() > 14_000:
+            text = f"<int of {value.bit_length()} bits>"  # str() refuses more than 4,300 digits
+        else:
+            text = repr(value)
+        out.append(text[:room])
+        return room - len(text)
+    if not value:
+        text = {set: "set()", frozenset: "frozenset()"}.get(t) or brackets[0] + brackets[1]
+        out.append(text)
+        return room - len(text)
+    out.append(brackets[0])
+    room -= len(brackets[0])
+    for i, item in enumerate(value.items() if t is dict else value):
+        if room <= 0:
+            return room
+        if i:
+            out.append(", ")
+            room -= 2
+        if t is dict:
+            room = _repr_into(item[0], out, room, depth + 1)
+            out.append(": ")
+            room = _repr_into(item[1], out, room - 2, depth + 1)
+        else:
+            room = _repr_into(item, out, room, depth + 1)
+    if t is tuple and len(value) == 1:
+        out.append(",")
+        room -= 1
+    out.append(brackets[1])
+    return room - len(brackets[1])
 
 
 # ------------------------------------------------------------------------------------------------ comparing
@@ -269,6 +331,8 @@ def json_like(value: Any) -> Any:
     cannot say tuple, so a returned tuple must compare equal to the stored list)."""
     t = type(value)
     if t in (list, tuple):
+        if set(map(type, value)).isdisjoint(_BRACKETS):  # no container inside: checked in C (see ``_items``)
+            return value if t is list else list(value)
         return [json_like(v) for v in value]
     if t is dict:
         return {k: json_like(v) for k, v in value.items()}
@@ -288,26 +352,35 @@ class ChannelTimeout(TimeoutError):
 
 # Decode budget: a container costs the decoder some 60-250 bytes (a list, or a tagged dict and its list) for 2-9
 # bytes of JSON; a frame may hold one container per CONTAINER_BYTES of its cap, so that decoding a frame costs a
-# small multiple of the cap (scalars cost at most ~16x their JSON size). Counted before decoding, in linear time.
+# small multiple of the cap (scalars cost at most ~16x their JSON size). Items (a scalar or a container, in an
+# array or an object) cost time: some 0.1 us each to decode, judge and describe, 2 bytes of JSON at least; a frame
+# may hold one per ITEM_BYTES of its cap (2.4 million under the default 8 MiB: a reply of 8 MiB of `1,` once cost
+# the parent 2.3 s of CPU). Both are counted before decoding, in linear time.
 CONTAINER_BYTES = 64
-_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[{')
+ITEM_BYTES = 4
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[{,')
 _CHUNK = 1 << 16
 
 
-def _containers(body: bytes) -> int:
-    """The number of JSON arrays and objects in ``body`` (brackets inside strings do not count). Linear, in C,
-    and in memory a small multiple of ``body`` (a regular expression over strings pushes a backtracking state per
-    escape, some 60 bytes per byte of a reply full of them, and ``re.sub`` builds a piece per string)."""
-    # Escapes first (a backslash pairs with the next byte, from the left), then everything but quotes and
-    # brackets; what is left between the 2k-th and (2k+1)-th quote is inside a string.
+def _structure(body: bytes) -> tuple[int, int]:
+    """(containers, items): the number of JSON arrays and objects in ``body``, and of the values in them (commas
+    and containers: an upper bound on the values that are not alone in their container), brackets and commas
+    inside strings not counted. Linear, in C, and in memory a small multiple of ``body`` (a regular expression over
+    strings pushes a backtracking state per escape, some 60 bytes per byte of a reply full of them, and ``re.sub``
+    builds a piece per string)."""
+    # Escapes first (a backslash pairs with the next byte, from the left), then everything but quotes, brackets
+    # and commas; what is left between the 2k-th and (2k+1)-th quote is inside a string.
     bare = body.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_STRUCTURE)
-    count, outside = 0, True
+    containers = commas = 0
+    outside = True
     for start in range(0, len(bare), _CHUNK):
         parts = bare[start : start + _CHUNK].split(b'"')
         kept = b"".join(parts[0 if outside else 1 :: 2])
-        count += kept.count(b"[") + kept.count(b"{")
+        containers += kept.count(b"[") + kept.count(b"{")
+        commas += kept.count(b",")
         outside = outside == (len(parts) % 2 == 1)
-    return count
+    return containers, containers + commas
+
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)  # once (json.dumps with options: per call)
@@ -324,11 +397,14 @@ class Channel:
 
     ``accept_fds``: keep file descriptors the peer attaches (``fds``); only children accept them, from the parent.
     The parent's channels never do (the kernel closes what a child attaches), so a program cannot fill the
-    parent's descriptor table."""
+    parent's descriptor table. ``item_budget``: refuse frames with more items than one per ``ITEM_BYTES`` of the
+    cap (the parent's channels: what the parent spends per frame stays a small multiple of the cap)."""
 
-    def __init__(self, sock: socket.socket, max_frame: int = 64 << 20, accept_fds: bool = False):
+    def __init__(self, sock: socket.socket, max_frame: int = 64 << 20, accept_fds: bool = False,
+                 item_budget: bool = False):
         self.sock = sock
         self.max_frame = max_frame
+        self.item_budget = item_budget
         self.accept_fds = accept_fds
         self.fds: list[int] = []
         self._buf = bytearray()
@@ -429,10 +505,13 @@ class Channel:
         body = bytes(self._buf[4 : 4 + n])
         del self._buf[: 4 + n]
         if n > CONTAINER_BYTES * 64:
-            containers = _containers(body)
+            containers, items = _structure(body)
             if containers > self.max_frame // CONTAINER_BYTES:
                 raise OversizeError(f"message of {containers} containers exceeds the budget of "
                                     f"{self.max_frame // CONTAINER_BYTES} (one per {CONTAINER_BYTES} bytes of cap)")
+            if self.item_budget and items > self.max_frame // ITEM_BYTES:
+                raise OversizeError(f"message of {items} items exceeds the budget of "
+                                    f"{self.max_frame // ITEM_BYTES} (one per {ITEM_BYTES} bytes of cap)")
         try:
             return _DECODER.decode(body.decode("ascii"))  # frames are ASCII (UnicodeDecodeError is a ValueError)
         except (ValueError, RecursionError) as e:

@@ -96,7 +96,7 @@ def _make_plan(problem: Mapping[str, Any], tests: str, max_tests: int | None) ->
     if isinstance(spec, str):
         try:
             spec = json.loads(spec)
-        except json.JSONDecodeError as e:
+        except ValueError as e:  # also an integer of more than 4,300 digits, which int() refuses
             raise InputError(f"problem {_pid(problem)}: `tests` is not valid JSON ({e})") from None
         except RecursionError:
             raise InputError(f"problem {_pid(problem)}: `tests` is nested too deeply") from None
@@ -313,6 +313,7 @@ def _assert_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
     asserts = spec.get("asserts")
     if not isinstance(asserts, list) or not all(isinstance(a, str) for a in asserts) or not isinstance(setup, str):
         raise InputError(f"problem {_pid(problem)}: assert tests need `asserts` (a list of strings)")
+    _check_setup(problem, setup)
     if max_tests is not None:
         asserts = asserts[:max_tests]
     calls = []
@@ -427,6 +428,7 @@ def _script_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
     if not isinstance(scripts, list) or not scripts or not all(isinstance(x, str) for x in scripts) or not isinstance(
             setup, str):
         raise InputError(f"problem {_pid(problem)}: script tests need `scripts` (a non-empty list of strings)")
+    _check_setup(problem, setup)
     names = spec.get("names")
     if not isinstance(names, list) or len(names) != len(scripts) or not all(isinstance(n, str) for n in names):
         names = [f"script {i + 1}" for i in range(len(scripts))]
@@ -517,6 +519,18 @@ def _setup(problem: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
     setup = spec.get("setup") or ""
     if not isinstance(setup, str):
         raise InputError(f"problem {_pid(problem)}: `setup` must be a string")
+    return _check_setup(problem, setup)
+
+
+def _check_setup(problem: Mapping[str, Any], setup: str) -> str:
+    """``setup``, once it is clear it parses: a broken setup is the problem's fault, never a program's (it once
+    failed every program's load with a runtime error, or was left out and let the asserts run without it)."""
+    try:
+        ast.parse(setup)
+    except SyntaxError as e:
+        raise InputError(f"problem {_pid(problem)}: `setup` does not parse ({e.msg})") from None
+    except (RecursionError, MemoryError, ValueError) as e:
+        raise InputError(f"problem {_pid(problem)}: `setup` cannot be parsed ({type(e).__name__})") from None
     return setup
 
 

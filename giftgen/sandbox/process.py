@@ -183,7 +183,7 @@ class ZygoteHandle:
             for fd in pidfds:
                 os.close(fd)
             raise SandboxFailure(reply.get("error", "the sandbox process could not start a program"))
-        return [Child(spec["role"], Channel(a, max_frame=max_frame), pidfd, out, err)
+        return [Child(spec["role"], Channel(a, max_frame=max_frame, item_budget=True), pidfd, out, err)
                 for spec, (a, out, err), pidfd in zip(specs, ours, pidfds, strict=True)]
 
     @staticmethod

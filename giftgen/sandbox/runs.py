@@ -181,7 +181,8 @@ class ProgramSession:
         if not isinstance(reply, dict):
             return "runtime_error", "the program broke the protocol while loading", None
         if "loaded" in reply:
-            c.names = [str(n) for n in reply["loaded"]][:5000] if isinstance(reply["loaded"], list) else []
+            names = reply["loaded"][:5000] if isinstance(reply["loaded"], list) else []  # capped first
+            c.names = [n for n in names if isinstance(n, str)]
             return None
         if "syntax_error" in reply:
             return "syntax_error", str(reply["syntax_error"])[:ERROR_CAP], None
@@ -433,7 +434,7 @@ class ProgramSession:
         lim = self.limits
         program_timeout = program_timeout or lim.program_timeout
         if why == "oversize":
-            return "output_limit", (f"a reply larger than {lim.output_mb} MiB, or with more containers than "
+            return "output_limit", (f"a reply larger than {lim.output_mb} MiB, or with more containers or items than "
                                     "that size allows")
         if why == "protocol":
             return "runtime_error", "the program wrote something that is not a reply on the harness's socket"
