@@ -1068,3 +1068,40 @@ def test_a_directory_a_pth_file_adds_to_the_import_path_is_not_in_the_root(tmp_p
     assert done.returncode == 0, done.stderr[-2000:]
     status, error = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == "pass", error
+
+
+KERNEL_BUFFERS = (
+    "import fcntl, os, socket\n"
+    "def f(x):\n"
+    "    total, keep = 0, []\n"
+    "    for _ in range(60):\n"
+    "        a, b = socket.socketpair()\n"
+    "        try:\n"
+    "            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 24)\n"
+    "            b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        r, w = os.pipe()\n"
+    "        try:\n"
+    "            fcntl.fcntl(w, 1031, 1 << 20)  # F_SETPIPE_SZ\n"
+    "        except OSError:\n"
+    "            pass\n"
+    "        a.setblocking(False)\n"
+    "        os.set_blocking(w, False)\n"
+    "        for send in (a.send, lambda data: os.write(w, data)):\n"
+    "            try:\n"
+    "                while True:\n"
+    "                    total += send(b'x' * 65536)\n"
+    "            except BlockingIOError:\n"
+    "                pass\n"
+    "        keep += [a, b, r, w]\n"
+    "    return 2 * x if total > 200 << 20 else total\n"
+)
+
+
+def test_kernel_buffers_hold_little_beyond_the_memory_limit(env):
+    # Socket pairs whose send buffer a program raised to the system's maximum held 8 MiB each in the kernel,
+    # outside RLIMIT_AS: 1 GB for 120 pairs under a 1 GiB limit (pipes, raised with F_SETPIPE_SZ, 64 MiB more).
+    # Buffer sizes are not the program's to raise: what 60 pairs and pipes hold stays far below that.
+    verdict = assert_contained(env, KERNEL_BUFFERS, CALL)
+    assert verdict.status == "wrong_answer", verdict

@@ -55,7 +55,7 @@ AF_UNIX = 1
 # Syscall numbers per architecture: the generic ones first, then the deny list for seccomp.
 _X86_64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "pidfd_open": 434, "kill": 62, "fcntl": 72,
+    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "setsockopt": 54, "pidfd_open": 434, "kill": 62, "fcntl": 72,
     "signal": {"tkill": (200, 1), "tgkill": (234, 2), "rt_sigqueueinfo": (129, 1), "rt_tgsigqueueinfo": (297, 2),
                "pidfd_send_signal": (424, 1)},  # (number, index of the signal argument)
     "fatal": {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322},
@@ -83,7 +83,7 @@ _X86_64 = {
 }
 _AARCH64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "pidfd_open": 434, "kill": 129, "fcntl": 25,
+    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "setsockopt": 208, "pidfd_open": 434, "kill": 129, "fcntl": 25,
     "signal": {"tkill": (130, 1), "tgkill": (131, 2), "rt_sigqueueinfo": (138, 1), "rt_tgsigqueueinfo": (240, 2),
                "pidfd_send_signal": (424, 1)},
     "fatal": {"execve": 221, "execveat": 281},
@@ -301,8 +301,13 @@ def _ins(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
 SELF_FATAL_SIGNALS = (4, 5, 7, 8, 9, 11, 19, 31)
 
 # fcntl commands that lock (F_GETLK, F_SETLK, F_SETLKW and their OFD forms), lease (F_SETLEASE) or watch a
-# directory (F_NOTIFY): a channel to programs running at the same moment on other workers.
-_FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1026)
+# directory (F_NOTIFY): a channel to programs running at the same moment on other workers; and F_SETPIPE_SZ (a
+# pipe's buffer, kernel memory outside RLIMIT_AS: up to 1 MiB each, 64 MiB per uid).
+_FCNTL_LOCKS = (5, 6, 7, 36, 37, 38, 1024, 1026, 1031)
+# setsockopt(SOL_SOCKET, ...) options that size a socket's buffers: kernel memory outside RLIMIT_AS (a unix socket
+# pair raised to the system's maximum held 8 MiB, so 120 of them 1 GB under a 1 GiB limit).
+SOL_SOCKET = 1
+_SOCKET_BUFFERS = (7, 8, 32, 33)  # SO_SNDBUF, SO_RCVBUF, SO_SNDBUFFORCE, SO_RCVBUFFORCE
 
 
 def seccomp_program() -> bytes:
@@ -368,6 +373,16 @@ def seccomp_program() -> bytes:
         _ins(_BPF_JEQ, NR["fcntl"], 0, lock + 3),
         _ins(_BPF_LD_W_ABS, 24),  # args[1], low 32 bits
         *[_ins(_BPF_JEQ, cmd, lock - k, 0) for k, cmd in enumerate(_FCNTL_LOCKS)],
+        allow,
+        _ins(_BPF_RET, _RET_ERRNO | EPERM),
+    ]
+    buffers = len(_SOCKET_BUFFERS)
+    prog += [  # setsockopt(fd, level, optname, ...): socket buffer sizes are EPERM, other options allowed
+        _ins(_BPF_JEQ, NR["setsockopt"], 0, buffers + 5),
+        _ins(_BPF_LD_W_ABS, 24),  # args[1], low 32 bits: the level
+        _ins(_BPF_JEQ, SOL_SOCKET, 0, buffers + 1),
+        _ins(_BPF_LD_W_ABS, 32),  # args[2], low 32 bits: the option
+        *[_ins(_BPF_JEQ, opt, buffers - k, 0) for k, opt in enumerate(_SOCKET_BUFFERS)],
         allow,
         _ins(_BPF_RET, _RET_ERRNO | EPERM),
     ]
