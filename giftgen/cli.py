@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields, replace
 from typing import Any
@@ -68,8 +70,12 @@ class GiftgenGroup(click.Group):
         return super().parse_args(ctx, hoist_group_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
+        restore = _terminate_cleanly()
         try:
             return super().invoke(ctx)
+        except Terminated as e:
+            click.echo("Terminated.", err=True)
+            ctx.exit(128 + e.signum)
         except PipeClosed:
             _quiet_stdout()
             ctx.exit(0)
@@ -81,6 +87,34 @@ class GiftgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        finally:
+            for sig, handler in restore.items():
+                signal.signal(sig, handler)
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP arrived: unwound like Ctrl-C, so outputs are finished or removed as on any failure (a
+    ``-o`` file's partial is removed, a chain's is kept to resume from), then the exit status is 128 + the signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _terminate_cleanly() -> dict[int, Any]:
+    """Turn SIGTERM and SIGHUP into ``Terminated`` where they would kill the process outright (their default);
+    the handlers to put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    restore = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) == signal.SIG_DFL:
+            restore[sig] = signal.signal(sig, _raise_terminated)
+    return restore
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
 
 
 def hoist_group_options(args: list[str]) -> list[str]:

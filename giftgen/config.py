@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from giftgen.errors import ConfigError
-from giftgen.sandbox import Executor, Limits, allowed_packages, check_workers
+from giftgen.sandbox import MIN_TIMEOUT, Executor, Limits, allowed_packages, check_workers
 
 CONFIGS: dict[str, type] = {}
 # Recipe keys that have a new name (or section): the error for the old one names the new one.
@@ -97,8 +97,8 @@ class SandboxSettings:
         check_workers(self.workers)
         if self.max_tests is not None and self.max_tests < 1:
             raise ConfigError(f"max_tests must be at least 1, got {self.max_tests}")
-        if not 0 < self.timeout < 1e6:  # refuses nan and inf too
-            raise ConfigError(f"timeout must be positive, finite seconds (under 1e6), got {self.timeout}")
+        if not MIN_TIMEOUT <= self.timeout < 1e6:  # refuses nan and inf too
+            raise ConfigError(f"timeout must be finite seconds from {MIN_TIMEOUT} to under 1e6, got {self.timeout}")
         if not 0 <= self.retries <= 100:
             raise ConfigError(f"retries must be from 0 to 100, got {self.retries}")
         self.limits().validate()

@@ -20,7 +20,7 @@ from giftgen.sandbox.executor import Executor, check_workers
 from giftgen.sandbox.packages import allowed_packages
 from giftgen.sandbox.plan import make_plan
 from giftgen.sandbox.process import SandboxUnavailable
-from giftgen.sandbox.verdict import STATUSES, Limits, Verdict
+from giftgen.sandbox.verdict import MIN_TIMEOUT, STATUSES, Limits, Verdict
 
-__all__ = ["STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "allowed_packages", "check_workers",
+__all__ = ["MIN_TIMEOUT", "STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "allowed_packages", "check_workers",
            "make_plan"]

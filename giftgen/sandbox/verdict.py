@@ -19,6 +19,7 @@ ERROR_CAP = 2000  # characters kept of an error message
 # The largest program judged (UTF-8 bytes). Compiling Python source takes some 120 bytes of memory and a second of
 # CPU per byte-MiB, so a larger one could not be compiled within the default limits; it is not run, and its
 # verdict is memory_limit with every test not_run.
+MIN_TIMEOUT = 0.01  # seconds: the shortest per-test or per-program limit (a program's start takes longer)
 MAX_PROGRAM_BYTES = 2 << 20
 
 
@@ -40,8 +41,8 @@ class Limits:
     max_files: int = 256  # open file descriptors
 
     def validate(self) -> None:
-        if not (0 < self.timeout < 1e6 and 0 < self.program_timeout < 1e6):  # refuses nan and inf too
-            raise ConfigError("timeout and program_timeout must be positive, finite seconds (under 1e6)")
+        if not (MIN_TIMEOUT <= self.timeout < 1e6 and MIN_TIMEOUT <= self.program_timeout < 1e6):  # nan, inf too
+            raise ConfigError(f"timeout and program_timeout must be finite seconds from {MIN_TIMEOUT} to under 1e6")
         if self.memory_mb < 128:
             raise ConfigError("memory_mb must be at least 128 (the interpreter itself needs some)")
         if min(self.output_mb, self.disk_mb, self.stack_mb, self.max_threads, self.max_files) < 1:
