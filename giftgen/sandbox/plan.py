@@ -435,12 +435,7 @@ def _script_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], entry: str
     if max_tests is not None:
         scripts, names = scripts[:max_tests], names[:max_tests]
     for source in scripts:
-        try:
-            ast.parse(source)
-        except SyntaxError as e:
-            raise InputError(f"problem {_pid(problem)}: a test script does not parse ({e.msg})") from None
-        except (RecursionError, MemoryError, ValueError) as e:
-            raise InputError(f"problem {_pid(problem)}: a test script cannot be parsed ({type(e).__name__})") from None
+        _parsed(problem, source, "a test script")
     # the setup first, then the prompt's own code (its imports: `from datetime import datetime` after the
     # preamble's `import datetime`), as the release runs the preamble, then the program, then the test
     helpers = _prompt_helpers(problem, entry)
@@ -525,13 +520,18 @@ def _setup(problem: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
 def _check_setup(problem: Mapping[str, Any], setup: str) -> str:
     """``setup``, once it is clear it parses: a broken setup is the problem's fault, never a program's (it once
     failed every program's load with a runtime error, or was left out and let the asserts run without it)."""
-    try:
-        ast.parse(setup)
-    except SyntaxError as e:
-        raise InputError(f"problem {_pid(problem)}: `setup` does not parse ({e.msg})") from None
-    except (RecursionError, MemoryError, ValueError) as e:
-        raise InputError(f"problem {_pid(problem)}: `setup` cannot be parsed ({type(e).__name__})") from None
+    _parsed(problem, setup, "`setup`")
     return setup
+
+
+def _parsed(problem: Mapping[str, Any], source: str, what: str) -> ast.Module:
+    """``source`` parsed, or an ``InputError`` naming the problem and ``what`` did not parse."""
+    try:
+        return ast.parse(source)
+    except SyntaxError as e:
+        raise InputError(f"problem {_pid(problem)}: {what} does not parse ({e.msg})") from None
+    except (RecursionError, MemoryError, ValueError) as e:
+        raise InputError(f"problem {_pid(problem)}: {what} cannot be parsed ({type(e).__name__})") from None
 
 
 def _stdio_plan(problem: Mapping[str, Any], spec: Mapping[str, Any], tests: str, max_tests: int | None) -> Plan:
