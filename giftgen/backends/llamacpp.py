@@ -50,7 +50,8 @@ Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP cha
 2.67x the transformers backend's tokens/s at batch 1 (31.3 vs 11.7), 1.19x at the chain's batch of 16 (63.1 vs
 52.9; 1.29x in a run under heavier load), both on a lightly loaded machine; under a higher-priority job holding
 ~1.5 of the 2 cores, 0.55x and 0.63x at batch 16 (two runs), and 0.85x and 0.91x on the file's F32
-dequantization. At batch 16 reading the prompts (~2,600 tokens for ~930 generated) is most of llama.cpp's
+dequantization; on a quiet machine (nothing else running) 0.65x at batch 16 (41.7 vs 63.8), and 0.82x on a Q8_0
+file loaded by both. At batch 16 reading the prompts (~2,600 tokens for ~930 generated) is most of llama.cpp's
 time. Sharing a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one
 read per sample (4 prompts, 2 rounds, load 3.1-5.3; 0.97x transformers there).
 
