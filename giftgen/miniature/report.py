@@ -147,11 +147,9 @@ def lab_rows(summaries: Mapping[str, Mapping[str, Any]]) -> tuple[list[str], lis
             if arm not in arms or rft is None:
                 continue
             m = arms[arm]["last_round"]
-            margin = {k: _diff(m[k], rft[k]) for k in ("sampled", "greedy")}
-            sd = _larger_sd(m["sampled"], rft["sampled"])
-            beats = _yes(None if margin["sampled"] is None or sd is None else margin["sampled"] > sd)
-            rows.append([name, arms[arm]["label"], _pts(margin["sampled"]), _pts(margin["greedy"]), _pts(sd), beats,
-                         _pct(m["drift"]), _pct(rft["drift"]), _num(m["covered"]), _num(rft["covered"]),
+            margin, sd, beats = _compare(m, rft)
+            rows.append([name, arms[arm]["label"], _pts(margin["sampled"]), _pts(margin["greedy"]), _pts(sd),
+                         _yes(beats), _pct(m["drift"]), _pct(rft["drift"]), _num(m["covered"]), _num(rft["covered"]),
                          _num(m["distinct_per_solved"], 2), _num(rft["distinct_per_solved"], 2),
                          _num(m["kept_ppl"], 3), _styles(arms[arm], "kept_styles"),
                          _styles(arms[arm], "correct_styles")])
@@ -177,29 +175,32 @@ def control_rows(summaries: Mapping[str, Mapping[str, Any]]) -> tuple[list[str],
         for arm in SELF_TRAINING_ARMS:
             if arm not in arms:
                 continue
-            m = arms[arm]["last_round"]
-            margin = {k: _diff(m[k], control[k]) for k in ("sampled", "greedy")}
-            sd = _larger_sd(m["sampled"], control["sampled"])
-            beats = None if margin["sampled"] is None or sd is None else margin["sampled"] > sd
+            margin, sd, beats = _compare(arms[arm]["last_round"], control)
             rows.append([name, arms[arm]["label"], _pts(margin["sampled"]), _pts(margin["greedy"]), _pts(sd),
                          _yes(beats)])
             pooled.setdefault((arms[arm]["label"], "control"), []).append((margin, beats))
         rft = arms.get("rft", {}).get("last_round")
         for arm in LAB_ARMS:
             if arm in arms and rft is not None:
-                m = arms[arm]["last_round"]
-                margin = {k: _diff(m[k], rft[k]) for k in ("sampled", "greedy")}
-                sd = _larger_sd(m["sampled"], rft["sampled"])
-                beats = None if margin["sampled"] is None or sd is None else margin["sampled"] > sd
+                margin, _, beats = _compare(arms[arm]["last_round"], rft)
                 pooled.setdefault((arms[arm]["label"], "RFT"), []).append((margin, beats))
     if len(summaries) > 1:
         for (label, over), found in sorted(pooled.items(), key=lambda kv: (kv[0][1] != "control", kv[0][0])):
             sampled = [m["sampled"] for m, _ in found if m["sampled"] is not None]
             greedy = [m["greedy"] for m, _ in found if m["greedy"] is not None]
             wins = sum(1 for _, b in found if b)
-            rows.append([f"over {len(found)} grid{'s' if len(found) > 1 else ''}", f"{label} - {over}", _span(sampled), _span(greedy), "-",
-                         f"{wins} of {len(found)}"])
+            grids = f"over {len(found)} grid{'s' if len(found) > 1 else ''}"
+            rows.append([grids, f"{label} - {over}", _span(sampled), _span(greedy), "-", f"{wins} of {len(found)}"])
     return header, rows
+
+
+def _compare(m: Mapping[str, Any], other: Mapping[str, Any]) -> tuple[dict[str, float | None], float | None,
+                                                                    bool | None]:
+    """An arm's last round against another's: the margins of sampled and greedy pass@1, the larger of the two
+    arms' seed sd of sampled pass@1, and whether the sampled margin exceeds it (None where a figure is missing)."""
+    margin = {k: _diff(m[k], other[k]) for k in ("sampled", "greedy")}
+    sd = _larger_sd(m["sampled"], other["sampled"])
+    return margin, sd, None if margin["sampled"] is None or sd is None else margin["sampled"] > sd
 
 
 def _larger_sd(a: Mapping[str, Any], b: Mapping[str, Any]) -> float | None:
