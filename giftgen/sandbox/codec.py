@@ -2,8 +2,8 @@
 
 Contract. Values cross process boundaries only as *plain data*: None, bool, int, float, str, bytes, complex, and
 lists, tuples, sets, frozensets and dicts of those; also the standard library's ``Decimal`` and ``Fraction``, dict
-views (``keys``, ``values``, ``items``), deques and ``array.array``, which Python compares with plain values and tests iterate.
-``to_wire`` (run in a child, so only a best effort: the program controls that process) turns a Python value into
+views (``keys``, ``values``, ``items``), deques and ``array.array``, which Python compares with plain values and
+tests iterate. ``to_wire`` (run in a child, so only a best effort: the program controls that process) turns a Python value into
 JSON-able data, tagging what JSON cannot say (a tuple is ``{"t": [...]}``, a set ``{"s": [...]}``, a dict
 ``{"d": [[k, v], ...]}``, ...). ``from_wire`` (run in the parent
 and in the oracle) rebuilds values of builtin types only; anything else the child could not encode arrives as an
@@ -175,7 +175,7 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
                     1 << 16):
                 return fractions.Fraction(num, den)
         if tag in ("dk", "dv") and type(v) is list:
-            items = [from_wire(x, d, rich) for x in v]
+            items = _items(v, d, rich)
             return dict.fromkeys(_hashable_items(items)).keys() if tag == "dk" else dict(enumerate(items)).values()
         if tag == "di" and type(v) is list:
             if not all(type(pair) is list and len(pair) == 2 for pair in v):
@@ -185,9 +185,9 @@ def from_wire(data: Any, depth: int = 0, rich: bool = False) -> Any:
             return dict(pairs).items()
         if tag == "dq" and type(v) is list and len(v) == 2 and type(v[0]) is list and (
                 v[1] is None or (type(v[1]) is int and v[1] >= 0)):
-            return collections.deque([from_wire(x, d, rich) for x in v[0]], v[1])
+            return collections.deque(_items(v[0], d, rich), v[1])
         if tag == "ar" and type(v) is list and len(v) == 2 and v[0] in _ARRAY_CODES and type(v[1]) is list:
-            items = [from_wire(x, d) for x in v[1]]
+            items = _items(v[1], d, False)
             kind = str if v[0] == "u" else float if v[0] in "fd" else int
             if all(type(x) is kind or (kind is float and type(x) is int) for x in items):
                 return array.array(v[0], items)  # an item out of the type's range: OverflowError, malformed
