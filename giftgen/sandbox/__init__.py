@@ -22,5 +22,5 @@ from giftgen.sandbox.plan import make_plan
 from giftgen.sandbox.process import SandboxUnavailable
 from giftgen.sandbox.verdict import MIN_TIMEOUT, STATUSES, Limits, Verdict
 
-__all__ = ["MIN_TIMEOUT", "STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "allowed_packages", "check_workers",
-           "make_plan"]
+__all__ = ["MIN_TIMEOUT", "STATUSES", "Executor", "Limits", "SandboxUnavailable", "Verdict", "allowed_packages",
+           "check_workers", "make_plan"]

@@ -55,7 +55,8 @@ AF_UNIX = 1
 # Syscall numbers per architecture: the generic ones first, then the deny list for seccomp.
 _X86_64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "setsockopt": 54, "pidfd_open": 434, "kill": 62, "fcntl": 72,
+    "seccomp": 317, "clone": 56, "clone3": 435, "socket": 41, "setsockopt": 54, "pidfd_open": 434, "kill": 62,
+    "fcntl": 72,
     "signal": {"tkill": (200, 1), "tgkill": (234, 2), "rt_sigqueueinfo": (129, 1), "rt_tgsigqueueinfo": (297, 2),
                "pidfd_send_signal": (424, 1)},  # (number, index of the signal argument)
     "fatal": {"fork": 57, "vfork": 58, "execve": 59, "execveat": 322},
@@ -83,7 +84,8 @@ _X86_64 = {
 }
 _AARCH64 = {
     "landlock_create_ruleset": 444, "landlock_add_rule": 445, "landlock_restrict_self": 446,
-    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "setsockopt": 208, "pidfd_open": 434, "kill": 129, "fcntl": 25,
+    "seccomp": 277, "clone": 220, "clone3": 435, "socket": 198, "setsockopt": 208, "pidfd_open": 434, "kill": 129,
+    "fcntl": 25,
     "signal": {"tkill": (130, 1), "tgkill": (131, 2), "rt_sigqueueinfo": (138, 1), "rt_tgsigqueueinfo": (240, 2),
                "pidfd_send_signal": (424, 1)},
     "fatal": {"execve": 221, "execveat": 281},
@@ -314,15 +316,16 @@ def seccomp_program() -> bytes:
     """The BPF filter. Fatal (the process dies of SIGSYS, so a program cannot shrug the attempt off and still
     pass): starting a process (fork, vfork, clone without CLONE_THREAD or with namespace flags), exec, kill()
     aimed at a process group or at every process (pid <= 0), and sending itself a signal of ``SELF_FATAL_SIGNALS``
-    (kill, tkill, tgkill, rt_(tg)sigqueueinfo, pidfd_send_signal), which the kernel would drop for a pid 1. Refused with EPERM: tracing, mounts, namespaces,
-    kernel-wide knobs and the like (``NR["deny"]``); with EACCES: sockets other than unix ones; clone3 answers
-    ENOSYS so that libc creates threads with clone. Memory a program could hold outside its address space (and so
-    outside RLIMIT_AS) or leave behind for the next program is refused with EPERM too: memfd_create, System V
-    shared memory, semaphores and message queues, POSIX message queues (POSIX shared memory needs /dev/shm,
-    which the root does not have). So are channels to programs running at the same moment: flock, fcntl record
-    locks, leases and directory notifications (other fcntl commands are allowed), inotify and fanotify.
-    Everything else is allowed: Landlock, the namespaces and the unprivileged
-    uid carry the rest."""
+    (kill, tkill, tgkill, rt_(tg)sigqueueinfo, pidfd_send_signal), which the kernel would drop for a pid 1.
+    Refused with EPERM: tracing, mounts, namespaces, kernel-wide knobs and the like (``NR["deny"]``); with EACCES:
+    sockets other than unix ones; clone3 answers ENOSYS so that libc creates threads with clone. Memory a program
+    could hold outside its address space (and so outside RLIMIT_AS) or leave behind for the next program is refused
+    with EPERM too: memfd_create, System V shared memory, semaphores and message queues, POSIX message queues (POSIX
+    shared memory needs /dev/shm, which the root does not have), and raising a socket's or a pipe's buffers
+    (setsockopt SO_SNDBUF/SO_RCVBUF and their FORCE forms, fcntl F_SETPIPE_SZ). So are channels to programs
+    running at the same moment: flock, fcntl record locks, leases and directory notifications (other fcntl
+    commands are allowed), inotify and fanotify. Everything else is allowed: Landlock, the namespaces and the
+    unprivileged uid carry the rest."""
     if ARCH is None:
         raise OSError(95, f"seccomp filter: unsupported architecture {_machine}")
     kill, allow = _ins(_BPF_RET, _RET_KILL_PROCESS), _ins(_BPF_RET, _RET_ALLOW)
