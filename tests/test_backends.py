@@ -429,3 +429,82 @@ def test_llamacpp_refuses_a_parallel_llama_cpp_cannot_hold(tmp_path, parallel):
     model.write_bytes(b"GGUF")
     with pytest.raises(ConfigError, match="parallel must be between 1 and 256"):
         load_backend(BackendSettings(backend="llamacpp", model=str(model), parallel=parallel))
+
+
+@pytest.fixture
+def amx_build(tmp_path, monkeypatch):
+    """A stand-in llama-cpp-python built with AMX (its library a file whose size and time name the build), the
+    probe's child a given script, and a cache folder of its own; ``runs`` counts the children started."""
+    import types
+
+    import giftgen.backends.llamacpp as llamacpp
+
+    package = tmp_path / "site" / "llama_cpp"
+    (package / "lib").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "lib" / "libggml-cpu.so").write_bytes(b"build 1")
+    module = types.ModuleType("llama_cpp")
+    module.__file__ = str(package / "__init__.py")
+    module.llama_print_system_info = lambda: b"CPU : AVX512 = 1 | AMX_INT8 = 1 | OPENMP = 1 |"
+    monkeypatch.setitem(sys.modules, "llama_cpp", module)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(llamacpp, "_amx_verdicts", {})
+    runs = tmp_path / "runs"
+
+    def child(body: str) -> None:
+        monkeypatch.setattr(llamacpp, "_AMX_PROBE", f"open({str(runs)!r}, 'a').write('x')\n{body}")
+
+    class Build:
+        def __init__(self):
+            self.package, self.child, self.module = package, child, module
+
+        @property
+        def runs(self) -> int:
+            return len(runs.read_text()) if runs.exists() else 0
+
+        def verdict(self, forget: bool = True):
+            if forget:  # a new process: only the cache file remembers
+                llamacpp._amx_verdicts.clear()
+            return llamacpp.amx_kernels_work(tmp_path / "m.gguf")
+
+    return Build()
+
+
+def test_llamacpp_amx_kernels_that_die_are_found_once_and_remembered(amx_build, tmp_path, capsys):
+    """A build whose AMX kernels die with SIGILL (GCC 12's tile-configuration bug) is found by a child process,
+    told once, and remembered for that build: the next process does not probe again; a rebuilt library does."""
+    amx_build.child("import os, signal; os.kill(os.getpid(), signal.SIGILL)")
+    assert amx_build.verdict() is False and amx_build.runs == 1
+    assert "AMX kernels fail in this build" in capsys.readouterr().err
+    assert amx_build.verdict(forget=False) is False and amx_build.verdict() is False and amx_build.runs == 1
+    assert capsys.readouterr().err == ""
+    (amx_build.package / "lib" / "libggml-cpu.so").write_bytes(b"build 2, corrected")  # reinstalled
+    amx_build.child("raise SystemExit(0)")
+    assert amx_build.verdict() is True and amx_build.runs == 2
+    assert amx_build.verdict() is True and amx_build.runs == 2
+    stored = json.loads((tmp_path / "cache" / "giftgen" / "llamacpp-amx.json").read_text())
+    assert sorted(stored.values()) == [False, True]
+
+
+@pytest.mark.parametrize(("body", "verdict"), [
+    ("raise SystemExit(2)", None),  # the model puts no tensor in AMX's layout: says nothing about the kernels
+    ("raise SystemExit(3)", False),  # the model did not load: the safe layouts, and the backend's own error
+    ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", False),  # another death: safe, not a finding
+])
+def test_llamacpp_amx_probe_keeps_only_findings_about_the_build(amx_build, tmp_path, body, verdict):
+    amx_build.child(body)
+    assert amx_build.verdict() is verdict
+    assert amx_build.verdict() is verdict and amx_build.runs == 2  # asked again: nothing was stored
+    assert not (tmp_path / "cache" / "giftgen" / "llamacpp-amx.json").exists()
+
+
+def test_llamacpp_amx_probe_survives_a_damaged_cache_and_skips_builds_without_amx(amx_build, tmp_path):
+    store = tmp_path / "cache" / "giftgen" / "llamacpp-amx.json"
+    store.parent.mkdir(parents=True)
+    for damaged in ("{not json", "[1, 2]", json.dumps({"x": "yes"})):
+        store.write_text(damaged)
+        amx_build.child("raise SystemExit(0)")
+        assert amx_build.verdict() is True
+    assert amx_build.runs == 3 and True in json.loads(store.read_text()).values()
+    amx_build.module.llama_print_system_info = lambda: b"CPU : AVX2 = 1 | REPACK = 1 |"
+    assert amx_build.verdict() is None and amx_build.runs == 3  # no AMX: no child

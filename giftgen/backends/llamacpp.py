@@ -1,7 +1,8 @@
 """The ``llamacpp`` backend: a GGUF model run natively by llama.cpp (``llama-cpp-python``) on CPUs, no torch.
 
 Install with ``pip install 'giftgen[llamacpp]'`` (it builds llama.cpp from source: 10-15 minutes on 2 cores,
-cached by pip afterwards). ``--model`` is the GGUF file.
+cached by pip afterwards), or, on a processor with AMX, with the repository's ``scripts/install-llamacpp.sh``
+(below). ``--model`` is the GGUF file.
 
 - **Many sequences at once.** Every sample of every prompt in a ``generate`` call is a sequence; up to
   ``parallel`` of them are decoded together, one token each per ``llama_decode`` (continuous batching: a finished
@@ -14,7 +15,7 @@ cached by pip afterwards). ``--model`` is the GGUF file.
   prompt (that one's generated cells dropped), or reads the prompt again when none is left (at ``parallel`` 1,
   always). The samples are those that reading the prompt once per sample gives wherever llama.cpp computes a
   prompt's cells the same whatever shares the batch (below; tested on SmolLM2 at ``parallel`` 16 and 2, Qwen at
-  1). ``share_prompts = False`` reads it per sample; ``prompt_tokens_read`` counts the last call's prompt tokens.
+  1, with and without AMX's kernels). ``share_prompts = False`` reads it per sample; ``prompt_tokens_read`` counts the last call's prompt tokens.
 - **Prompts.** A string prompt is tokenized as is (the model's BOS added as its metadata says); a chat prompt is
   rendered with the chat template the GGUF carries (its generation prompt added), as llama-cpp-python's chat
   completion does; a GGUF without one refuses chat prompts.
@@ -22,38 +23,36 @@ cached by pip afterwards). ``--model`` is the GGUF file.
   draw: the order of the transformers and vllm backends; no other sampler (no min-p, no repeat penalty).
   Temperature 0 is greedy, decoded once per prompt and copied ``n`` times.
 - **Seeds.** Each sample draws from its own generator, seeded from (seed, prompt, occurrence of the prompt in the
-  call, sample index), and has its own KV-cache stream, filled in order, which flash attention reads alone. So
+  call, sample index), and has its own KV-cache stream, filled in order, which its attention reads alone. So
   what decides a sample is its prompt and seed, not the other prompts nor ``n``'s neighbours, as far as llama.cpp
   computes a row of a batch the same whatever else is in it. That holds exactly for SmolLM2's Q4_1 GGUF at any
-  ``parallel`` (tested); it does not for Qwen2.5-Coder's Q4_K_M file (measured: samples differ between
-  ``parallel`` 16 and 2, with or without llama.cpp's repacked weights; the likely cause is a matrix kernel whose
-  rounding depends on the batch's size, not traced further): there a prompt's samples can change with what
-  shares its batch, as with vLLM. ``parallel`` 1 (one sequence at a time) is exact
-  for every GGUF (tested on both). A seeded run is repeatable on one machine and llama.cpp build.
+  ``parallel``, and for Qwen2.5-Coder's Q4_K_M file with AMX's kernels (tested at 16, 2 and 1); without them it
+  does not hold for Qwen (measured: 8 of 15 samples differ between ``parallel`` 16 and 1; likely the kernels
+  that multiply its Q4_K, Q6_K and Q8_0 tensors where AMX's do not, whose rounding depends on the batch's size): there a prompt's samples can change
+  with what shares its batch, as with vLLM. ``parallel`` 1 (one sequence at a time) is exact for every GGUF
+  (tested on both). A seeded run is repeatable on one machine and llama.cpp build.
 - **Stops and counts.** Decoding stops at an end-of-generation token, at a stop string (the text is cut before
   it) or after ``max_new_tokens``; ``tokens`` counts the generated tokens, the EOS and a stop string's tokens
   included; ``finish_reason`` is ``stop`` or ``length``. A prompt plus ``max_new_tokens`` longer than the context
   (``max_model_len``, default 4096 tokens a sequence) is cut at the context's end (``length``).
 - **Threads.** ``threads`` (0: every core) work on each batch together. llama.cpp's threads wait at OpenMP
-  barriers: on a machine shared with other jobs set ``OMP_WAIT_POLICY=PASSIVE`` (measured 4-5x faster at 2
-  threads under a load average of 8 on 2 cores).
-- **Weights.** The GGUF runs as it is. llama.cpp multiplies Q4_1 weights with per-token dot products, whether it
-  reads a prompt or decodes (SmolLM2 at 2 threads under load: 40-52 prompt tokens/s read in one sequence, 31 tokens/s
-  decoding 16 sequences together), where transformers reads prompts with float GEMMs. A GGUF's F32 dequantization
-  (``scripts/dequantize-gguf.py``; the values transformers runs, bit for bit) goes through llama.cpp's tiled
-  float GEMMs instead (145-313 and 44-55 in the same test; Q8_0 and Q4_0 files, which are other models, read
-  87-128). A llama.cpp built with AMX gets no "extra" weight layout (AMX's or the repacked ones): its AMX kernels
-  die with SIGILL on this project's Sapphire Rapids VMs (llama-cpp-python 0.3.36).
+  barriers, spinning: fastest on a quiet machine (1.23x ``PASSIVE`` at batch 16), but on a machine shared with
+  other jobs set ``OMP_WAIT_POLICY=PASSIVE`` (measured 4-5x faster at 2 threads under a load average of 8 on 2
+  cores).
+- **Weights and kernels.** The GGUF runs as it is, in llama.cpp's extra weight layouts where it has them: AMX's
+  tiles on a processor with AMX (its Q4_0, Q4_1, Q8_0, Q4_K, Q5_K, Q6_K and IQ4_XS tensors), the repacked ones
+  elsewhere. A llama.cpp built by GCC 12 for a processor with AMX dies in its AMX kernels (see
+  ``amx_kernels_work``: found once per build, in a child process, and cached); such a build runs without the extra
+  layouts (``extra_layouts``), and multiplies Q4_1 weights with per-token dot products, reading a prompt about as
+  slowly per token as it decodes. ``scripts/install-llamacpp.sh`` builds one whose AMX kernels work. Attention
+  runs without llama.cpp's flash attention, which on a CPU walks the cache one position at a time.
 
-Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP chat prompts, 64 new tokens,
-2 threads, ``OMP_WAIT_POLICY=PASSIVE``, medians of alternating rounds on a 2-core machine shared with other jobs):
-2.67x the transformers backend's tokens/s at batch 1 (31.3 vs 11.7), 1.19x at the chain's batch of 16 (63.1 vs
-52.9; 1.29x in a run under heavier load), both on a lightly loaded machine; under a higher-priority job holding
-~1.5 of the 2 cores, 0.55x and 0.63x at batch 16 (two runs), and 0.85x and 0.91x on the file's F32
-dequantization; on a quiet machine (nothing else running) 0.65x at batch 16 (41.7 vs 63.8), and 0.82x on a Q8_0
-file loaded by both. At batch 16 reading the prompts (~2,600 tokens for ~930 generated) is most of llama.cpp's
-time. Sharing a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one
-read per sample (4 prompts, 2 rounds, load 3.1-5.3; 0.97x transformers there).
+Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP chat prompts, 2 threads, medians of
+3 alternating rounds on a quiet 2-core machine with AMX, a build whose AMX kernels work): 4.42x the transformers
+backend's tokens/s at batch 1 (89.3 vs 20.2, 64 new tokens); at the chain's batch of 16, 1.72x with 64 new tokens
+(113.3 vs 66.0; reading the prompts is half the time there) and 2.26x with the distillation recipe's 192 (150.0 vs
+66.5). Without the extra weight layouts (a build whose AMX kernels fail) 1.64x at batch 1 and 0.68x at 16. Sharing
+a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one read per sample.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
@@ -63,12 +62,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import logging
 import os
 import random
+import signal
+import subprocess
+import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from giftgen.backends import BackendSettings
@@ -84,6 +88,7 @@ from giftgen.backends.base import (
 )
 from giftgen.errors import ConfigError
 from giftgen.models import gguf_path, is_gguf
+from giftgen.progress import log
 
 DEFAULT_CONTEXT = 4096  # tokens a sequence may hold (prompt + completion) unless max_model_len says otherwise
 BATCH_TOKENS = 512  # tokens per llama_decode call: every decoding sequence's next one, then prompt chunks
@@ -131,10 +136,96 @@ class _Group:
     first: dict[tuple[int, int], _Seq] = field(default_factory=dict)  # unstarted jobs, their first token drawn
 
 
+# ----------------------------------------------------------------------------------------------------- AMX
+
+_AMX_PROBE = """
+import ctypes, sys
+import llama_cpp
+log = []
+@llama_cpp.llama_log_callback
+def keep(level, text, user):
+    log.append(text.decode("utf-8", "replace"))
+llama_cpp.llama_log_set(keep, ctypes.c_void_p(0))
+params = llama_cpp.llama_model_default_params()
+params.n_gpu_layers, params.use_extra_bufts = 0, True
+model = llama_cpp.llama_model_load_from_file(sys.argv[1].encode(), params)
+if not model:
+    sys.exit(3)
+if not any("AMX model buffer" in line for line in log):
+    sys.exit(2)  # no tensor of this model in AMX's layout: nothing to learn about its kernels
+cparams = llama_cpp.llama_context_default_params()
+cparams.n_ctx = cparams.n_batch = cparams.n_ubatch = 64
+cparams.n_threads = cparams.n_threads_batch = 1
+ctx = llama_cpp.llama_init_from_model(model, cparams)
+batch = llama_cpp.llama_batch_init(32, 0, 1)
+vocab = llama_cpp.llama_model_get_vocab(model)
+token = max(llama_cpp.llama_vocab_bos(vocab), 0)
+for i in range(32):  # a batch of more than one token: AMX's tile kernels (one token takes a vector path)
+    batch.token[i], batch.pos[i], batch.n_seq_id[i], batch.logits[i] = token, i, 1, i == 31
+    batch.seq_id[i][0] = 0
+batch.n_tokens = 32
+sys.exit(0 if llama_cpp.llama_decode(ctx, batch) == 0 else 4)
+"""
+_amx_verdicts: dict[str, bool] = {}
+
+
+def amx_kernels_work(model: Path) -> bool | None:
+    """Whether llama.cpp's AMX matrix kernels run in this build: None where it has none (or ``model`` puts no
+    tensor in AMX's layout, so it runs the same either way), else found once, in a child process, and cached.
+
+    A llama.cpp built by GCC 12 for a processor with AMX (llama-cpp-python 0.3.36 built on this project's Sapphire
+    Rapids machines) dies with SIGILL at its first tile instruction: GCC 12's ``_tile_loadconfig`` tells the
+    compiler it reads 8 of the tile configuration's 64 bytes, so the tile shapes written before it are dropped and
+    the tiles it loads are empty (``scripts/install-llamacpp.sh`` builds with that header corrected). Such a build
+    runs without the extra weight layouts; a working one runs with them (AMX: SmolLM2's Q4_1 file 2.9x the tokens/s
+    at the chain's batch of 16 here)."""
+    import llama_cpp
+
+    if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():
+        return None
+    package = Path(llama_cpp.__file__).parent
+    lib = package / "lib"
+    build = sorted(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in lib.glob("libggml-cpu*"))
+    key = f"{lib}|{','.join(build)}"
+    if key in _amx_verdicts:
+        return _amx_verdicts[key]
+    store = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "giftgen" / "llamacpp-amx.json"
+    try:
+        stored = json.loads(store.read_text())
+    except (OSError, ValueError):
+        stored = {}
+    if isinstance(stored, dict) and isinstance(stored.get(key), bool):
+        _amx_verdicts[key] = stored[key]
+        return stored[key]
+    try:
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package.parent), os.environ.get("PYTHONPATH", "")])}
+        rc = subprocess.run([sys.executable, "-c", _AMX_PROBE, str(model)], stdin=subprocess.DEVNULL, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300).returncode
+    except subprocess.TimeoutExpired:
+        return False  # not known: the safe layouts, not stored
+    if rc == 2:
+        return None
+    verdict = rc == 0
+    if rc in (0, -signal.SIGILL):  # a finding about the build, whatever the model: kept
+        _amx_verdicts[key] = verdict
+        stored = stored if isinstance(stored, dict) else {}
+        stored[key] = verdict
+        with contextlib.suppress(OSError):
+            store.parent.mkdir(parents=True, exist_ok=True)
+            partial = store.with_name(f".{store.name}.{os.getpid()}")
+            partial.write_text(json.dumps(stored, indent=1))
+            os.replace(partial, store)
+    if not verdict:
+        log(f"llama.cpp's AMX kernels fail in this build (exit {rc}): running without its fast weight layouts "
+            "(scripts/install-llamacpp.sh builds a working one)")
+    return verdict
+
+
 class LlamaCppBackend:
     name = "llamacpp"
 
-    def __init__(self, model: str, *, threads: int = 0, n_ctx: int | None = None, parallel: int = 16):
+    def __init__(self, model: str, *, threads: int = 0, n_ctx: int | None = None, parallel: int = 16,
+                 extra_layouts: bool | None = None):
         if not is_gguf(model):
             raise ConfigError(f"the llamacpp backend runs GGUF files; {model!r} is not one",
                               hint="pass --model path/to/model.gguf, or use --backend transformers for a folder")
@@ -164,10 +255,11 @@ class LlamaCppBackend:
         self.n_ctx = n_ctx or DEFAULT_CONTEXT
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = 0
-        # A llama.cpp built with AMX puts the weights it can in AMX's layout, whose matrix kernels (llama-cpp-python
-        # 0.3.36, built for the host) die with SIGILL at a tilezero on this project's Sapphire Rapids VMs, although
-        # AMX itself runs there: such a build gets no "extra" weight layout (AMX's, nor the repacked ones).
-        params.use_extra_bufts = b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info()
+        # llama.cpp's "extra" weight layouts (AMX's tiles, the repacked ones) are its fast matrix kernels; a build
+        # whose AMX kernels die gets none (``extra_layouts`` None: found out; True or False: as told).
+        self.amx = amx_kernels_work(path) if extra_layouts is None else None
+        self.extra_layouts = self.amx is not False if extra_layouts is None else extra_layouts
+        params.use_extra_bufts = self.extra_layouts
         try:
             self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
         except Exception as e:  # noqa: BLE001 - llama-cpp-python raises ValueError/RuntimeError on a bad file
@@ -283,7 +375,9 @@ class LlamaCppBackend:
         params.n_batch = params.n_ubatch = BATCH_TOKENS
         params.n_seq_max = streams
         params.n_threads = params.n_threads_batch = self.threads
-        params.flash_attn_type = cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        # llama.cpp's CPU flash attention walks the cache one position at a time: off, attention is two matrix
+        # products (measured 1.15x the tokens/s with AMX, the same without; samples as batch-independent)
+        params.flash_attn_type = cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.kv_unified = False  # one stream per sequence: its cells in order, none shared with another
         params.no_perf = True
         ctx = cpp.llama_init_from_model(self._model.model, params)
