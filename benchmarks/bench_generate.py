@@ -2,7 +2,7 @@
 
     python benchmarks/bench_generate.py --model SmolLM2-135M-Instruct.Q4_1.gguf [--prompts 8] [--batch 1,8]
         [--max-new-tokens 96] [--threads 2] [--style chat] [--n 1] [--llamacpp-model OTHER.gguf]...
-        [--no-plain] [--unshared]
+        [--no-plain] [--unshared] [--plain-layouts]
 
 ``--model`` is a GGUF file (``../shared/tools/real-models.sh`` fetches two): transformers loads it dequantized
 to float32, llama.cpp runs it as it is. The prompts are giftgen's own code prompts for the first MBPP problems
@@ -17,7 +17,9 @@ one process and alternating:
 - **llamacpp FILE** for each ``--llamacpp-model FILE``: the same on another GGUF of the model, e.g. its exact F32
   dequantization (``scripts/dequantize-gguf.py``: the weights transformers runs);
 - **llamacpp-unshared** (``--unshared``): the same with each sample reading its own copy of its prompt, as
-  before prompts were shared (their ratio is what sharing a prompt's read between its ``n`` samples gives).
+  before prompts were shared (their ratio is what sharing a prompt's read between its ``n`` samples gives);
+- **llamacpp-plain-layouts** (``--plain-layouts``): the same without llama.cpp's extra weight layouts (AMX's
+  tiles, the repacked ones), as a build whose AMX kernels fail runs (their ratio is what the layouts give).
 
 ``--no-plain`` leaves out the plain loop and its ratio. Prints generated tokens/s of each and the ratios
 transformers/plain (goal: at least 0.9) and llamacpp/transformers (goal: at least 2; one per GGUF), each the
@@ -93,6 +95,8 @@ def main() -> None:
                     help="another GGUF of the model for llama.cpp to run too (repeatable)")
     ap.add_argument("--no-plain", action="store_true", help="leave out transformers' own generate loop")
     ap.add_argument("--unshared", action="store_true", help="also run llamacpp with prompts not shared")
+    ap.add_argument("--plain-layouts", action="store_true",
+                    help="also run llamacpp without llama.cpp's extra weight layouts (AMX's, the repacked ones)")
     args = ap.parse_args()
 
     import torch
@@ -108,6 +112,8 @@ def main() -> None:
         from giftgen.backends.llamacpp import LlamaCppBackend
 
         engines["llamacpp"] = LlamaCppBackend(args.model, threads=args.threads)
+        if args.plain_layouts and engines["llamacpp"].extra_layouts:
+            engines["llamacpp-plain-layouts"] = LlamaCppBackend(args.model, threads=args.threads, extra_layouts=False)
         for other in args.llamacpp_model:
             engines[f"llamacpp {Path(other).name}"] = LlamaCppBackend(other, threads=args.threads)
     except Exception as e:  # noqa: BLE001 - the benchmark still compares the two transformers loops
@@ -134,11 +140,15 @@ def main() -> None:
     if args.unshared and "llamacpp" in engines:
         loops["llamacpp-unshared"] = native("llamacpp", share=False)
     ratios = [("transformers", "plain"), *((name, "transformers") for name in engines),
-              ("llamacpp", "llamacpp-unshared")]
+              ("llamacpp", "llamacpp-unshared"), ("llamacpp", "llamacpp-plain-layouts")]
     ratios = [(a, b) for a, b in ratios if a in loops and b in loops]
     print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts x {args.n} samples, "
           f"max {args.max_new_tokens} new tokens, {args.threads} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, load average {os.getloadavg()[0]:.1f}")
+    if "llamacpp" in engines:
+        amx = {None: "none in this build (or none of the model's tensors)", True: "working", False: "failing"}
+        cpp = engines["llamacpp"]
+        print(f"llama.cpp: AMX kernels {amx[cpp.amx]}; extra weight layouts {'on' if cpp.extra_layouts else 'off'}")
     print("| batch | " + " | ".join(f"{name} tok/s" for name in loops) + " | "
           + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
     print("| ---: " * (1 + len(loops) + len(ratios)) + "|")
