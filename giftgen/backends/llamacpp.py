@@ -51,7 +51,8 @@ Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP cha
 3 alternating rounds on a quiet 2-core machine with AMX, a build whose AMX kernels work): 4.42x the transformers
 backend's tokens/s at batch 1 (89.3 vs 20.2, 64 new tokens); at the chain's batch of 16, 1.72x with 64 new tokens
 (113.3 vs 66.0; reading the prompts is half the time there) and 2.26x with the distillation recipe's 192 (150.0 vs
-66.5). Without the extra weight layouts (a build whose AMX kernels fail) 1.64x at batch 1 and 0.68x at 16. Sharing
+66.5). Without the extra weight layouts (a build whose AMX kernels fail) 1.64x at batch 1 and 0.68x at 16. A file
+with tensors AMX has no kernel for gains little: Qwen2.5-Coder's Q4_K_M (Q5_0 tensors) 0.85x at 16 (layouts 1.15x). Sharing
 a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one read per sample.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
@@ -177,8 +178,8 @@ def amx_kernels_work(model: Path) -> bool | None:
     Rapids machines) dies with SIGILL at its first tile instruction: GCC 12's ``_tile_loadconfig`` tells the
     compiler it reads 8 of the tile configuration's 64 bytes, so the tile shapes written before it are dropped and
     the tiles it loads are empty (``scripts/install-llamacpp.sh`` builds with that header corrected). Such a build
-    runs without the extra weight layouts; a working one runs with them (AMX: SmolLM2's Q4_1 file 2.9x the tokens/s
-    at the chain's batch of 16 here)."""
+    runs without the extra weight layouts; a working one runs with them (AMX: SmolLM2's Q4_1 file 2.5-2.9x the
+    tokens/s at the chain's batch of 16 here)."""
     import llama_cpp
 
     if b"AMX_INT8 = 1" not in llama_cpp.llama_print_system_info():
