@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,22 @@ def test_loop_on_a_real_model_chain_verify_score_select_finetune_eval(real_model
     invoke("eval", mbpp_seeds, "--model", out, "--device", "cpu", "--prompt-style", "chat", "--max-new-tokens", "96",
            "--workers", "1", "-o", tmp_path / "eval.jsonl")
     assert len(list(read_rows(str(tmp_path / "eval.jsonl")))) == 3
+
+
+def test_bench_generate_measures_the_engines_on_the_real_model(real_models):
+    """The generation benchmark runs end to end on SmolLM2's file: plain generate, the transformers backend and
+    llamacpp (with and without llama.cpp's extra layouts where the build's run), one table row with the ratios."""
+    pytest.importorskip("llama_cpp")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_generate.py"), "--model", str(real_models["smol"]),
+         "--prompts", "2", "--batch", "2", "--max-new-tokens", "4", "--rounds", "1", "--threads", "1",
+         "--plain-layouts"], capture_output=True, text=True, timeout=600, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("llama.cpp: AMX kernels") for line in lines)
+    header = next(line for line in lines if line.startswith("| batch |"))
+    assert "llamacpp / transformers" in header and "transformers / plain" in header
+    row = next(line for line in lines if line.startswith("| 2 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert len(cells) == len(header.strip("|").split("|"))
+    assert all(float(c.rstrip("x")) > 0 for c in cells[1:])
