@@ -23,7 +23,10 @@ if [ -f "$header" ] && grep -q 'ldtilecfg.*(const void \*\*)__config' "$header";
   fixed=$(mktemp -d)
   trap 'rm -rf "$fixed"' EXIT
   sed 's|(\*((const void \*\*)__config))|(*((const char (*)[64])__config))|' "$header" > "$fixed/amxtileintrin.h"
-  grep -q 'ldtilecfg.*const char (\*)\[64\]' "$fixed/amxtileintrin.h" || { echo "could not correct $header" >&2; exit 1; }
+  if ! grep -q 'ldtilecfg.*const char (\*)\[64\]' "$fixed/amxtileintrin.h"; then
+    echo "could not correct $header" >&2
+    exit 1
+  fi
   echo "building with a corrected copy of $header" >&2
 fi
 key=$(printf '%s\n' "$spec" "$("$cc" --version | head -1)" "${fixed:+corrected header}" "${CMAKE_ARGS:-}" \

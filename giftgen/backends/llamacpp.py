@@ -15,7 +15,8 @@ cached by pip afterwards), or, on a processor with AMX, with the repository's ``
   prompt (that one's generated cells dropped), or reads the prompt again when none is left (at ``parallel`` 1,
   always). The samples are those that reading the prompt once per sample gives wherever llama.cpp computes a
   prompt's cells the same whatever shares the batch (below; tested on SmolLM2 at ``parallel`` 16 and 2, Qwen at
-  1, with and without AMX's kernels). ``share_prompts = False`` reads it per sample; ``prompt_tokens_read`` counts the last call's prompt tokens.
+  1, with and without AMX's kernels). ``share_prompts = False`` reads it per sample; ``prompt_tokens_read``
+  counts the last call's prompt tokens.
 - **Prompts.** A string prompt is tokenized as is (the model's BOS added as its metadata says); a chat prompt is
   rendered with the chat template the GGUF carries (its generation prompt added), as llama-cpp-python's chat
   completion does; a GGUF without one refuses chat prompts.
@@ -28,9 +29,10 @@ cached by pip afterwards), or, on a processor with AMX, with the repository's ``
   computes a row of a batch the same whatever else is in it. That holds exactly for SmolLM2's Q4_1 GGUF at any
   ``parallel``, and for Qwen2.5-Coder's Q4_K_M file with AMX's kernels (tested at 16, 2 and 1); without them it
   does not hold for Qwen (measured: 8 of 15 samples differ between ``parallel`` 16 and 1; likely the kernels
-  that multiply its Q4_K, Q6_K and Q8_0 tensors where AMX's do not, whose rounding depends on the batch's size): there a prompt's samples can change
-  with what shares its batch, as with vLLM. ``parallel`` 1 (one sequence at a time) is exact for every GGUF
-  (tested on both). A seeded run is repeatable on one machine and llama.cpp build.
+  that multiply its Q4_K, Q6_K and Q8_0 tensors where AMX's do not, whose rounding depends on the batch's
+  size): there a prompt's samples can change with what shares its batch, as with vLLM. ``parallel`` 1 (one
+  sequence at a time) is exact for every GGUF (tested on both). A seeded run is repeatable on one machine and
+  llama.cpp build.
 - **Stops and counts.** Decoding stops at an end-of-generation token, at a stop string (the text is cut before
   it) or after ``max_new_tokens``; ``tokens`` counts the generated tokens, the EOS and a stop string's tokens
   included; ``finish_reason`` is ``stop`` or ``length``. A prompt plus ``max_new_tokens`` longer than the context
@@ -52,8 +54,9 @@ Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP cha
 backend's tokens/s at batch 1 (89.3 vs 20.2, 64 new tokens); at the chain's batch of 16, 1.72x with 64 new tokens
 (113.3 vs 66.0; reading the prompts is half the time there) and 2.26x with the distillation recipe's 192 (150.0 vs
 66.5). Without the extra weight layouts (a build whose AMX kernels fail) 1.64x at batch 1 and 0.68x at 16. A file
-with tensors AMX has no kernel for gains little: Qwen2.5-Coder's Q4_K_M (Q5_0 tensors) 0.85x at 16 (layouts 1.15x). Sharing
-a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one read per sample.
+with tensors AMX has no kernel for gains little: Qwen2.5-Coder's Q4_K_M (Q5_0 tensors) 0.85x at 16 (layouts
+1.15x). Sharing a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one
+read per sample.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
@@ -258,9 +261,11 @@ class LlamaCppBackend:
         params.n_gpu_layers = 0
         # llama.cpp's "extra" weight layouts (AMX's tiles, the repacked ones) are its fast matrix kernels; a build
         # whose AMX kernels die gets none (``extra_layouts`` None: found out; True or False: as told).
-        self.amx = amx_kernels_work(path) if extra_layouts is None else None
-        self.extra_layouts = self.amx is not False if extra_layouts is None else extra_layouts
-        params.use_extra_bufts = self.extra_layouts
+        self.amx = None
+        if extra_layouts is None:
+            self.amx = amx_kernels_work(path)
+            extra_layouts = self.amx is not False
+        self.extra_layouts = params.use_extra_bufts = extra_layouts
         try:
             self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
         except Exception as e:  # noqa: BLE001 - llama-cpp-python raises ValueError/RuntimeError on a bad file
