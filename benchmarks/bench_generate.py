@@ -2,12 +2,14 @@
 
     python benchmarks/bench_generate.py --model SmolLM2-135M-Instruct.Q4_1.gguf [--prompts 8] [--batch 1,8]
         [--max-new-tokens 96] [--threads 2] [--style chat] [--n 1] [--llamacpp-model OTHER.gguf]...
-        [--no-plain] [--unshared] [--plain-layouts]
+        [--step code|summary] [--no-plain] [--unshared] [--plain-layouts] [--unwidened]
 
 ``--model`` is a GGUF file (``../shared/tools/real-models.sh`` fetches two): transformers loads it dequantized
 to float32, llama.cpp runs it as it is. The prompts are giftgen's own code prompts for the first MBPP problems
 (``tests/data``), sampled at T = 1 with the chain's settings (top-p 1, top-k off, a seed) until EOS or
-``--max-new-tokens``, ``--n`` samples per prompt (the chain's code step takes 3). For each batch size it runs, in
+``--max-new-tokens``, ``--n`` samples per prompt (the chain's code step takes 3); ``--step summary`` takes the
+summary step's one-shot prompts instead (a reference code to describe, another problem as the exemplar; the
+chain takes 1 sample of each). For each batch size it runs, in
 one process and alternating:
 
 - **plain**: ``model.generate(do_sample=True)`` on left-padded batches, transformers' own sampler;
@@ -19,7 +21,9 @@ one process and alternating:
 - **llamacpp-unshared** (``--unshared``): the same with each sample reading its own copy of its prompt, as
   before prompts were shared (their ratio is what sharing a prompt's read between its ``n`` samples gives);
 - **llamacpp-plain-layouts** (``--plain-layouts``): the same without llama.cpp's extra weight layouts (AMX's
-  tiles, the repacked ones), as a build whose AMX kernels fail runs (their ratio is what the layouts give).
+  tiles, the repacked ones), as a build whose AMX kernels fail runs (their ratio is what the layouts give);
+- **llamacpp-unwidened** (``--unwidened``): the same on the file as it is, where llamacpp runs its Q5_0 tensors
+  as Q8_0 (``giftgen.backends.widen``: where AMX's kernels work; their ratio is what widening gives).
 
 ``--no-plain`` leaves out the plain loop and its ratio. Prints generated tokens/s of each and the ratios
 transformers/plain (goal: at least 0.9) and llamacpp/transformers (goal: at least 2; one per GGUF), each the
@@ -43,11 +47,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def mbpp_prompts(n: int, style: str) -> list:
-    from giftgen.prompts import code_prompt
+def mbpp_prompts(n: int, style: str, step: str = "code") -> list:
+    """The chain's prompts for the first ``n`` MBPP problems: its code step's, or its summary step's (each
+    problem's reference code, the next problem's code and description as the exemplar)."""
+    from giftgen.prompts import code_prompt, summary_prompt
     from tests.rows import seed_rows
 
-    return [code_prompt(row, style=style) for row in seed_rows(ROOT / "tests" / "data", n)]
+    rows = seed_rows(ROOT / "tests" / "data", n + 1)
+    if step == "code":
+        return [code_prompt(row, style=style) for row in rows[:n]]
+    return [summary_prompt(row["reference"], (other["reference"], other["description"]), style=style)
+            for row, other in zip(rows[:n], rows[1:], strict=True)]
 
 
 def plain(backend, prompts: list, batch: int, max_new_tokens: int, n: int = 1) -> int:
@@ -91,12 +101,15 @@ def main() -> None:
     ap.add_argument("--style", default="chat", choices=("base", "chat"))
     ap.add_argument("--rounds", type=int, default=3, help="rounds that alternate the loops; medians are printed")
     ap.add_argument("--n", type=int, default=1, help="samples per prompt")
+    ap.add_argument("--step", default="code", choices=("code", "summary"), help="the chain step whose prompts to use")
     ap.add_argument("--llamacpp-model", action="append", default=[],
                     help="another GGUF of the model for llama.cpp to run too (repeatable)")
     ap.add_argument("--no-plain", action="store_true", help="leave out transformers' own generate loop")
     ap.add_argument("--unshared", action="store_true", help="also run llamacpp with prompts not shared")
     ap.add_argument("--plain-layouts", action="store_true",
                     help="also run llamacpp without llama.cpp's extra weight layouts (AMX's, the repacked ones)")
+    ap.add_argument("--unwidened", action="store_true",
+                    help="also run llamacpp on the file as it is, where it runs its Q5_0 tensors as Q8_0")
     args = ap.parse_args()
 
     import torch
@@ -105,7 +118,7 @@ def main() -> None:
     from giftgen.backends.base import Sampling
     from giftgen.backends.hf import TransformersBackend
 
-    prompts = mbpp_prompts(args.prompts, args.style)
+    prompts = mbpp_prompts(args.prompts, args.style, args.step)
     hf = TransformersBackend(args.model, device="cpu")
     engines = {}  # loop name -> llamacpp backend
     try:
@@ -114,6 +127,8 @@ def main() -> None:
         engines["llamacpp"] = LlamaCppBackend(args.model, threads=args.threads)
         if args.plain_layouts and engines["llamacpp"].extra_layouts:
             engines["llamacpp-plain-layouts"] = LlamaCppBackend(args.model, threads=args.threads, extra_layouts=False)
+        if args.unwidened and engines["llamacpp"].weights != Path(args.model):
+            engines["llamacpp-unwidened"] = LlamaCppBackend(args.model, threads=args.threads, widen=False)
         for other in args.llamacpp_model:
             engines[f"llamacpp {Path(other).name}"] = LlamaCppBackend(other, threads=args.threads)
     except Exception as e:  # noqa: BLE001 - the benchmark still compares the two transformers loops
@@ -140,15 +155,17 @@ def main() -> None:
     if args.unshared and "llamacpp" in engines:
         loops["llamacpp-unshared"] = native("llamacpp", share=False)
     ratios = [("transformers", "plain"), *((name, "transformers") for name in engines),
-              ("llamacpp", "llamacpp-unshared"), ("llamacpp", "llamacpp-plain-layouts")]
+              ("llamacpp", "llamacpp-unshared"), ("llamacpp", "llamacpp-plain-layouts"),
+              ("llamacpp", "llamacpp-unwidened")]
     ratios = [(a, b) for a, b in ratios if a in loops and b in loops]
-    print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP prompts x {args.n} samples, "
+    print(f"model {Path(args.model).name}, {len(prompts)} {args.style} MBPP {args.step} prompts x {args.n} samples, "
           f"max {args.max_new_tokens} new tokens, {args.threads} threads, "
           f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}, load average {os.getloadavg()[0]:.1f}")
     if "llamacpp" in engines:
         amx = {None: "none in this build (or none of the model's tensors)", True: "working", False: "failing"}
         cpp = engines["llamacpp"]
-        print(f"llama.cpp: AMX kernels {amx[cpp.amx]}; extra weight layouts {'on' if cpp.extra_layouts else 'off'}")
+        print(f"llama.cpp: AMX kernels {amx[cpp.amx]}; extra weight layouts {'on' if cpp.extra_layouts else 'off'}; "
+              f"Q5_0 tensors {'widened to Q8_0' if cpp.weights != Path(args.model) else 'as they are (or none)'}")
     print("| batch | " + " | ".join(f"{name} tok/s" for name in loops) + " | "
           + " | ".join(f"{a} / {b}" for a, b in ratios) + " |")
     print("| ---: " * (1 + len(loops) + len(ratios)) + "|")

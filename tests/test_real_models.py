@@ -197,6 +197,38 @@ def test_llamacpp_stop_strings_on_many_sequences(real_models):
         backend.close()
 
 
+def test_llamacpp_runs_qwens_q5_0_tensors_as_q8_0_where_amx_works(real_models):
+    """Where AMX's kernels work, Qwen's Q4_K_M file (74% Q5_0 by weight, a type they do not take) runs from a
+    cached copy with those tensors as Q8_0, the same weights (tests/test_widen.py); SmolLM2's, with none, as it
+    is. The copy answers as the file does: greedy answers agree but where the kernels' rounding tips a token."""
+    pytest.importorskip("llama_cpp")
+    from giftgen.backends.base import Sampling
+    from giftgen.backends.llamacpp import LlamaCppBackend
+    from giftgen.models import fingerprint
+
+    smol = LlamaCppBackend(str(real_models["smol"]), threads=1)
+    assert smol.weights == real_models["smol"]
+    smol.close()
+    widened = LlamaCppBackend(str(real_models["qwen"]), threads=1)
+    try:
+        if not widened.amx:
+            assert widened.weights == real_models["qwen"]
+            pytest.skip("this build has no AMX kernels that run: Qwen's file runs as it is")
+        assert widened.weights.name == fingerprint(str(real_models["qwen"])).removeprefix("sha256:") + ".gguf"
+        greedy = Sampling(n=1, temperature=0, max_new_tokens=32)
+        ours = widened.generate(MIXED, greedy)
+    finally:
+        widened.close()
+    original = LlamaCppBackend(str(real_models["qwen"]), threads=1, widen=False)
+    try:
+        assert original.weights == real_models["qwen"]
+        theirs = original.generate(MIXED, greedy)
+    finally:
+        original.close()
+    assert sum(a == b for a, b in zip(ours, theirs, strict=True)) >= 3  # 4 of 5 here
+    assert "def " in ours[0][0].text + ours[2][0].text
+
+
 def test_transformers_backend_loads_a_gguf_with_its_chat_template(real_models):
     from giftgen.backends.base import Sampling
     from giftgen.backends.hf import TransformersBackend

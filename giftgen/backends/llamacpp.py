@@ -46,17 +46,23 @@ cached by pip afterwards), or, on a processor with AMX, with the repository's ``
   elsewhere. A llama.cpp built by GCC 12 for a processor with AMX dies in its AMX kernels (see
   ``amx_kernels_work``: found once per build, in a child process, and cached); such a build runs without the extra
   layouts (``extra_layouts``), and multiplies Q4_1 weights with per-token dot products, reading a prompt about as
-  slowly per token as it decodes. ``scripts/install-llamacpp.sh`` builds one whose AMX kernels work. Attention
-  runs without llama.cpp's flash attention, which on a CPU walks the cache one position at a time.
+  slowly per token as it decodes. ``scripts/install-llamacpp.sh`` builds one whose AMX kernels work. Where they
+  work, a file's Q5_0 tensors, which they do not take, run as Q8_0 ones: the same weights, value for value, from
+  a copy made once and cached (``giftgen.backends.widen``; ``widen``; ``weights`` is the file llama.cpp runs).
+  Attention runs without llama.cpp's flash attention, which on a CPU walks the cache one position at a time.
+- **Slots.** llama.cpp splits a batch of several KV streams into one sub-batch per run of consecutive sequence
+  ids, each a pass over the weights. So the batch lists the slots in order, and once no job waits for a slot,
+  a finished sequence's slot takes the last decoding one's stream (``_compact``), which keeps the busy slots
+  consecutive.
 
-Measured (``benchmarks/bench_generate.py``, SmolLM2-135M-Instruct Q4_1, MBPP chat prompts, 2 threads, medians of
-3 alternating rounds on a quiet 2-core machine with AMX, a build whose AMX kernels work): 4.42x the transformers
-backend's tokens/s at batch 1 (89.3 vs 20.2, 64 new tokens); at the chain's batch of 16, 1.72x with 64 new tokens
-(113.3 vs 66.0; reading the prompts is half the time there) and 2.26x with the distillation recipe's 192 (150.0 vs
-66.5). Without the extra weight layouts (a build whose AMX kernels fail) 1.64x at batch 1 and 0.68x at 16. A file
-with tensors AMX has no kernel for gains little: Qwen2.5-Coder's Q4_K_M (Q5_0 tensors) 0.85x at 16 (layouts
-1.15x). Sharing a prompt's read between its 3 samples (the chain's code step) made llamacpp 1.50x faster than one
-read per sample.
+Measured (``benchmarks/bench_generate.py``, MBPP chat prompts, 2 threads, T = 1, a quiet 2-core machine with AMX
+and a build whose AMX kernels work; docs/backends.md has the table): against the transformers backend on the same
+file, SmolLM2-135M-Instruct Q4_1 4.21x at batch 1; at the chain's batch of 16, 1.95x with one sample a prompt and
+64 new tokens (reading the prompts is half the time there), 3.04x with the code step's 3 samples a prompt, 2.70x
+on the summary step's prompts. Qwen2.5-Coder-0.5B-Instruct Q4_K_M (its Q5_0 tensors widened) 2.22x, 3.09x and
+2.52x; as it is, 0.93x. Without the extra weight layouts (a build whose AMX kernels fail), SmolLM2 1.64x at batch 1
+and 0.68x at 16. Sharing a prompt's read between its 3 samples made llamacpp 1.50x faster than one read per sample;
+keeping the busy slots consecutive, 1.09x at 16 with 64 new tokens.
 
 Not covered: scoring (``giftgen score`` refuses this backend and names the ones that score), GPUs (use vllm), and
 models other than GGUF files.
@@ -90,8 +96,9 @@ from giftgen.backends.base import (
     occurrences,
     prompt_key,
 )
+from giftgen.backends.widen import GGUFError, widened_copy
 from giftgen.errors import ConfigError
-from giftgen.models import gguf_path, is_gguf
+from giftgen.models import fingerprint, gguf_path, is_gguf
 from giftgen.progress import log
 
 DEFAULT_CONTEXT = 4096  # tokens a sequence may hold (prompt + completion) unless max_model_len says otherwise
@@ -193,7 +200,7 @@ def amx_kernels_work(model: Path) -> bool | None:
     key = f"{lib}|{','.join(build)}"
     if key in _amx_verdicts:
         return _amx_verdicts[key]
-    store = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "giftgen" / "llamacpp-amx.json"
+    store = _cache_home() / "llamacpp-amx.json"
     try:
         stored = json.loads(store.read_text())
     except (OSError, ValueError):
@@ -225,11 +232,30 @@ def amx_kernels_work(model: Path) -> bool | None:
     return verdict
 
 
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "giftgen"
+
+
+def _widened(path: Path) -> Path:
+    """``path``'s copy with its Q5_0 tensors as Q8_0 (``giftgen.backends.widen``), or ``path`` if it has none."""
+    try:
+        found = widened_copy(path, fingerprint(str(path)) or "", _cache_home() / "llamacpp-widened")
+    except (GGUFError, OSError) as e:
+        log(f"llamacpp: running {path.name} as it is; its Q5_0 tensors could not be widened to Q8_0 ({e})")
+        return path
+    if found is None:
+        return path
+    copy, count = found
+    log(f"llamacpp: {path.name}'s {count} Q5_0 tensors run as Q8_0 (the same weights, in a type AMX's kernels "
+        f"take): {copy}")
+    return copy
+
+
 class LlamaCppBackend:
     name = "llamacpp"
 
     def __init__(self, model: str, *, threads: int = 0, n_ctx: int | None = None, parallel: int = 16,
-                 extra_layouts: bool | None = None):
+                 extra_layouts: bool | None = None, widen: bool | None = None):
         if not is_gguf(model):
             raise ConfigError(f"the llamacpp backend runs GGUF files; {model!r} is not one",
                               hint="pass --model path/to/model.gguf, or use --backend transformers for a folder")
@@ -267,8 +293,13 @@ class LlamaCppBackend:
             self.amx = amx_kernels_work(path)
             extra_layouts = self.amx is not False
         self.extra_layouts = params.use_extra_bufts = extra_layouts
+        # Q5_0 tensors, which AMX's kernels do not take, run as Q8_0 ones, the same weights (``widen`` None: where
+        # AMX's kernels work)
+        self.weights = path  # the file llama.cpp runs: the model's, or its widened copy
+        if (self.amx if widen is None else widen) and extra_layouts:
+            self.weights = _widened(path)
         try:
-            self._model = LlamaModel(path_model=str(path), params=params, verbose=False)
+            self._model = LlamaModel(path_model=str(self.weights), params=params, verbose=False)
         except Exception as e:  # noqa: BLE001 - llama-cpp-python raises ValueError/RuntimeError on a bad file
             raise ConfigError(f"llama.cpp could not load {model!r}: {e}") from None
         self._vocab = self._model.vocab
