@@ -491,10 +491,22 @@ def test_llamacpp_amx_kernels_that_die_are_found_once_and_remembered(amx_build, 
     ("raise SystemExit(3)", False),  # the model did not load: the safe layouts, and the backend's own error
     ("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)", False),  # another death: safe, not a finding
 ])
-def test_llamacpp_amx_probe_keeps_only_findings_about_the_build(amx_build, tmp_path, body, verdict):
+def test_llamacpp_amx_probe_keeps_only_findings_about_the_build(amx_build, tmp_path, body, verdict, capsys):
     amx_build.child(body)
     assert amx_build.verdict() is verdict
     assert amx_build.verdict() is verdict and amx_build.runs == 2  # asked again: nothing was stored
+    assert not (tmp_path / "cache" / "giftgen" / "llamacpp-amx.json").exists()
+    told = capsys.readouterr().err
+    assert ("probe ended with exit" in told) is (verdict is False) and "fail in this build" not in told
+
+
+def test_llamacpp_amx_probe_that_does_not_finish_is_told_and_not_stored(amx_build, tmp_path, monkeypatch, capsys):
+    import giftgen.backends.llamacpp as llamacpp
+
+    monkeypatch.setattr(llamacpp, "AMX_PROBE_SECONDS", 1)
+    amx_build.child("import time; time.sleep(60)")
+    assert amx_build.verdict() is False and amx_build.runs == 1
+    assert "did not finish in 1 s" in capsys.readouterr().err
     assert not (tmp_path / "cache" / "giftgen" / "llamacpp-amx.json").exists()
 
 

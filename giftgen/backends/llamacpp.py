@@ -104,6 +104,7 @@ from giftgen.progress import log
 DEFAULT_CONTEXT = 4096  # tokens a sequence may hold (prompt + completion) unless max_model_len says otherwise
 BATCH_TOKENS = 512  # tokens per llama_decode call: every decoding sequence's next one, then prompt chunks
 MAX_PARALLEL = 256  # llama.cpp's limit on sequences in one context (below BATCH_TOKENS)
+AMX_PROBE_SECONDS = 300  # the AMX probe's child: about 1 s on a quiet machine
 
 
 def load(settings: BackendSettings) -> LlamaCppBackend:
@@ -211,8 +212,10 @@ def amx_kernels_work(model: Path) -> bool | None:
     try:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(package.parent), os.environ.get("PYTHONPATH", "")])}
         rc = subprocess.run([sys.executable, "-c", _AMX_PROBE, str(model)], stdin=subprocess.DEVNULL, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300).returncode
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=AMX_PROBE_SECONDS).returncode
     except subprocess.TimeoutExpired:
+        log(f"llama.cpp's AMX probe did not finish in {AMX_PROBE_SECONDS} s (a loaded machine?): running without "
+            "its fast weight layouts this time")
         return False  # not known: the safe layouts, not stored
     if rc == 2:
         return None
@@ -226,9 +229,11 @@ def amx_kernels_work(model: Path) -> bool | None:
             partial = store.with_name(f".{store.name}.{os.getpid()}")
             partial.write_text(json.dumps(stored, indent=1))
             os.replace(partial, store)
-    if not verdict:
-        log(f"llama.cpp's AMX kernels fail in this build (exit {rc}): running without its fast weight layouts "
+    if rc == -signal.SIGILL:
+        log("llama.cpp's AMX kernels fail in this build (SIGILL): running without its fast weight layouts "
             "(scripts/install-llamacpp.sh builds a working one)")
+    elif not verdict:
+        log(f"llama.cpp's AMX probe ended with exit {rc}: running without its fast weight layouts this time")
     return verdict
 
 
