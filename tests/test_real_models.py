@@ -198,7 +198,7 @@ def test_llamacpp_stop_strings_on_many_sequences(real_models):
 
 
 def test_llamacpp_runs_qwens_q5_0_tensors_as_q8_0_where_amx_works(real_models):
-    """Where AMX's kernels work, Qwen's Q4_K_M file (74% Q5_0 by weight, a type they do not take) runs from a
+    """Where AMX's kernels work, Qwen's Q4_K_M file (62% Q5_0 by weight, a type they do not take) runs from a
     cached copy with those tensors as Q8_0, the same weights (tests/test_widen.py); SmolLM2's, with none, as it
     is. The copy answers as the file does: greedy answers agree but where the kernels' rounding tips a token."""
     pytest.importorskip("llama_cpp")
