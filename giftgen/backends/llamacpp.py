@@ -136,6 +136,11 @@ class _Seq:
     searched: int = 0  # characters of the decoded text already searched for stop strings
     waiting: bool = False  # in a slot, waiting for its group's prompt, which another slot reads
 
+    @property
+    def decoding(self) -> bool:
+        """Its prompt is in the cache: each step feeds its last token."""
+        return self.fed == len(self.job.ids)
+
 
 @dataclass
 class _Group:
@@ -498,13 +503,13 @@ class LlamaCppBackend:
                 # the batch, in slot order: each decoding sequence's last token, and prompt chunks in the room
                 # the decoding ones leave (llama.cpp splits a batch of several streams into sub-batches of
                 # consecutive sequence ids: in this order a step is one sub-batch, and a prompt's rest another)
-                room = BATCH_TOKENS - sum(seq is not None and seq.fed == len(seq.job.ids) for seq in slots)
+                room = BATCH_TOKENS - sum(seq is not None and seq.decoding for seq in slots)
                 n, rows = 0, []
                 for s, seq in enumerate(slots):
                     if seq is None or seq.waiting:
                         continue
                     ids = seq.job.ids
-                    if seq.fed == len(ids):
+                    if seq.decoding:
                         n = self._put(batch, n, seq.tokens[-1], len(ids) + len(seq.tokens) - 1, s, True)
                         rows.append((n - 1, s))
                         continue
@@ -551,8 +556,7 @@ class LlamaCppBackend:
         for s in range(len(slots)):
             if slots[s] is not None:
                 continue
-            while top > s and not (slots[top] is not None and not slots[top].waiting
-                                   and slots[top].fed == len(slots[top].job.ids)):
+            while top > s and not (slots[top] is not None and slots[top].decoding):
                 top -= 1
             if top <= s:
                 return
@@ -575,7 +579,7 @@ class LlamaCppBackend:
             return seq
         length = len(job.ids)
         holder = next((h for h, other in enumerate(slots) if other is not None and other.job.ids is job.ids
-                       and other.fed == length and other.tokens), None)
+                       and other.decoding and other.tokens), None)
         if holder is not None:
             self._cpp.llama_memory_seq_cp(memory, holder, s, -1, -1)  # the whole stream; done at the next decode
             self._cpp.llama_memory_seq_rm(memory, s, length, -1)  # the holder's generated cells dropped

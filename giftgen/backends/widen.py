@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
-Q5_0, Q8_0 = 6, 8  # ggml type ids
-WIDENED = {Q5_0: Q8_0}
-_BLOCK_BYTES = {Q5_0: 22, Q8_0: 34}  # 32 values a block
-_SCALAR_BYTES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}  # GGUF value types
-_STRING, _ARRAY, _UINT32 = 8, 9, 4
+WIDENED = {GGMLQuantizationType.Q5_0: GGMLQuantizationType.Q8_0}
+_SCALAR_BYTES = {GGUFValueType.UINT8: 1, GGUFValueType.INT8: 1, GGUFValueType.UINT16: 2, GGUFValueType.INT16: 2,
+                 GGUFValueType.UINT32: 4, GGUFValueType.INT32: 4, GGUFValueType.FLOAT32: 4, GGUFValueType.BOOL: 1,
+                 GGUFValueType.UINT64: 8, GGUFValueType.INT64: 8, GGUFValueType.FLOAT64: 8}
 _CHUNK = 1 << 20  # blocks converted at a time
 
 
@@ -47,10 +47,9 @@ class Tensor:
 
 @dataclass
 class Layout:
-    """Where a GGUF's parts are: its metadata ends at ``infos``, its tensor infos at ``infos_end``."""
+    """Where a GGUF's parts are: its metadata ends at ``infos``, its data section starts at ``data``."""
 
     infos: int
-    infos_end: int
     data: int
     alignment: int
     tensors: list[Tensor]
@@ -83,9 +82,9 @@ def _parse(buf: mmap.mmap) -> Layout:
     def skip(kind: int, pos: int) -> int:
         if kind in _SCALAR_BYTES:
             return pos + _SCALAR_BYTES[kind]
-        if kind == _STRING:
+        if kind == GGUFValueType.STRING:
             return pos + 8 + struct.unpack_from("<Q", buf, pos)[0]
-        if kind == _ARRAY:
+        if kind == GGUFValueType.ARRAY:
             item, count = struct.unpack_from("<IQ", buf, pos)
             pos += 12
             if item in _SCALAR_BYTES:
@@ -98,7 +97,7 @@ def _parse(buf: mmap.mmap) -> Layout:
     for _ in range(n_kv):
         key, pos = string(pos)
         (kind,) = struct.unpack_from("<I", buf, pos)
-        if key == b"general.alignment" and kind == _UINT32:
+        if key == b"general.alignment" and kind == GGUFValueType.UINT32:
             (alignment,) = struct.unpack_from("<I", buf, pos + 4)
         pos = skip(kind, pos + 4)
     infos, tensors = pos, []
@@ -109,7 +108,7 @@ def _parse(buf: mmap.mmap) -> Layout:
         kind, offset = struct.unpack_from("<IQ", buf, pos + 4 + 8 * n_dims)
         tensors.append(Tensor(name, dims, kind, offset))
         pos += 4 + 8 * n_dims + 12
-    return Layout(infos, pos, -(-pos // alignment) * alignment, alignment, tensors)
+    return Layout(infos, -(-pos // alignment) * alignment, alignment, tensors)
 
 
 def q5_0_as_q8_0(blocks: np.ndarray) -> np.ndarray:
@@ -129,9 +128,10 @@ def widenable(layout: Layout) -> int:
     return sum(t.type in WIDENED for t in layout.tensors)
 
 
-def write_widened(source: Path, target: Path) -> None:
-    """``source`` with its Q5_0 tensors as Q8_0 at ``target``: its metadata and other tensors byte for byte."""
-    layout = read_layout(source)
+def write_widened(source: Path, target: Path, layout: Layout | None = None) -> None:
+    """``source`` with its Q5_0 tensors as Q8_0 at ``target``: its metadata and other tensors byte for byte
+    (``layout``: ``source``'s, if read already)."""
+    layout = layout or read_layout(source)
     sizes, align = layout.sizes, layout.alignment
     with open(source, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as buf, open(target, "wb") as out:
         out.write(buf[:layout.infos])
@@ -139,7 +139,7 @@ def write_widened(source: Path, target: Path) -> None:
         for tensor, size in zip(layout.tensors, sizes, strict=True):
             kind = WIDENED.get(tensor.type, tensor.type)
             if kind != tensor.type:
-                size = size // _BLOCK_BYTES[tensor.type] * _BLOCK_BYTES[kind]
+                size = size // GGML_QUANT_SIZES[tensor.type][1] * GGML_QUANT_SIZES[kind][1]
             out.write(struct.pack("<Q", len(tensor.name)) + tensor.name + struct.pack("<I", len(tensor.dims))
                       + struct.pack(f"<{len(tensor.dims)}Q", *tensor.dims) + struct.pack("<IQ", kind, offset))
             plan.append((tensor, offset))
@@ -158,7 +158,7 @@ def _copy(buf: mmap.mmap, at: int, size: int, kind: int, out) -> None:
         for b in range(at, at + size, _CHUNK * 32):
             out.write(buf[b:min(b + _CHUNK * 32, at + size)])
         return
-    blocks = np.frombuffer(buf, np.uint8, size, at).reshape(-1, _BLOCK_BYTES[kind])
+    blocks = np.frombuffer(buf, np.uint8, size, at).reshape(-1, GGML_QUANT_SIZES[kind][1])
     for b in range(0, len(blocks), _CHUNK):
         out.write(q5_0_as_q8_0(blocks[b:b + _CHUNK]).tobytes())
 
@@ -166,8 +166,6 @@ def _copy(buf: mmap.mmap, at: int, size: int, kind: int, out) -> None:
 def _byte_sizes(layout: Layout, file_size: int) -> list[int]:
     """Each tensor's bytes, from its type and shape (a type this module does not know: up to the next tensor's
     offset, or the end of the file); a tensor the file holds less of than its shape needs is an error."""
-    from gguf.constants import GGML_QUANT_SIZES
-
     ends = [t.offset for t in layout.tensors[1:]] + [file_size - layout.data]
     sizes = []
     for tensor, end in zip(layout.tensors, ends, strict=True):
@@ -197,7 +195,7 @@ def widened_copy(source: Path, sha256: str, cache: Path) -> tuple[Path, int] | N
     cache.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}")
     try:
-        write_widened(source, partial)
+        write_widened(source, partial, layout)
         os.replace(partial, target)
     finally:
         with contextlib.suppress(FileNotFoundError):
